@@ -1,0 +1,29 @@
+# Two commands on a fresh clone (Python 3.11+ only): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/newsletter demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check newsletter tests benchmarks
+	$(BIN)/ruff format --check newsletter tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""Email address validation and normalization (pure; no DNS lookups)."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.errors import InvalidInput
+
+
+def normalize_email(raw: str) -> str:
+    """The one spelling under which an address is stored.
+
+    email-validator lower-cases and IDNA-normalizes the domain; the local part is
+    lower-cased too, because readers type their address in any case and expect to
+    be one subscriber (nearly every mail provider treats it case-insensitively).
+    """
+    candidate = raw.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in candidate):
+        raise InvalidInput(f"invalid email address {raw!r}: contains control characters")
+    try:
+        result = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"invalid email address {raw!r}: {exc}") from None
+    local, _, domain = result.normalized.rpartition("@")
+    return f"{local.lower()}@{domain.lower()}"

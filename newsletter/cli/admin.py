@@ -1,0 +1,113 @@
+"""Schema and subscriber commands: init, subscribe, unsubscribe, subscribers, import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from newsletter import db, subscriptions
+from newsletter.cli.base import State, cli, console, pass_state
+
+
+@cli.command(epilog="Example: newsletter init")
+@pass_state
+def init(state: State) -> None:
+    """Create the database schema, or upgrade it to this version."""
+    context = state.context(require_schema=False)
+    before, after = db.upgrade(context.engine)
+    url = context.engine.url.render_as_string(hide_password=True)
+    if before == after:
+        console.print(f"Schema of {url} is up to date (revision {after}).")
+    elif before is None:
+        console.print(f"Created the schema in {url} (revision {after}).")
+    else:
+        console.print(f"Upgraded the schema of {url} from {before} to {after}.")
+
+
+@cli.command(epilog="Example: newsletter subscribe ada@example.org --topic llms --confirmed")
+@click.argument("email")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="SLUG",
+    help="A topic from config.yaml (repeatable).",
+)
+@click.option(
+    "--interest",
+    "interests",
+    multiple=True,
+    metavar="TEXT",
+    help="A free-text interest (repeatable).",
+)
+@click.option("--confirmed", is_flag=True, help="Active at once, without a confirmation email.")
+@pass_state
+def subscribe(
+    state: State, email: str, topics: tuple[str, ...], interests: tuple[str, ...], confirmed: bool
+) -> None:
+    """Add a subscriber (pending until confirmed) or update a known one's topics."""
+    from newsletter import notices
+
+    context = state.context()
+    result = subscriptions.subscribe(context, email, topics, interests, confirmed=confirmed)
+    info = result.subscriber
+    verb = "Added" if result.created else "Updated"
+    console.print(
+        f"{verb} {info.email} ({info.status}; topics: {', '.join(info.topics) or 'none'})."
+    )
+    if result.needs_confirmation:
+        notices.send_confirmation(context, info)
+        console.print(f"Sent a confirmation email to {info.email}.")
+
+
+@cli.command(epilog="Example: newsletter unsubscribe ada@example.org")
+@click.argument("email")
+@pass_state
+def unsubscribe(state: State, email: str) -> None:
+    """Stop all mail to an address, including editions already planned."""
+    info = subscriptions.unsubscribe(state.context(), email)
+    console.print(f"{info.email} is {info.status}; nothing more will be sent to it.")
+
+
+@cli.command(epilog="Example: newsletter subscribers --json")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@pass_state
+def subscribers(state: State, as_json: bool) -> None:
+    """List subscribers with their status and topics."""
+    people = subscriptions.list_all(state.context())
+    if as_json:
+        rows = [
+            {
+                "email": p.email,
+                "status": p.status,
+                "topics": list(p.topics),
+                "interests": list(p.interests),
+            }
+            for p in people
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("email", "status", "topics", "interests")
+    for p in people:
+        table.add_row(p.email, p.status, ", ".join(p.topics), "; ".join(p.interests))
+    console.print(table)
+    console.print(f"{len(people)} subscriber(s).")
+
+
+@cli.command("import-subscribers", epilog="Example: newsletter import-subscribers readers.csv")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def import_subscribers(state: State, csv_file: Path) -> None:
+    """Import active subscribers from a CSV with columns `email,topics` (topics split by ;)."""
+    report = subscriptions.import_csv(state.context(), csv_file)
+    for problem in report.problems:
+        console.print(f"[yellow]skipped[/] {problem}", markup=True)
+    console.print(
+        f"Imported {report.added} new and {report.updated} existing subscriber(s); "
+        f"{len(report.problems)} row(s) skipped."
+    )
+    if report.problems and not (report.added or report.updated):
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,83 @@
+"""The `newsletter` command group and what every command shares.
+
+Commands are thin: parse, call one service function, print. Named errors become a
+one-line message on stderr and a non-zero exit at the edge (main), never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import update_wrapper
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from newsletter.config import Settings, load_settings, resolve_path
+from newsletter.context import Context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class State:
+    """Lazily loaded so `--help` works without a config file."""
+
+    config_path: Path
+    _settings: Settings | None = None
+    _context: Context | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def context(self, require_schema: bool = True) -> Context:
+        if self._context is None:
+            self._context = Context(self.settings)
+        if require_schema:
+            self._context.require_schema()
+        return self._context
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.close()
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: newsletter --config config.yaml send-now --dry-run",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file [default: $NEWSLETTER_CONFIG, else ./config.yaml].",
+)
+@click.version_option(package_name="trending-papers", prog_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Trending Papers: a weekly, personalized trending-papers newsletter.
+
+    Run `newsletter init`, `newsletter ingest`, add subscribers, then `newsletter
+    send-now` (or `newsletter serve` for the web app and the weekly schedule).
+    """
+    state = State(resolve_path(config_path))
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def pass_state(function: F) -> F:
+    """Hand the command the shared State instead of click's context."""
+
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return ctx.invoke(function, ctx.ensure_object(State), *args, **kwargs)
+
+    return update_wrapper(wrapper, function)  # type: ignore[return-value]

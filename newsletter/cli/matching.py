@@ -1,0 +1,1 @@
+"""Commands registered by this module (in progress)."""

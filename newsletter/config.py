@@ -1,0 +1,259 @@
+"""Typed, validated settings loaded from config.yaml.
+
+Unknown keys, wrong types and missing values are errors that name the key and the
+file, so a typo never silently falls back to a default. Secrets may come from the
+environment instead of the file. Imports nothing of newsletter but errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from newsletter.errors import ConfigError
+
+DEFAULT_PATH = Path("config.yaml")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
+
+# Environment variables that override a config key, so secrets stay out of the file.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "NEWSLETTER_SECRET_KEY": ("secret_key",),
+    "NEWSLETTER_SMTP_PASSWORD": ("smtp", "password"),
+    "NEWSLETTER_SMTP_HOST": ("smtp", "host"),
+    "NEWSLETTER_SMTP_PORT": ("smtp", "port"),
+    "NEWSLETTER_DATABASE_URL": ("database", "url"),
+    "NEWSLETTER_BASE_URL": ("site", "base_url"),
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(Section):
+    name: str = "Trending Papers"
+    tagline: str = "The papers the research community is upvoting this week"
+    base_url: str = "http://127.0.0.1:8000"
+    postal_address: str = "Trending Papers, 1 Example Street, 00000 Example City"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://papers.example.org")
+        return value.rstrip("/")
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite:///newsletter.db"
+
+
+class SmtpConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    security: Literal["none", "starttls", "ssl"] = "none"
+    timeout: float = Field(default=30.0, gt=0)
+    connections: int = Field(default=4, ge=1, le=64)
+    max_rate: float | None = Field(default=None, gt=0)
+
+
+class SenderConfig(Section):
+    from_address: str = "papers@example.org"
+    from_name: str = "Trending Papers"
+    reply_to: str | None = None
+
+    @field_validator("from_name")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters (CR, LF, …)")
+        return value
+
+
+class DkimConfig(Section):
+    domain: str
+    selector: str
+    private_key_path: Path
+
+
+class DigestConfig(Section):
+    max_papers: int = Field(default=10, ge=1, le=50)
+    window_days: int = Field(default=7, ge=1, le=366)
+    weekday: Weekday = "monday"
+    time: dt.time = dt.time(8, 0)
+    timezone: str = "UTC"
+    skip_empty: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def weekday_index(self) -> int:
+        return WEEKDAYS.index(self.weekday)
+
+
+class DeliveryConfig(Section):
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    lease_seconds: int = Field(default=300, ge=5)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=60.0, ge=0)
+    bounce_after: int = Field(default=3, ge=1)
+    failure_threshold: float = Field(default=0.05, gt=0, le=1)
+    failure_window: int = Field(default=500, ge=10)
+
+
+class SourceConfig(Section):
+    format: Literal["auto", "hf", "arxiv", "json", "jsonl", "page"] = "auto"
+    url: str | None = None
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_location(self) -> SourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of url or path")
+        return self
+
+    @property
+    def location(self) -> str:
+        return self.url if self.url is not None else str(self.path)
+
+
+class TopicConfig(Section):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+class Settings(Section):
+    site: SiteConfig = SiteConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    sender: SenderConfig = SenderConfig()
+    dkim: DkimConfig | None = None
+    digest: DigestConfig = DigestConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    sources: tuple[SourceConfig, ...] = ()
+    topics: tuple[TopicConfig, ...] = ()
+    secret_key: str | None = Field(default=None, min_length=16)
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_slugs(cls, topics: tuple[TopicConfig, ...]) -> tuple[TopicConfig, ...]:
+        seen: set[str] = set()
+        for topic in topics:
+            if topic.slug in seen:
+                raise ValueError(f"topic slug {topic.slug!r} appears twice")
+            seen.add(topic.slug)
+        return topics
+
+    def topic(self, slug: str) -> TopicConfig | None:
+        return next((t for t in self.topics if t.slug == slug), None)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some keys of some sections replaced (used by demo and tests)."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            data[name] = {**(data.get(name) or {}), **values}
+        return Settings.model_validate(data)
+
+
+def resolve_path(cli_path: str | os.PathLike[str] | None) -> Path:
+    """--config, else $NEWSLETTER_CONFIG, else ./config.yaml."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get("NEWSLETTER_CONFIG")
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ) if environ is None else environ
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found (pass --config or set NEWSLETTER_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return parse_settings(_apply_env(raw, environ), source=str(path))
+
+
+def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_problem(exc)}") from None
+    base = Path(source).parent if source != "config" else Path(".")
+    return _relative_to(settings, base)
+
+
+def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for variable, keys in ENV_OVERRIDES.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        node = raw
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if error["type"] == "missing":
+        return f"missing required key {key!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def _relative_to(settings: Settings, base: Path) -> Settings:
+    """File paths in the config are relative to the config file, not the working dir."""
+    sources = tuple(
+        s
+        if s.path is None or s.path.is_absolute()
+        else s.model_copy(update={"path": base / s.path})
+        for s in settings.sources
+    )
+    dkim = settings.dkim
+    if dkim is not None and not dkim.private_key_path.is_absolute():
+        dkim = dkim.model_copy(update={"private_key_path": base / dkim.private_key_path})
+    return settings.model_copy(update={"sources": sources, "dkim": dkim})

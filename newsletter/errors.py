@@ -1,0 +1,28 @@
+"""Named errors. The CLI and web app turn these into one-line messages at the edge.
+
+Imports nothing of newsletter, so every layer may raise them.
+"""
+
+
+class NewsletterError(Exception):
+    """Base for errors a user can act on; str(error) is the one-line message."""
+
+
+class ConfigError(NewsletterError):
+    """config.yaml is missing, malformed or invalid."""
+
+
+class InvalidInput(NewsletterError):
+    """User-supplied data (an address, a file, a feed) cannot be used."""
+
+
+class SourceError(InvalidInput):
+    """A paper source could not be fetched or parsed."""
+
+
+class SchemaMissing(NewsletterError):
+    """The database has no schema, or an old one: `newsletter init` fixes it."""
+
+
+class NotFound(NewsletterError):
+    """A subscriber, edition or paper that was asked for does not exist."""

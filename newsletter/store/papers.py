@@ -1,0 +1,119 @@
+"""Papers: upsert from source records, and the queries planning and the web need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.models import Paper, utcnow
+from newsletter.records import PaperRecord
+
+_CHUNK = 500  # stays under every backend's bound-parameter limit
+# Fields copied from a record onto the row. listed_at is kept from the first listing
+# so that a paper seen again later is not presented as new again.
+_COPIED = [
+    f.name for f in fields(PaperRecord) if f.name not in ("external_id", "listed_at", "version")
+]
+_LISTS = {"authors", "categories", "keywords"}
+
+
+@dataclass
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def upsert_papers(session: Session, records: Iterable[PaperRecord]) -> UpsertCounts:
+    """Insert new papers, update known ones where the record is newer or adds data."""
+    counts = UpsertCounts()
+    by_id: dict[str, PaperRecord] = {}
+    for record in records:  # the same paper twice in one batch: the later one wins
+        by_id[record.external_id] = _merge_records(by_id.get(record.external_id), record)
+    existing = _existing(session, list(by_id))
+    now = utcnow()
+    for external_id, record in by_id.items():
+        row = existing.get(external_id)
+        if row is None:
+            session.add(_new_row(record, now))
+            counts.new += 1
+        elif _update_row(row, record, now):
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+    session.flush()
+    return counts
+
+
+def _existing(session: Session, external_ids: list[str]) -> dict[str, Paper]:
+    found: dict[str, Paper] = {}
+    for start in range(0, len(external_ids), _CHUNK):
+        chunk = external_ids[start : start + _CHUNK]
+        rows = session.scalars(select(Paper).where(Paper.external_id.in_(chunk)))
+        found.update((row.external_id, row) for row in rows)
+    return found
+
+
+def _merge_records(old: PaperRecord | None, new: PaperRecord) -> PaperRecord:
+    if old is None or new.version >= old.version:
+        return new
+    return old
+
+
+def _new_row(record: PaperRecord, now: datetime) -> Paper:
+    values = {name: _column_value(name, getattr(record, name)) for name in _COPIED}
+    listed = record.listed_at or record.published_at or now
+    return Paper(
+        external_id=record.external_id,
+        version=record.version,
+        listed_at=listed,
+        ingested_at=now,
+        updated_at=now,
+        **values,
+    )
+
+
+def _update_row(row: Paper, record: PaperRecord, now: datetime) -> bool:
+    """Apply a record to a stored paper; True when anything changed."""
+    older = record.version < row.version
+    changed = False
+    for name in _COPIED:
+        value = _column_value(name, getattr(record, name))
+        if value in (None, "", []) or (older and name not in ("upvotes", "comments")):
+            continue  # never erase known data; an older version only refreshes counts
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+            if name in ("title", "abstract"):
+                row.embedding = None  # stale: the matcher embeds it again
+    if record.version > row.version:
+        row.version = record.version
+        changed = True
+    if changed:
+        row.updated_at = now
+    return changed
+
+
+def _column_value(name: str, value: object) -> object:
+    return list(value) if name in _LISTS and isinstance(value, tuple) else value
+
+
+def papers_listed_between(session: Session, start: datetime, end: datetime) -> Sequence[Paper]:
+    query = select(Paper).where(Paper.listed_at >= start, Paper.listed_at < end)
+    return session.scalars(query.order_by(Paper.id)).all()
+
+
+def all_papers(session: Session) -> Sequence[Paper]:
+    return session.scalars(select(Paper).order_by(Paper.id)).all()
+
+
+def count_papers(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Paper)) or 0
+
+
+def latest_listing(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Paper.listed_at)))

@@ -1,0 +1,65 @@
+"""Subscribers, their topics and free-text interests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
+
+
+def get_subscriber(session: Session, email: str) -> Subscriber | None:
+    """Look up by the normalized address (see addresses.normalize_email)."""
+    return session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def get_subscriber_by_id(session: Session, subscriber_id: int) -> Subscriber | None:
+    return session.get(Subscriber, subscriber_id)
+
+
+def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
+    query = select(Subscriber).order_by(Subscriber.email)
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    return session.scalars(query).all()
+
+
+def add_subscriber(
+    session: Session,
+    email: str,
+    *,
+    status: str = "pending",
+    topics: Iterable[str] = (),
+    interests: Iterable[str] = (),
+    timezone: str | None = None,
+    now: datetime | None = None,
+) -> Subscriber:
+    now = now or utcnow()
+    subscriber = Subscriber(email=email, status=status, timezone=timezone, created_at=now)
+    if status == "active":
+        subscriber.confirmed_at = now
+    session.add(subscriber)
+    set_interests(subscriber, topics, interests)
+    session.flush()
+    return subscriber
+
+
+def set_interests(subscriber: Subscriber, topics: Iterable[str], interests: Iterable[str]) -> None:
+    """Replace a subscriber's topics and free-text interests (duplicates collapse)."""
+    subscriber.topics = [SubscriberTopic(topic=t) for t in dict.fromkeys(topics)]
+    subscriber.interests = [SubscriberInterest(text=t) for t in dict.fromkeys(interests)]
+
+
+def set_status(subscriber: Subscriber, status: str, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    subscriber.status = status
+    if status == "active":
+        subscriber.confirmed_at = subscriber.confirmed_at or now
+        subscriber.unsubscribed_at = None
+    elif status == "unsubscribed":
+        subscriber.unsubscribed_at = now
+    elif status == "bounced":
+        subscriber.bounced_at = now

@@ -1,0 +1,191 @@
+"""Use cases around a subscriber's life: subscribe, confirm, change, unsubscribe, import.
+
+Each call is one transaction: on any error nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import db
+from newsletter.addresses import normalize_email
+from newsletter.config import Settings
+from newsletter.context import Context
+from newsletter.errors import InvalidInput, NotFound
+from newsletter.models import Subscriber
+from newsletter.store import subscribers as store
+
+MAX_INTEREST_LENGTH = 200
+MAX_INTERESTS = 20
+
+
+@dataclass(frozen=True)
+class SubscriberInfo:
+    """A subscriber as the CLI and web show it, detached from the session."""
+
+    id: int
+    email: str
+    status: str
+    topics: tuple[str, ...]
+    interests: tuple[str, ...]
+    timezone: str | None
+    paused: bool
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> SubscriberInfo:
+        return cls(
+            id=subscriber.id,
+            email=subscriber.email,
+            status=subscriber.status,
+            topics=tuple(subscriber.topic_slugs),
+            interests=tuple(subscriber.interest_texts),
+            timezone=subscriber.timezone,
+            paused=subscriber.paused,
+        )
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    subscriber: SubscriberInfo
+    created: bool
+    needs_confirmation: bool  # pending: a confirmation email should go out
+
+
+def check_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    slugs = list(dict.fromkeys(t.strip().lower() for t in topics if t.strip()))
+    unknown = [s for s in slugs if settings.topic(s) is None]
+    if unknown:
+        known = ", ".join(t.slug for t in settings.topics) or "none configured"
+        raise InvalidInput(f"unknown topic {unknown[0]!r} (known topics: {known})")
+    return slugs
+
+
+def clean_interests(interests: Iterable[str]) -> list[str]:
+    """Free text is kept as inert text: trimmed, single-spaced, no control characters."""
+    cleaned: list[str] = []
+    for raw in interests:
+        text = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+        if not text:
+            continue
+        if len(text) > MAX_INTEREST_LENGTH:
+            raise InvalidInput(
+                f"interest too long ({len(text)} > {MAX_INTEREST_LENGTH} characters)"
+            )
+        cleaned.append(text)
+    if len(cleaned) > MAX_INTERESTS:
+        raise InvalidInput(f"too many interests ({len(cleaned)} > {MAX_INTERESTS})")
+    return list(dict.fromkeys(cleaned))
+
+
+def subscribe(
+    context: Context,
+    email: str,
+    topics: Sequence[str] = (),
+    interests: Sequence[str] = (),
+    *,
+    confirmed: bool = False,
+    timezone: str | None = None,
+) -> SubscribeResult:
+    """Add a subscriber, or update the topics of a known one.
+
+    An active subscriber stays active; an unsubscribed one comes back as pending (or
+    active with `confirmed`), so a re-subscription is confirmed again by its owner.
+    """
+    address = normalize_email(email)
+    slugs = check_topics(context.settings, topics)
+    texts = clean_interests(interests)
+    with db.transaction(context.sessions) as session:
+        subscriber = store.get_subscriber(session, address)
+        created = subscriber is None
+        if subscriber is None:
+            status = "active" if confirmed else "pending"
+            subscriber = store.add_subscriber(
+                session, address, status=status, topics=slugs, interests=texts, timezone=timezone
+            )
+        else:
+            if slugs or texts:
+                store.set_interests(subscriber, slugs, texts)
+            if timezone:
+                subscriber.timezone = timezone
+            if confirmed and subscriber.status != "active":
+                store.set_status(subscriber, "active")
+            elif subscriber.status == "unsubscribed":
+                store.set_status(subscriber, "pending")
+            session.flush()
+        info = SubscriberInfo.of(subscriber)
+    return SubscribeResult(info, created, needs_confirmation=info.status == "pending")
+
+
+def unsubscribe(context: Context, email: str) -> SubscriberInfo:
+    address = normalize_email(email)
+    with db.transaction(context.sessions) as session:
+        subscriber = store.get_subscriber(session, address)
+        if subscriber is None:
+            raise NotFound(f"no subscriber with address {address}")
+        if subscriber.status != "bounced":
+            store.set_status(subscriber, "unsubscribed")
+        return SubscriberInfo.of(subscriber)
+
+
+def list_all(context: Context) -> list[SubscriberInfo]:
+    with db.transaction(context.sessions) as session:
+        return [SubscriberInfo.of(s) for s in store.list_subscribers(session)]
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    problems: list[str] = field(default_factory=list)  # "line 7: invalid email address …"
+
+
+def import_csv(context: Context, path: Path) -> ImportReport:
+    """Load `email,topics` rows (topics separated by ';'); bad rows are reported by line.
+
+    Good rows are written in one transaction; imported subscribers are active (the
+    admin vouches for them, as with `subscribe --confirmed`).
+    """
+    rows = _read_rows(path)
+    report = ImportReport()
+    good: dict[str, list[str]] = {}
+    for line, row in rows:
+        try:
+            address = normalize_email(row.get("email") or "")
+            good[address] = check_topics(context.settings, (row.get("topics") or "").split(";"))
+        except InvalidInput as exc:
+            report.problems.append(f"line {line}: {exc}")
+    with db.transaction(context.sessions) as session:
+        for address, slugs in good.items():
+            subscriber = store.get_subscriber(session, address)
+            if subscriber is None:
+                store.add_subscriber(session, address, status="active", topics=slugs)
+                report.added += 1
+            else:
+                store.set_interests(subscriber, slugs, subscriber.interest_texts)
+                report.updated += 1
+    return report
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read as UTF-8 text: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if "email" not in header:
+        raise InvalidInput(f"{path}: the first line must be a header with an 'email' column")
+    reader.fieldnames = header
+    try:
+        # reader.line_num is the physical line, so quoted newlines still point right.
+        return [
+            (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader
+        ]
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from None

@@ -1,0 +1,66 @@
+"""What a message shows, loaded in full before rendering (the renderer never queries).
+
+Services build these from the store; render turns them into text and HTML. Frozen and
+free of I/O, so a digest can be rendered in any process, many times, the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class PaperView:
+    id: int
+    external_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    summary: str | None = None
+    url: str | None = None  # the paper's page
+    pdf_url: str | None = None
+    thumbnail_url: str | None = None
+    code_url: str | None = None
+    upvotes: int | None = None
+    comments: int | None = None
+    categories: tuple[str, ...] = ()
+    published_at: datetime | None = None
+    listed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    paper: PaperView
+    reason: str  # the subscriber's topic or interest it matched ("why you got this")
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class SiteView:
+    name: str
+    tagline: str
+    base_url: str
+    postal_address: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    # Signed links; the service makes them (tokens), render only prints them.
+    unsubscribe_url: str
+    preferences_url: str
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """One subscriber's digest for one edition (empty items: the 'quiet week' note)."""
+
+    site: SiteView
+    recipient: Recipient
+    edition_key: str  # "2026-W48"
+    week_start: date
+    week_end: date
+    items: tuple[DigestItem, ...] = ()
+    archive_url: str = ""  # "view in browser"
+    topics: tuple[str, ...] = field(default=())  # the subscriber's interests, for the footer
