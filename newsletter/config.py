@@ -7,9 +7,9 @@ environment instead of the file. Imports nothing of newsletter but errors.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
-import datetime as dt
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
