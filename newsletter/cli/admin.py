@@ -49,8 +49,6 @@ def subscribe(
     state: State, email: str, topics: tuple[str, ...], interests: tuple[str, ...], confirmed: bool
 ) -> None:
     """Add a subscriber (pending until confirmed) or update a known one's topics."""
-    from newsletter import notices
-
     context = state.context()
     result = subscriptions.subscribe(context, email, topics, interests, confirmed=confirmed)
     info = result.subscriber
@@ -59,6 +57,8 @@ def subscribe(
         f"{verb} {info.email} ({info.status}; topics: {', '.join(info.topics) or 'none'})."
     )
     if result.needs_confirmation:
+        from newsletter import notices
+
         notices.send_confirmation(context, info)
         console.print(f"Sent a confirmation email to {info.email}.")
 

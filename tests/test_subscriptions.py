@@ -1,0 +1,81 @@
+"""Subscribing, unsubscribing and importing readers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter import subscriptions
+from newsletter.context import Context
+from newsletter.errors import InvalidInput, NotFound
+
+
+def test_a_new_reader_is_pending_until_confirmed(any_context: Context) -> None:
+    result = subscriptions.subscribe(any_context, "Ada@Example.org", ["llms"])
+    assert result.created and result.needs_confirmation
+    assert result.subscriber.email == "ada@example.org"
+    assert result.subscriber.status == "pending"
+    assert result.subscriber.topics == ("llms",)
+
+
+def test_the_same_address_in_another_case_is_one_subscriber(any_context: Context) -> None:
+    subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
+    again = subscriptions.subscribe(any_context, "ADA@EXAMPLE.ORG", ["vision"])
+    assert not again.created
+    assert again.subscriber.status == "active"
+    assert again.subscriber.topics == ("vision",)
+    assert [s.email for s in subscriptions.list_all(any_context)] == ["ada@example.org"]
+
+
+def test_an_unknown_topic_is_refused_and_nothing_is_written(any_context: Context) -> None:
+    with pytest.raises(InvalidInput, match="unknown topic 'astrology'"):
+        subscriptions.subscribe(any_context, "ada@example.org", ["llms", "astrology"])
+    assert subscriptions.list_all(any_context) == []
+
+
+def test_free_text_interests_are_kept_as_inert_single_line_text(any_context: Context) -> None:
+    result = subscriptions.subscribe(
+        any_context, "ada@example.org", interests=["  diffusion\r\nmodels  ", "<script>x</script>"]
+    )
+    assert result.subscriber.interests == ("diffusion models", "<script>x</script>")
+
+
+def test_unsubscribing_an_unknown_address_says_so(any_context: Context) -> None:
+    with pytest.raises(NotFound, match="no subscriber"):
+        subscriptions.unsubscribe(any_context, "nobody@example.org")
+
+
+def test_an_unsubscribed_reader_who_returns_must_confirm_again(any_context: Context) -> None:
+    subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
+    assert subscriptions.unsubscribe(any_context, "ada@example.org").status == "unsubscribed"
+    back = subscriptions.subscribe(any_context, "ada@example.org", ["llms"])
+    assert back.subscriber.status == "pending" and back.needs_confirmation
+
+
+def test_import_loads_good_rows_and_reports_bad_ones_by_line(
+    any_context: Context, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text(
+        "email,topics\n"
+        "ada@example.org,llms;vision\n"
+        "not-an-address,llms\n"
+        "grace@example.org,astrology\n"
+        "ALAN@example.org,\n",
+        encoding="utf-8",
+    )
+    report = subscriptions.import_csv(any_context, csv_file)
+    assert (report.added, report.updated) == (2, 0)
+    assert [p.split(":")[0] for p in report.problems] == ["line 3", "line 4"]
+    people = {p.email: p for p in subscriptions.list_all(any_context)}
+    assert set(people) == {"ada@example.org", "alan@example.org"}
+    assert people["ada@example.org"].topics == ("llms", "vision")
+    assert people["ada@example.org"].status == "active"
+
+
+def test_import_without_an_email_column_is_refused(context: Context, tmp_path: Path) -> None:
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("address,topics\nada@example.org,llms\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="'email' column"):
+        subscriptions.import_csv(context, csv_file)
