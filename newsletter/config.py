@@ -148,6 +148,17 @@ class TopicConfig(Section):
     categories: tuple[str, ...] = ()
 
 
+class WebConfig(Section):
+    """The public web app: abuse limits and request size."""
+
+    subscribe_rate_per_hour: int = Field(default=20, ge=1)  # per client IP
+    subscribe_burst: int = Field(default=5, ge=1)
+    pending_expiry_days: int = Field(default=7, ge=1, le=365)
+    confirmation_cooldown_hours: int = Field(default=24, ge=0)
+    max_body_bytes: int = Field(default=16_384, ge=1024, le=10_000_000)
+    home_papers: int = Field(default=10, ge=1, le=100)
+
+
 class Settings(Section):
     site: SiteConfig = SiteConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -156,6 +167,7 @@ class Settings(Section):
     dkim: DkimConfig | None = None
     digest: DigestConfig = DigestConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    web: WebConfig = WebConfig()
     sources: tuple[SourceConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
     secret_key: str | None = Field(default=None, min_length=16)
