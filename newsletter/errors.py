@@ -26,3 +26,19 @@ class SchemaMissing(NewsletterError):
 
 class NotFound(NewsletterError):
     """A subscriber, edition or paper that was asked for does not exist."""
+
+
+class InvalidToken(NewsletterError):
+    """A signed link token is malformed, forged or made for another purpose."""
+
+
+class ExpiredToken(InvalidToken):
+    """A signed link token was genuine but is older than its purpose allows."""
+
+
+class TemplateError(NewsletterError):
+    """An email template is missing or cannot be compiled."""
+
+
+class HeaderInjection(InvalidInput):
+    """Text bound for an email header carries control characters (CR, LF, …)."""

@@ -1,0 +1,162 @@
+"""Compose finished messages: a subscriber's digest and the one-off notices.
+
+Builds the views (with signed links), renders, encodes, DKIM-signs when configured.
+No database: the caller passes what the store holds. One Composer per process
+reuses compiled templates, the encoded sender headers and the DKIM key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Literal
+
+from newsletter.config import Settings
+from newsletter.mail.dkim import DkimSigner
+from newsletter.mail.message import (
+    Envelope,
+    OutgoingMessage,
+    build_message,
+    domain_of,
+    make_message_id,
+    random_message_id,
+)
+from newsletter.render import NoticeView, RenderedEmail, Renderer
+from newsletter.tokens import make_token
+from newsletter.views import DigestItem, DigestView, Recipient, SiteView
+
+NoticeKind = Literal["confirm", "welcome", "goodbye"]
+# A reader who has gone should not be offered a one-click unsubscribe header again.
+_NO_LIST_UNSUBSCRIBE = frozenset({"goodbye"})
+
+
+class Composer:
+    def __init__(
+        self, settings: Settings, secret_key: str, renderer: Renderer | None = None
+    ) -> None:
+        self.settings = settings
+        self.secret_key = secret_key
+        self.renderer = renderer or Renderer()
+        self.renderer.prepare()
+        site = settings.site
+        self.site = SiteView(
+            name=site.name,
+            tagline=site.tagline,
+            base_url=site.base_url,
+            postal_address=site.postal_address,
+        )
+        sender = settings.sender
+        self.envelope = Envelope.make(
+            sender.from_name, sender.from_address, site.name, sender.reply_to
+        )
+        self.domain = domain_of(sender.from_address)
+        dkim = settings.dkim
+        self.signer = (
+            DkimSigner.load(dkim.domain, dkim.selector, dkim.private_key_path) if dkim else None
+        )
+
+    def recipient(self, subscriber_id: int, email: str) -> Recipient:
+        return Recipient(
+            email=email,
+            unsubscribe_url=self._link("unsubscribe", subscriber_id),
+            preferences_url=self._link("preferences", subscriber_id),
+        )
+
+    def _link(self, purpose: str, subscriber_id: int) -> str:
+        token = make_token(self.secret_key, purpose, subscriber_id)
+        return f"{self.site.base_url}/{purpose}/{token}"
+
+    def digest_view(
+        self,
+        *,
+        subscriber_id: int,
+        email: str,
+        edition_key: str,
+        week_start: date,
+        week_end: date,
+        items: Sequence[DigestItem],
+        topics: Sequence[str] = (),
+    ) -> DigestView:
+        return DigestView(
+            site=self.site,
+            recipient=self.recipient(subscriber_id, email),
+            edition_key=edition_key,
+            week_start=week_start,
+            week_end=week_end,
+            items=tuple(items),
+            archive_url=f"{self.site.base_url}/archive/{edition_key}",
+            topics=tuple(topics),
+        )
+
+    def digest(
+        self,
+        *,
+        subscriber_id: int,
+        email: str,
+        edition_key: str,
+        week_start: date,
+        week_end: date,
+        items: Sequence[DigestItem],
+        topics: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> OutgoingMessage:
+        view = self.digest_view(
+            subscriber_id=subscriber_id,
+            email=email,
+            edition_key=edition_key,
+            week_start=week_start,
+            week_end=week_end,
+            items=items,
+            topics=topics,
+        )
+        message_id = make_message_id(edition_key, subscriber_id, self.domain)
+        return self._finish(self.renderer.digest(view), view.recipient, message_id, True, now)
+
+    def notice_view(
+        self, kind: NoticeKind, *, subscriber_id: int, email: str, topics: Sequence[str] = ()
+    ) -> NoticeView:
+        action = ""
+        if kind == "confirm":
+            action = self._link("confirm", subscriber_id)
+        return NoticeView(
+            site=self.site,
+            recipient=self.recipient(subscriber_id, email),
+            action_url=action,
+            topics=tuple(topics),
+        )
+
+    def notice(
+        self,
+        kind: NoticeKind,
+        *,
+        subscriber_id: int,
+        email: str,
+        topics: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> OutgoingMessage:
+        view = self.notice_view(kind, subscriber_id=subscriber_id, email=email, topics=topics)
+        rendered = self.renderer.notice(kind, view)
+        message_id = random_message_id(kind, self.domain)
+        return self._finish(
+            rendered, view.recipient, message_id, kind not in _NO_LIST_UNSUBSCRIBE, now
+        )
+
+    def _finish(
+        self,
+        rendered: RenderedEmail,
+        recipient: Recipient,
+        message_id: str,
+        list_unsubscribe: bool,
+        now: datetime | None,
+    ) -> OutgoingMessage:
+        message = build_message(
+            self.envelope,
+            to=recipient.email,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+            unsubscribe_url=recipient.unsubscribe_url if list_unsubscribe else None,
+            date=now,
+        )
+        return self.signer.sign(message) if self.signer else message

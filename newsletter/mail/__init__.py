@@ -1,0 +1,1 @@
+"""Email bytes: building standards-correct messages, DKIM signing, and transport."""

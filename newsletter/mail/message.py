@@ -1,0 +1,208 @@
+"""Build complete RFC 5322 / MIME messages as bytes, fast.
+
+`email.message.EmailMessage` costs milliseconds per message; writing the bytes here
+costs tens of microseconds. What keeps it correct: bodies are quoted-printable (lines
+never exceed 76 octets, CRLF everywhere), the boundary contains "=_" which
+quoted-printable output can never contain, every header value passes through one
+gate that refuses control characters, non-ASCII text goes out as RFC 2047 encoded
+words, and IDN domains go out as IDNA (punycode). Tests parse every message with
+the strict `email.policy.default`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from functools import lru_cache
+
+import idna
+
+from newsletter.errors import HeaderInjection
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_ATOM_TEXT = re.compile(r"[^A-Za-z0-9.-]+")
+_MAX_LINE = 78
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    sender: str  # envelope MAIL FROM
+    recipient: str  # envelope RCPT TO, ASCII (IDNA domain)
+    message_id: str  # with angle brackets, as in the header
+    data: bytes  # the whole message, CRLF line ends
+
+
+def check_header_text(value: str, what: str) -> str:
+    """`value` unchanged, or HeaderInjection when it carries CR, LF or other controls."""
+    if _CONTROL.search(value):
+        raise HeaderInjection(f"{what} contains control characters (CR, LF, …): {value!r}")
+    return value
+
+
+@lru_cache(maxsize=65536)
+def ascii_address(address: str) -> str:
+    """`local@domain` as it may appear in a header and an SMTP envelope (IDNA domain)."""
+    check_header_text(address, "email address")
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not _LOCAL_PART.match(local):
+        raise HeaderInjection(f"email address {address!r} cannot be put in a header")
+    try:
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode()
+    except idna.IDNAError:
+        raise HeaderInjection(f"email address {address!r} has an invalid domain") from None
+    if not _DOMAIN.match(ascii_domain):
+        raise HeaderInjection(f"email address {address!r} has an invalid domain")
+    return f"{local}@{ascii_domain.lower()}"
+
+
+def domain_of(address: str) -> str:
+    return ascii_address(address).rpartition("@")[2]
+
+
+@lru_cache(maxsize=1024)
+def mailbox(name: str, address: str) -> str:
+    """'Name <addr>' with the name quoted or RFC 2047 encoded as needed."""
+    check_header_text(name, "sender name")
+    return (
+        formataddr((name, ascii_address(address)), charset="utf-8")
+        if name
+        else ascii_address(address)
+    )
+
+
+@lru_cache(maxsize=1024)
+def encode_text(value: str, name: str) -> str:
+    """An unstructured header value (Subject): control characters folded to spaces,
+    long lines folded, non-ASCII as encoded words."""
+    value = " ".join(_CONTROL.sub(" ", value).split())
+    if value.isascii():
+        return _fold_ascii(value, len(name) + 2)
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return encoded
+
+
+def _fold_ascii(value: str, used: int) -> str:
+    lines: list[str] = []
+    current = ""
+    for word in value.split(" "):
+        if current and used + len(current) + 1 + len(word) > _MAX_LINE:
+            lines.append(current)
+            current, used = word, 1
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return "\r\n ".join(lines)
+
+
+def make_message_id(edition_key: str, subscriber_id: int, domain: str) -> str:
+    """The same id for the same (edition, subscriber): a resend is recognisably the same."""
+    edition = _ATOM_TEXT.sub("-", edition_key).strip(".-") or "edition"
+    digest = hashlib.sha256(f"{edition_key}\0{subscriber_id}".encode()).hexdigest()[:12]
+    return f"<{edition}.{int(subscriber_id)}.{digest}@{domain}>"
+
+
+def random_message_id(kind: str, domain: str) -> str:
+    return f"<{_ATOM_TEXT.sub('-', kind)}.{uuid.uuid4().hex}@{domain}>"
+
+
+def qp(text: str) -> bytes:
+    """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998)."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    if not body.endswith("\r\n"):
+        body += "\r\n"
+    return binascii.b2a_qp(body.encode("utf-8"), istext=True)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The parts of a message that are the same for every recipient, encoded once."""
+
+    from_header: str
+    sender: str
+    list_id: str
+    reply_to: str | None = None
+
+    @classmethod
+    def make(
+        cls, from_name: str, from_address: str, list_name: str, reply_to: str | None = None
+    ) -> Envelope:
+        sender = ascii_address(from_address)
+        list_label = " ".join(_CONTROL.sub(" ", list_name).split())
+        list_slug = _ATOM_TEXT.sub("-", list_label.lower()).strip(".-") or "newsletter"
+        phrase = f'"{list_label}" ' if list_label.isascii() and '"' not in list_label else ""
+        return cls(
+            from_header=mailbox(from_name, from_address),
+            sender=sender,
+            list_id=f"{phrase}<{list_slug}.{domain_of(from_address)}>",
+            reply_to=ascii_address(reply_to) if reply_to else None,
+        )
+
+
+def build_message(
+    envelope: Envelope,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    unsubscribe_url: str | None = None,
+    date: datetime | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> OutgoingMessage:
+    recipient = ascii_address(to)
+    check_header_text(message_id, "Message-ID")
+    headers = [
+        f"From: {envelope.from_header}",
+        f"To: {recipient}",
+        f"Subject: {encode_text(subject, 'Subject')}",
+        f"Date: {format_datetime(date or datetime.now(UTC))}",
+        f"Message-ID: {message_id}",
+        f"List-Id: {envelope.list_id}",
+    ]
+    if envelope.reply_to:
+        headers.append(f"Reply-To: {envelope.reply_to}")
+    if unsubscribe_url:
+        check_header_text(unsubscribe_url, "unsubscribe link")
+        headers.append(
+            f"List-Unsubscribe: <{unsubscribe_url}>,\r\n"
+            f" <mailto:{envelope.sender}?subject=unsubscribe>"
+        )
+        headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    for name, value in extra_headers:
+        headers.append(
+            f"{check_header_text(name, 'header name')}: {check_header_text(value, name)}"
+        )
+    # The id hash makes the boundary unique per message; "=_" never occurs in QP text.
+    boundary = "=_tp_" + hashlib.blake2b(message_id.encode(), digest_size=9).hexdigest()
+    headers += [
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    part = (
+        f"--{boundary}\r\nContent-Type: text/{{}}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    data = b"".join(
+        (
+            "\r\n".join(headers).encode("ascii"),
+            b"\r\n\r\n",
+            part.format("plain").encode("ascii"),
+            qp(text),
+            part.format("html").encode("ascii"),
+            qp(html),
+            f"--{boundary}--\r\n".encode("ascii"),
+        )
+    )
+    return OutgoingMessage(envelope.sender, recipient, message_id, data)
