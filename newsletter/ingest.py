@@ -23,6 +23,8 @@ from newsletter.records import ParseResult, Skipped
 from newsletter.sources import FORMATS, detect, make_source
 from newsletter.store.papers import upsert_papers
 
+# The bundled sample (see newsletter/data/README.md): the demo ingests it, no network.
+SAMPLE_PAPERS = Path(__file__).parent / "data" / "sample-papers.jsonl"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
