@@ -9,15 +9,20 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
 
 from newsletter import db
 from newsletter.addresses import normalize_email
 from newsletter.config import Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, utcnow
 from newsletter.store import subscribers as store
+from newsletter.store import web as web_store
 
 MAX_INTEREST_LENGTH = 200
 MAX_INTERESTS = 20
@@ -189,3 +194,142 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         ]
     except csv.Error as exc:
         raise InvalidInput(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from None
+
+
+# --- The web app's use cases: double opt-in, preferences and unsubscribe by signed id ---
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """What a public subscribe request did; the web answers the same whatever it says."""
+
+    subscriber: SubscriberInfo
+    send_confirmation: bool  # pending, and no confirmation went out within the cooldown
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    subscriber: SubscriberInfo
+    changed: bool  # False when the subscriber already was in (or cannot reach) that state
+
+
+def request_subscription(
+    context: Context,
+    email: str,
+    topics: Sequence[str] = (),
+    interests: Sequence[str] = (),
+    *,
+    timezone: str | None = None,
+    now: datetime | None = None,
+) -> SubscriptionRequest:
+    """A stranger asks to subscribe an address: nothing changes for a confirmed reader.
+
+    Unlike `subscribe`, an anonymous request never edits an active subscriber's topics
+    (only the owner may, through their preferences link) and never revives a bounced
+    address. New and unsubscribed addresses become pending until their owner confirms.
+    """
+    now = now or utcnow()
+    address = normalize_email(email)
+    slugs = check_topics(context.settings, topics)
+    texts = clean_interests(interests)
+    with db.transaction(context.sessions) as session:
+        subscriber = store.get_subscriber(session, address)
+        if subscriber is None:
+            subscriber = store.add_subscriber(
+                session, address, topics=slugs, interests=texts, timezone=timezone, now=now
+            )
+        elif subscriber.status in ("pending", "unsubscribed"):
+            store.set_interests(subscriber, slugs, texts)
+            subscriber.timezone = timezone or subscriber.timezone
+            if subscriber.status == "unsubscribed":
+                store.set_status(subscriber, "pending", now)
+            session.flush()
+        due = subscriber.status == "pending" and _confirmation_due(subscriber, context, now)
+        return SubscriptionRequest(SubscriberInfo.of(subscriber), send_confirmation=due)
+
+
+def confirmation_due(context: Context, subscriber_id: int, now: datetime | None = None) -> bool:
+    """True when no confirmation email went to this subscriber within the cooldown."""
+    with db.transaction(context.sessions) as session:
+        subscriber = store.get_subscriber_by_id(session, subscriber_id)
+        return subscriber is not None and _confirmation_due(subscriber, context, now or utcnow())
+
+
+def _confirmation_due(subscriber: Subscriber, context: Context, now: datetime) -> bool:
+    sent = subscriber.confirmation_sent_at
+    cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)
+    return sent is None or now - sent >= cooldown
+
+
+def confirm(context: Context, subscriber_id: int) -> StatusChange:
+    """pending → active; any other state is left alone (a late click changes nothing)."""
+    with db.transaction(context.sessions) as session:
+        subscriber = _by_id(session, subscriber_id)
+        changed = subscriber.status == "pending"
+        if changed:
+            store.set_status(subscriber, "active")
+        return StatusChange(SubscriberInfo.of(subscriber), changed)
+
+
+def get_preferences(context: Context, subscriber_id: int) -> SubscriberInfo:
+    with db.transaction(context.sessions) as session:
+        return SubscriberInfo.of(_by_id(session, subscriber_id))
+
+
+def update_preferences(
+    context: Context,
+    subscriber_id: int,
+    *,
+    topics: Sequence[str],
+    interests: Sequence[str],
+    timezone: str | None,
+    paused: bool,
+) -> SubscriberInfo:
+    """Replace topics, interests, time zone and pause; the status is never changed here."""
+    slugs = check_topics(context.settings, topics)
+    texts = clean_interests(interests)
+    zone = check_timezone(timezone) if timezone else None
+    with db.transaction(context.sessions) as session:
+        subscriber = _by_id(session, subscriber_id)
+        store.set_interests(subscriber, slugs, texts)
+        subscriber.timezone = zone
+        subscriber.paused = paused
+        session.flush()
+        return SubscriberInfo.of(subscriber)
+
+
+def unsubscribe_by_id(context: Context, subscriber_id: int) -> StatusChange:
+    """Stop all mail; the delivery engine re-checks the status before each send, so an
+    edition already planned skips this reader too. Bounced addresses stay bounced."""
+    with db.transaction(context.sessions) as session:
+        subscriber = _by_id(session, subscriber_id)
+        changed = subscriber.status in ("pending", "active")
+        if changed:
+            store.set_status(subscriber, "unsubscribed")
+        return StatusChange(SubscriberInfo.of(subscriber), changed)
+
+
+def purge_pending(context: Context, older_than_days: int | None = None) -> int:
+    """Delete subscriptions left unconfirmed for longer than the expiry; returns how many."""
+    days = context.settings.web.pending_expiry_days if older_than_days is None else older_than_days
+    cutoff = utcnow() - timedelta(days=days)
+    with db.transaction(context.sessions) as session:
+        return web_store.delete_pending_before(session, cutoff)
+
+
+def check_timezone(name: str) -> str:
+    text = name.strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from None
+    return text
+
+
+def _by_id(session: Session, subscriber_id: int) -> Subscriber:
+    subscriber = store.get_subscriber_by_id(session, subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return subscriber

@@ -1,0 +1,103 @@
+"""What the public pages show: this week's trending papers and the edition archive.
+
+Loads everything into frozen views inside one short transaction, so templates never
+touch the database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from newsletter import db
+from newsletter.context import Context
+from newsletter.models import Edition, Paper
+from newsletter.store import papers as paper_store
+from newsletter.store import web as store
+from newsletter.views import PaperView
+
+EDITION_KEY = re.compile(r"^\d{4}-W\d{2}$")
+ARCHIVE_LIMIT = 520  # ten years of weekly editions
+
+
+@dataclass(frozen=True)
+class Trending:
+    papers: tuple[PaperView, ...]
+    start: datetime | None  # the window shown; None when no paper was ever listed
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class EditionSummary:
+    key: str
+    window_start: datetime
+    window_end: datetime
+    scheduled_for: datetime
+    paper_count: int
+
+
+@dataclass(frozen=True)
+class EditionPage:
+    edition: EditionSummary
+    papers: tuple[PaperView, ...]
+
+
+def trending(context: Context, limit: int | None = None) -> Trending:
+    """The most upvoted papers among the latest `digest.window_days` of listings."""
+    limit = limit or context.settings.web.home_papers
+    with db.transaction(context.sessions) as session:
+        end = paper_store.latest_listing(session)
+        if end is None:
+            return Trending((), None, None)
+        start = end - timedelta(days=context.settings.digest.window_days)
+        papers = store.trending_papers(session, start, limit)
+        return Trending(tuple(paper_view(p) for p in papers), start, end)
+
+
+def editions(context: Context) -> list[EditionSummary]:
+    with db.transaction(context.sessions) as session:
+        rows = store.list_editions(session, ARCHIVE_LIMIT)
+        return [_summary(edition, count) for edition, count in rows]
+
+
+def edition(context: Context, key: str) -> EditionPage | None:
+    """The general (non-personal) version of an edition; None for an unknown key."""
+    if not EDITION_KEY.match(key):
+        return None
+    with db.transaction(context.sessions) as session:
+        found = store.get_edition(session, key)
+        if found is None:
+            return None
+        papers = tuple(paper_view(p) for p in store.edition_papers(session, found.id))
+        return EditionPage(_summary(found, len(papers)), papers)
+
+
+def paper_view(paper: Paper) -> PaperView:
+    return PaperView(
+        id=paper.id,
+        external_id=paper.external_id,
+        title=paper.title,
+        abstract=paper.abstract,
+        authors=tuple(paper.authors or ()),
+        summary=paper.summary,
+        url=paper.url,
+        pdf_url=paper.pdf_url,
+        thumbnail_url=paper.thumbnail_url,
+        code_url=paper.code_url,
+        upvotes=paper.upvotes,
+        comments=paper.comments,
+        categories=tuple(paper.categories or ()),
+        published_at=paper.published_at,
+        listed_at=paper.listed_at,
+    )
+
+
+def _summary(edition: Edition, count: int) -> EditionSummary:
+    return EditionSummary(
+        key=edition.key,
+        window_start=edition.window_start,
+        window_end=edition.window_end,
+        scheduled_for=edition.scheduled_for,
+        paper_count=count,
+    )

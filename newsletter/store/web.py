@@ -1,0 +1,64 @@
+"""Queries the public web app needs: trending papers, the edition archive, pending purge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from newsletter.models import Edition, EditionPaper, Paper, Subscriber
+
+
+def trending_papers(session: Session, since: datetime, limit: int) -> Sequence[Paper]:
+    """Papers listed since `since`, most upvoted first (unknown counts last)."""
+    query = (
+        select(Paper)
+        .where(Paper.listed_at >= since)
+        .order_by(Paper.upvotes.is_(None), Paper.upvotes.desc(), Paper.listed_at.desc(), Paper.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:
+    """Editions newest first, each with the number of papers in its general selection."""
+    count = (
+        select(func.count())
+        .select_from(EditionPaper)
+        .where(EditionPaper.edition_id == Edition.id)
+        .scalar_subquery()
+    )
+    query = select(Edition, count).order_by(Edition.scheduled_for.desc(), Edition.id.desc())
+    return [(edition, int(n)) for edition, n in session.execute(query.limit(limit)).all()]
+
+
+def get_edition(session: Session, key: str) -> Edition | None:
+    return session.scalar(select(Edition).where(Edition.key == key))
+
+
+def edition_papers(session: Session, edition_id: int) -> Sequence[Paper]:
+    query = (
+        select(Paper)
+        .join(EditionPaper, EditionPaper.paper_id == Paper.id)
+        .where(EditionPaper.edition_id == edition_id)
+        .order_by(EditionPaper.position, Paper.id)
+    )
+    return session.scalars(query).all()
+
+
+def delete_pending_before(session: Session, cutoff: datetime) -> int:
+    """Delete subscriptions still pending that were neither created nor sent a
+    confirmation since `cutoff`. Their topics and interests go with them (ON DELETE)."""
+    stale = and_(
+        Subscriber.status == "pending",
+        Subscriber.created_at < cutoff,
+        or_(Subscriber.confirmation_sent_at.is_(None), Subscriber.confirmation_sent_at < cutoff),
+    )
+    # ON DELETE CASCADE removes their topics and interests (db turns SQLite's
+    # foreign_keys pragma on for every connection).
+    result = session.execute(
+        delete(Subscriber).where(stale).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
