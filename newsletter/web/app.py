@@ -1,0 +1,86 @@
+"""The app factory: routes, static files, middlewares and the error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+from newsletter.context import Context
+from newsletter.web.pages import Pages
+from newsletter.web.ratelimit import RateLimiter
+from newsletter.web.routes import WebState, router
+from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
+from newsletter.web.spec import install_openapi
+
+STATIC = Path(__file__).parent / "static"
+TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    429: "Too many requests",
+}
+
+
+def create_app(context: Context) -> FastAPI:
+    settings = context.settings
+    app = FastAPI(
+        title=f"{settings.site.name} web",
+        version="1",
+        description="Subscribe, confirm, preferences, unsubscribe and the edition archive.",
+        docs_url=None,  # the docs pages need inline script, which our CSP forbids
+        redoc_url=None,
+    )
+    pages = Pages(settings)
+    https = settings.site.base_url.startswith("https://")
+    app.state.web = WebState(
+        context=context,
+        pages=pages,
+        csrf=Csrf(context.secret_key),
+        limiter=RateLimiter(settings.web.subscribe_rate_per_hour, settings.web.subscribe_burst),
+        secure_cookies=https,
+    )
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _error_pages(app, pages)
+    install_openapi(app)
+
+    async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(pages, 413, "The request body is larger than this site accepts.")
+        await response(scope, receive, send)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, too_large=too_large)
+    app.add_middleware(SecurityHeaders, https=https)
+    return app
+
+
+def _error(pages: Pages, status_code: int, message: str) -> HTMLResponse:
+    title = TITLES.get(status_code, "Something went wrong")
+    return pages.render("error.html", status_code, title=title, message=message)
+
+
+def _error_pages(app: FastAPI, pages: Pages) -> None:
+    async def http_error(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, HTTPException)
+        message = "There is nothing at this address." if exc.status_code == 404 else ""
+        response = _error(pages, exc.status_code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def invalid(request: Request, exc: Exception) -> HTMLResponse:
+        return _error(pages, 400, "Part of the request is not valid.")
+
+    async def crashed(request: Request, exc: Exception) -> HTMLResponse:
+        return _error(pages, 500, "Please try again in a moment.")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(500, crashed)
