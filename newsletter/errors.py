@@ -42,3 +42,11 @@ class TemplateError(NewsletterError):
 
 class HeaderInjection(InvalidInput):
     """Text bound for an email header carries control characters (CR, LF, …)."""
+
+
+class DeliveryError(NewsletterError):
+    """A message could not be handed to the SMTP server."""
+
+
+class NothingToSend(NotFound):
+    """A reader has no digest this week (inactive, paused, or nothing matched)."""

@@ -1,0 +1,268 @@
+"""Planning an edition: which week, which window, which papers for which reader.
+
+An edition is one ISO week in `digest.timezone` ("2026-W48"). Its window is the
+`digest.window_days` before its send instant (digest.weekday at digest.time of that
+week). Planning records one delivery per active reader, each due at the send time in
+the reader's own time zone; the database's unique keys make planning idempotent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from newsletter import db
+from newsletter.config import DigestConfig, Settings
+from newsletter.context import Context
+from newsletter.errors import InvalidInput
+from newsletter.matching import Interest, Match
+from newsletter.models import Paper, Subscriber, utcnow
+from newsletter.relevance import interests_for, rank_papers
+from newsletter.store import outbox as store
+from newsletter.store.papers import papers_listed_between
+from newsletter.views import PaperView
+
+EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
+ARCHIVE_PAPERS = 50  # the general selection the web archive shows per edition
+
+
+# --- weeks and times (pure) -----------------------------------------------------------
+
+
+def edition_key(instant: datetime, zone: ZoneInfo) -> str:
+    """The ISO week an instant falls in, in the edition's time zone: '2026-W48'."""
+    year, week, _ = instant.astimezone(zone).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def parse_key(key: str) -> tuple[int, int]:
+    match = EDITION_KEY.match(key)
+    if not match:
+        raise InvalidInput(f"not an edition key: {key!r} (expected e.g. 2026-W48)")
+    year, week = int(match.group(1)), int(match.group(2))
+    try:
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise InvalidInput(f"not an edition key: {key!r} (no such ISO week)") from None
+    return year, week
+
+
+def send_instant(key: str, weekday: int, at: time, zone: ZoneInfo) -> datetime:
+    """`weekday` (0 = Monday) at local time `at` in the ISO week `key`, as UTC.
+
+    Wall-clock time in `zone`: the same 08:00 local before and after a DST change. A
+    time skipped by a change resolves forward and a repeated one to its first
+    occurrence (fold=0, PEP 495).
+    """
+    year, week = parse_key(key)
+    day = date.fromisocalendar(year, week, weekday + 1)
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def reader_zone(timezone: str | None, default: ZoneInfo) -> ZoneInfo:
+    if not timezone:
+        return default
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class EditionSchedule:
+    key: str
+    window_start: datetime
+    window_end: datetime
+    scheduled_for: datetime
+
+
+def schedule_for(config: DigestConfig, key: str) -> EditionSchedule:
+    end = send_instant(key, config.weekday_index, config.time, config.zone)
+    return EditionSchedule(key, end - timedelta(days=config.window_days), end, end)
+
+
+def current_schedule(config: DigestConfig, now: datetime) -> EditionSchedule:
+    return schedule_for(config, edition_key(now, config.zone))
+
+
+def week_dates(
+    config: DigestConfig, window_start: datetime, window_end: datetime
+) -> tuple[date, date]:
+    """The window as the days a reader sees: first day to last day, local time."""
+    zone = config.zone
+    last = window_end.astimezone(zone) - timedelta(microseconds=1)
+    return window_start.astimezone(zone).date(), last.date()
+
+
+# --- choosing papers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What choosing needs of a subscriber."""
+
+    id: int
+    topics: tuple[str, ...]
+    interests: tuple[str, ...]
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Reader:
+        return cls(subscriber.id, tuple(subscriber.topic_slugs), tuple(subscriber.interest_texts))
+
+
+def choose_for(
+    session: Session,
+    settings: Settings,
+    readers: Sequence[Reader],
+    papers: Sequence[Paper],
+    delivered: Mapping[int, set[int]],
+) -> dict[int, tuple[store.PlannedPaper, ...]]:
+    """Each reader's papers, best first, at most digest.max_papers. Reads only.
+
+    Ranking runs once per unique interest for all readers; each reader then merges
+    their interests' ranked lists lazily (stopping at max_papers), skipping papers
+    they were already sent. Readers with the same interests and no history share
+    one result.
+    """
+    interests = {r.id: interests_for(settings, r.topics, r.interests) for r in readers}
+    unique = list({i.key: i for found in interests.values() for i in found}.values())
+    ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
+    limit = settings.digest.max_papers
+    shared: dict[tuple[str, ...], tuple[store.PlannedPaper, ...]] = {}
+    chosen: dict[int, tuple[store.PlannedPaper, ...]] = {}
+    for reader in readers:
+        mine = interests[reader.id]
+        seen = delivered.get(reader.id, set())
+        signature = tuple(i.key for i in mine)
+        if not seen and signature in shared:
+            chosen[reader.id] = shared[signature]
+            continue
+        picks = _merge(mine, ranked, seen, limit)
+        chosen[reader.id] = picks
+        if not seen:
+            shared[signature] = picks
+    return chosen
+
+
+def _merge(
+    interests: Sequence[Interest],
+    ranked: Mapping[str, Sequence[Match]],
+    seen: set[int],
+    limit: int,
+) -> tuple[store.PlannedPaper, ...]:
+    streams = [_stream(i, ranked.get(i.key, ())) for i in interests]
+    picks: list[store.PlannedPaper] = []
+    taken: set[int] = set()
+    for neg_score, paper_id, label in heapq.merge(*streams):
+        if paper_id in taken or paper_id in seen:
+            continue  # a paper two interests match keeps its best score and reason
+        taken.add(paper_id)
+        picks.append(store.PlannedPaper(paper_id, -neg_score, label))
+        if len(picks) >= limit:
+            break
+    return tuple(picks)
+
+
+def _stream(interest: Interest, matches: Sequence[Match]) -> Iterator[tuple[float, int, str]]:
+    # The matcher returns best first by (-score, paper_id): this order merges cleanly.
+    for match in matches:
+        yield -match.score, match.paper_id, interest.label
+
+
+def general_top(papers: Sequence[Paper], limit: int = ARCHIVE_PAPERS) -> list[int]:
+    """The edition's non-personal selection: what the community upvoted most."""
+    ordered = sorted(papers, key=lambda p: (-(p.upvotes or 0), -(p.comments or 0), p.id))
+    return [p.id for p in ordered[:limit]]
+
+
+def paper_view(paper: Paper) -> PaperView:
+    return PaperView(
+        id=paper.id,
+        external_id=paper.external_id,
+        title=paper.title,
+        abstract=paper.abstract or "",
+        authors=tuple(paper.authors or ()),
+        summary=paper.summary,
+        url=paper.url,
+        pdf_url=paper.pdf_url,
+        thumbnail_url=paper.thumbnail_url,
+        code_url=paper.code_url,
+        upvotes=paper.upvotes,
+        comments=paper.comments,
+        categories=tuple(paper.categories or ()),
+        published_at=paper.published_at,
+        listed_at=paper.listed_at,
+    )
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    edition: store.EditionInfo
+    created_edition: bool
+    planned: int  # deliveries this call created
+    digests: int
+    quiet: int
+    without_papers: int  # readers left out: nothing matched and skip_empty is on
+
+
+def plan_edition(
+    context: Context, now: datetime | None = None, email: str | None = None
+) -> PlanResult:
+    """Plan the current week's edition (idempotent); `email` plans only that reader."""
+    with db.transaction(context.sessions, immediate=True) as session:
+        return plan_in(session, context.settings, now or utcnow(), email)
+
+
+def plan_in(
+    session: Session, settings: Settings, now: datetime, email: str | None = None
+) -> PlanResult:
+    """Planning inside the caller's transaction (send-now --dry-run rolls it back)."""
+    schedule = current_schedule(settings.digest, now)
+    edition, created = store.ensure_edition(
+        session, schedule.key, schedule.window_start, schedule.window_end, schedule.scheduled_for
+    )
+    subscribers = store.subscribers_to_plan(session, edition.id, email)
+    if not subscribers:
+        return PlanResult(edition, created, 0, 0, 0, 0)
+    papers = papers_listed_between(session, edition.window_start, edition.window_end)
+    store.add_edition_papers(session, edition.id, general_top(papers))
+    readers = [Reader.of(s) for s in subscribers]
+    delivered = store.delivered_papers(session, [p.id for p in papers])
+    chosen = choose_for(session, settings, readers, papers, delivered)
+    planned = _deliveries(settings, edition.key, subscribers, chosen)
+    count = store.insert_deliveries(session, edition.id, planned, now)
+    quiet = sum(1 for p in planned if p.kind == "quiet")
+    return PlanResult(
+        edition, created, count, len(planned) - quiet, quiet, len(subscribers) - len(planned)
+    )
+
+
+def _deliveries(
+    settings: Settings,
+    key: str,
+    subscribers: Sequence[Subscriber],
+    chosen: Mapping[int, tuple[store.PlannedPaper, ...]],
+) -> list[store.PlannedDelivery]:
+    config = settings.digest
+    due_by_zone: dict[str | None, datetime] = {}
+    planned: list[store.PlannedDelivery] = []
+    for subscriber in subscribers:
+        papers = chosen.get(subscriber.id, ())
+        if not papers and config.skip_empty:
+            continue
+        zone_name = subscriber.timezone
+        if zone_name not in due_by_zone:
+            zone = reader_zone(zone_name, config.zone)
+            due_by_zone[zone_name] = send_instant(key, config.weekday_index, config.time, zone)
+        kind = "digest" if papers else "quiet"
+        planned.append(store.PlannedDelivery(subscriber.id, kind, due_by_zone[zone_name], papers))
+    return planned

@@ -1,0 +1,598 @@
+"""Editions, deliveries and attempts: the outbox as the database keeps it.
+
+Idempotency lives in the schema (unique edition key, unique edition + subscriber,
+unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
+planners racing each other both succeed and each row exists once. Claims lease rows
+so two workers never hold the same delivery: PostgreSQL skips rows another worker has
+locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from newsletter.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryPaper,
+    Edition,
+    EditionPaper,
+    Paper,
+    Subscriber,
+    SubscriberInterest,
+    SubscriberTopic,
+)
+
+_CHUNK = 500  # stays under every backend's bound-parameter limit
+OPEN_STATUSES = ("queued", "sending")
+
+
+@dataclass(frozen=True)
+class EditionInfo:
+    id: int
+    key: str
+    window_start: datetime
+    window_end: datetime
+    scheduled_for: datetime
+    status: str
+    paused_reason: str | None
+
+    @classmethod
+    def of(cls, row: Edition) -> EditionInfo:
+        return cls(
+            row.id,
+            row.key,
+            row.window_start,
+            row.window_end,
+            row.scheduled_for,
+            row.status,
+            row.paused_reason,
+        )
+
+
+@dataclass(frozen=True)
+class PlannedPaper:
+    paper_id: int
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    subscriber_id: int
+    kind: str  # digest | quiet
+    next_attempt_at: datetime
+    papers: tuple[PlannedPaper, ...]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A leased delivery and what sending it needs, detached from the session."""
+
+    id: int
+    edition_id: int
+    subscriber_id: int
+    email: str
+    kind: str
+    attempts: int
+    hard_bounces: int
+
+
+def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT DO NOTHING on this backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# --- editions -------------------------------------------------------------------------
+
+
+def ensure_edition(
+    session: Session,
+    key: str,
+    window_start: datetime,
+    window_end: datetime,
+    scheduled_for: datetime,
+) -> tuple[EditionInfo, bool]:
+    """The edition with this key, created if missing; True when this call created it."""
+    statement = _insert(session, Edition).values(
+        key=key,
+        window_start=window_start,
+        window_end=window_end,
+        scheduled_for=scheduled_for,
+        status="sending",
+    )
+    result = session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+    created = bool(result.rowcount)  # type: ignore[attr-defined]
+    edition = get_edition(session, key)
+    assert edition is not None
+    return edition, created
+
+
+def get_edition(session: Session, key: str) -> EditionInfo | None:
+    row = session.scalar(select(Edition).where(Edition.key == key))
+    return None if row is None else EditionInfo.of(row)
+
+
+def get_edition_by_id(session: Session, edition_id: int) -> EditionInfo | None:
+    row = session.get(Edition, edition_id, populate_existing=True)
+    return None if row is None else EditionInfo.of(row)
+
+
+def add_edition_papers(session: Session, edition_id: int, paper_ids: Sequence[int]) -> None:
+    rows = [
+        {"edition_id": edition_id, "paper_id": paper_id, "position": position}
+        for position, paper_id in enumerate(paper_ids, start=1)
+    ]
+    if rows:
+        session.execute(_insert(session, EditionPaper).on_conflict_do_nothing(), rows)
+
+
+def pause_edition(session: Session, edition_id: int, reason: str) -> None:
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == "sending")
+        .values(status="paused", paused_reason=reason)
+    )
+
+
+def resume_edition(session: Session, edition_id: int) -> bool:
+    """Set a paused (or done) edition sending again; True when it was paused."""
+    result = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status != "sending")
+        .values(status="sending", paused_reason=None, completed_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_edition_if_complete(session: Session, edition_id: int, now: datetime) -> bool:
+    """Mark the edition done when no delivery of it is left to send."""
+    if count_open(session, edition_id):
+        return False
+    result = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == "sending")
+        .values(status="done", completed_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+def subscribers_to_plan(
+    session: Session, edition_id: int, email: str | None = None
+) -> Sequence[Subscriber]:
+    """Active, unpaused subscribers without a delivery in this edition yet."""
+    planned = select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
+    query = select(Subscriber).where(
+        Subscriber.status == "active",
+        Subscriber.paused.is_(False),
+        Subscriber.id.not_in(planned),
+    )
+    if email is not None:
+        query = query.where(Subscriber.email == email)
+    return session.scalars(query.order_by(Subscriber.id)).all()
+
+
+def delivered_papers(session: Session, paper_ids: Sequence[int]) -> dict[int, set[int]]:
+    """For these papers: which ones each subscriber has already been sent (or planned)."""
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(paper_ids), _CHUNK):
+        chunk = paper_ids[start : start + _CHUNK]
+        query = select(DeliveryPaper.subscriber_id, DeliveryPaper.paper_id).where(
+            DeliveryPaper.paper_id.in_(chunk)
+        )
+        for subscriber_id, paper_id in session.execute(query):
+            found.setdefault(subscriber_id, set()).add(paper_id)
+    return found
+
+
+def insert_deliveries(
+    session: Session, edition_id: int, planned: Sequence[PlannedDelivery], now: datetime
+) -> int:
+    """Create the deliveries (and their papers) that do not exist yet; returns how many."""
+    by_subscriber = {p.subscriber_id: p for p in planned}
+    created = 0
+    for start in range(0, len(planned), _CHUNK):
+        chunk = planned[start : start + _CHUNK]
+        rows = [
+            {
+                "edition_id": edition_id,
+                "subscriber_id": p.subscriber_id,
+                "kind": p.kind,
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": p.next_attempt_at,
+                "created_at": now,
+            }
+            for p in chunk
+        ]
+        # One multi-row INSERT … RETURNING: only rows this call created come back, so
+        # a concurrent planner's deliveries never get a second set of papers.
+        statement = (
+            _insert(session, Delivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+            .returning(Delivery.id, Delivery.subscriber_id)
+        )
+        new = session.execute(statement).all()
+        created += len(new)
+        _insert_delivery_papers(session, [(d_id, by_subscriber[s_id]) for d_id, s_id in new])
+    return created
+
+
+def _insert_delivery_papers(
+    session: Session, deliveries: Iterable[tuple[int, PlannedDelivery]]
+) -> None:
+    rows = [
+        {
+            "delivery_id": delivery_id,
+            "paper_id": paper.paper_id,
+            "subscriber_id": plan.subscriber_id,
+            "position": position,
+            "score": paper.score,
+            "reason": paper.reason[:200],
+        }
+        for delivery_id, plan in deliveries
+        for position, paper in enumerate(plan.papers, start=1)
+    ]
+    if rows:
+        session.execute(_insert(session, DeliveryPaper).on_conflict_do_nothing(), rows)
+
+
+def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:
+    return session.scalar(
+        select(Delivery).where(
+            Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber_id
+        )
+    )
+
+
+def papers_of_deliveries(
+    session: Session, delivery_ids: Sequence[int]
+) -> dict[int, list[DeliveryPaper]]:
+    """Each delivery's papers in their planned order."""
+    found: dict[int, list[DeliveryPaper]] = {d: [] for d in delivery_ids}
+    for start in range(0, len(delivery_ids), _CHUNK):
+        chunk = delivery_ids[start : start + _CHUNK]
+        query = (
+            select(DeliveryPaper)
+            .where(DeliveryPaper.delivery_id.in_(chunk))
+            .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
+        )
+        for row in session.scalars(query):
+            found[row.delivery_id].append(row)
+    return found
+
+
+def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]:
+    found: dict[int, Paper] = {}
+    for start in range(0, len(paper_ids), _CHUNK):
+        chunk = paper_ids[start : start + _CHUNK]
+        found.update((p.id, p) for p in session.scalars(select(Paper).where(Paper.id.in_(chunk))))
+    return found
+
+
+def edition_paper_ids(session: Session, edition_id: int) -> list[int]:
+    """Every paper any delivery of the edition carries (loaded once per worker)."""
+    query = (
+        select(DeliveryPaper.paper_id)
+        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
+        .where(Delivery.edition_id == edition_id)
+        .distinct()
+    )
+    return list(session.scalars(query))
+
+
+# --- claiming and outcomes ------------------------------------------------------------
+
+
+def claim_batch(
+    session: Session,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    *,
+    edition_id: int | None = None,
+    subscriber_id: int | None = None,
+    ignore_schedule: bool = False,
+) -> tuple[list[ClaimedDelivery], int]:
+    """Lease up to `limit` due deliveries; returns them and how many were skipped.
+
+    Due: queued with next_attempt_at reached (with `ignore_schedule`, also never tried
+    ones: send-now delivers at once), or leased by someone whose lease expired.
+    Deliveries whose subscriber is no longer active (or paused) are marked skipped
+    here, so an unsubscribe after planning is honoured. Run it in a transaction that
+    is immediate on SQLite (db.transaction(…, immediate=True)).
+    """
+    queued_due = Delivery.next_attempt_at <= now
+    if ignore_schedule:
+        queued_due = or_(queued_due, Delivery.attempts == 0)
+    query = (
+        select(Delivery.id, Delivery.edition_id, Delivery.subscriber_id, Delivery.kind)
+        .add_columns(Delivery.attempts, Subscriber.email, Subscriber.status)
+        .add_columns(Subscriber.paused, Subscriber.hard_bounces)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(
+            Edition.status == "sending",
+            or_(
+                and_(Delivery.status == "queued", queued_due),
+                and_(Delivery.status == "sending", Delivery.leased_until < now),
+            ),
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    rows = session.execute(query).all()
+    claimed = [
+        ClaimedDelivery(
+            r.id, r.edition_id, r.subscriber_id, r.email, r.kind, r.attempts, r.hard_bounces
+        )
+        for r in rows
+        if r.status == "active" and not r.paused
+    ]
+    skipped = [r.id for r in rows if r.status != "active" or r.paused]
+    lease_until = now + timedelta(seconds=lease_seconds)
+    for start in range(0, len(claimed), _CHUNK):
+        ids = [c.id for c in claimed[start : start + _CHUNK]]
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status.in_(OPEN_STATUSES))
+            .values(status="sending", lease_owner=owner, leased_until=lease_until)
+        )
+    for start in range(0, len(skipped), _CHUNK):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(skipped[start : start + _CHUNK]))
+            .values(status="skipped", lease_owner=None, leased_until=None)
+        )
+    return claimed, len(skipped)
+
+
+def release(session: Session, owner: str, delivery_ids: Sequence[int]) -> None:
+    """Give leased deliveries back untouched (a worker stopping before sending them)."""
+    for start in range(0, len(delivery_ids), _CHUNK):
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(delivery_ids[start : start + _CHUNK]),
+                Delivery.lease_owner == owner,
+                Delivery.status == "sending",
+            )
+            .values(status="queued", lease_owner=None, leased_until=None)
+        )
+
+
+def _attempt(
+    session: Session,
+    delivery: ClaimedDelivery,
+    now: datetime,
+    ok: bool,
+    permanent: bool = False,
+    error: str | None = None,
+) -> None:
+    session.execute(
+        _insert(session, DeliveryAttempt).values(
+            delivery_id=delivery.id,
+            edition_id=delivery.edition_id,
+            at=now,
+            ok=ok,
+            permanent=permanent,
+            error=error,
+        )
+    )
+
+
+def mark_sent(session: Session, delivery: ClaimedDelivery, message_id: str, now: datetime) -> None:
+    """The server accepted it: recorded whoever holds the lease now (it *was* sent)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(
+            status="sent",
+            message_id=message_id,
+            sent_at=now,
+            attempts=Delivery.attempts + 1,
+            last_error=None,
+            lease_owner=None,
+            leased_until=None,
+        )
+    )
+    _attempt(session, delivery, now, ok=True)
+    if delivery.hard_bounces:  # a success ends a run of hard bounces
+        session.execute(
+            update(Subscriber).where(Subscriber.id == delivery.subscriber_id).values(hard_bounces=0)
+        )
+
+
+def mark_retry(
+    session: Session,
+    delivery: ClaimedDelivery,
+    owner: str,
+    error: str,
+    retry_at: datetime,
+    now: datetime,
+) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
+        .values(
+            status="queued",
+            attempts=Delivery.attempts + 1,
+            next_attempt_at=retry_at,
+            last_error=error,
+            lease_owner=None,
+            leased_until=None,
+        )
+    )
+    _attempt(session, delivery, now, ok=False, error=error)
+
+
+def mark_failed(
+    session: Session,
+    delivery: ClaimedDelivery,
+    owner: str,
+    error: str,
+    now: datetime,
+    *,
+    permanent: bool,
+) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
+        .values(
+            status="failed",
+            attempts=Delivery.attempts + 1,
+            last_error=error,
+            lease_owner=None,
+            leased_until=None,
+        )
+    )
+    _attempt(session, delivery, now, ok=False, permanent=permanent, error=error)
+
+
+def record_hard_bounce(
+    session: Session, subscriber_id: int, bounce_after: int, now: datetime
+) -> bool:
+    """Count a hard bounce; True when it made the subscriber bounced (never mailed again)."""
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(hard_bounces=Subscriber.hard_bounces + 1)
+    )
+    result = session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            Subscriber.hard_bounces >= bounce_after,
+            Subscriber.status != "bounced",
+        )
+        .values(status="bounced", bounced_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_skipped(session: Session, delivery_id: int) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status="skipped", lease_owner=None, leased_until=None)
+    )
+
+
+# --- reading the state ----------------------------------------------------------------
+
+
+def failure_share(session: Session, edition_id: int, window: int) -> tuple[int, int]:
+    """(failed, total) over the edition's last `window` attempts."""
+    recent = (
+        select(DeliveryAttempt.ok)
+        .where(DeliveryAttempt.edition_id == edition_id)
+        .order_by(DeliveryAttempt.id.desc())
+        .limit(window)
+        .subquery()
+    )
+    failed, total = session.execute(
+        select(func.count().filter(recent.c.ok.is_(False)), func.count()).select_from(recent)
+    ).one()
+    return int(failed or 0), int(total or 0)
+
+
+def status_counts(session: Session, edition_id: int) -> dict[str, int]:
+    query = (
+        select(Delivery.status, func.count())
+        .where(Delivery.edition_id == edition_id)
+        .group_by(Delivery.status)
+    )
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def count_open(session: Session, edition_id: int) -> int:
+    query = select(func.count()).where(
+        Delivery.edition_id == edition_id, Delivery.status.in_(OPEN_STATUSES)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
+    """The earliest moment an open delivery becomes due (retry time or lease expiry)."""
+    queued = select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "queued")
+    leased = select(func.min(Delivery.leased_until)).where(Delivery.status == "sending")
+    if edition_id is not None:
+        queued = queued.where(Delivery.edition_id == edition_id)
+        leased = leased.where(Delivery.edition_id == edition_id)
+    times = [t for t in (session.scalar(queued), session.scalar(leased)) if t is not None]
+    return min(times) if times else None
+
+
+def sending_editions(session: Session) -> list[EditionInfo]:
+    rows = session.scalars(select(Edition).where(Edition.status == "sending").order_by(Edition.id))
+    return [EditionInfo.of(r) for r in rows]
+
+
+def interests_of(
+    session: Session, subscriber_ids: Sequence[int]
+) -> dict[int, tuple[list[str], list[str]]]:
+    """Each subscriber's (topic slugs, free-text interests), in one query per table."""
+    found: dict[int, tuple[list[str], list[str]]] = {s: ([], []) for s in subscriber_ids}
+    for start in range(0, len(subscriber_ids), _CHUNK):
+        chunk = subscriber_ids[start : start + _CHUNK]
+        topics = select(SubscriberTopic.subscriber_id, SubscriberTopic.topic).where(
+            SubscriberTopic.subscriber_id.in_(chunk)
+        )
+        for subscriber_id, topic in session.execute(topics.order_by(SubscriberTopic.topic)):
+            found[subscriber_id][0].append(topic)
+        texts = select(SubscriberInterest.subscriber_id, SubscriberInterest.text).where(
+            SubscriberInterest.subscriber_id.in_(chunk)
+        )
+        for subscriber_id, text in session.execute(texts.order_by(SubscriberInterest.id)):
+            found[subscriber_id][1].append(text)
+    return found
+
+
+def open_deliveries(
+    session: Session, edition_id: int, subscriber_id: int | None = None
+) -> list[ClaimedDelivery]:
+    """The edition's unsent deliveries to active readers, unleased (dry runs, previews)."""
+    query = (
+        select(Delivery.id, Delivery.edition_id, Delivery.subscriber_id, Delivery.kind)
+        .add_columns(Delivery.attempts, Subscriber.email, Subscriber.hard_bounces)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.status.in_(OPEN_STATUSES),
+            Subscriber.status == "active",
+        )
+        .order_by(Delivery.id)
+    )
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    return [
+        ClaimedDelivery(
+            r.id, r.edition_id, r.subscriber_id, r.email, r.kind, r.attempts, r.hard_bounces
+        )
+        for r in session.execute(query)
+    ]
+
+
+def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) -> None:
+    session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now)
+    )
