@@ -1,0 +1,49 @@
+"""`newsletter serve`: the web app under uvicorn, plus the weekly scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from newsletter import subscriptions
+from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.context import Context
+
+
+def start_scheduler(context: Context) -> Callable[[], None] | None:
+    """Start the weekly scheduler in the background; returns how to stop it.
+
+    The scheduler hooks in here (its issue adds the weekly job); until then the web
+    app runs alone and `send-now` / `worker` deliver.
+    """
+    return None
+
+
+@cli.command(epilog="Example: newsletter serve --host 0.0.0.0 --port 8000")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.option(
+    "--no-scheduler", is_flag=True, help="Serve the web app only, without the weekly job."
+)
+@pass_state
+def serve(state: State, host: str, port: int, no_scheduler: bool) -> None:
+    """Run the subscriber web app (and the weekly scheduler unless --no-scheduler)."""
+    import uvicorn
+
+    from newsletter.web import create_app
+
+    context = state.context()
+    purged = subscriptions.purge_pending(context)
+    app = create_app(context)
+    stop = None if no_scheduler else start_scheduler(context)
+    console.print(f"Serving {context.settings.site.name} on http://{host}:{port}/", markup=False)
+    if purged:
+        console.print(f"Purged {purged} expired pending subscription(s).")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    finally:
+        if stop is not None:
+            stop()
