@@ -159,6 +159,20 @@ class WebConfig(Section):
     home_papers: int = Field(default=10, ge=1, le=100)
 
 
+class ScheduleConfig(Section):
+    """The weekly scheduler inside `serve` and `newsletter scheduler`."""
+
+    # A run missed by less than this (a server down at 08:00, up at 08:05) still runs.
+    misfire_grace_hours: float = Field(default=6.0, gt=0, le=72)
+    drain_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    # Leader election: the leader renews every third of this; a standby takes over
+    # at most this long after the leader died.
+    lease_seconds: int = Field(default=30, ge=3, le=3600)
+    # Plan this many hours before digest.time in digest.timezone; None: when that local
+    # time first arrives anywhere (UTC+14), so every reader gets it at their own time.
+    plan_ahead_hours: float | None = Field(default=None, ge=0, le=72)
+
+
 class Settings(Section):
     site: SiteConfig = SiteConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -168,6 +182,7 @@ class Settings(Section):
     digest: DigestConfig = DigestConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     web: WebConfig = WebConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     sources: tuple[SourceConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
     secret_key: str | None = Field(default=None, min_length=16)
