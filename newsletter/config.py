@@ -173,6 +173,20 @@ class ScheduleConfig(Section):
     plan_ahead_hours: float | None = Field(default=None, ge=0, le=72)
 
 
+class MatchingConfig(Section):
+    """Relevance: weights and thresholds calibrated on tests/eval/interests.yaml."""
+
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    semantic: Literal["auto", "on", "off"] = "auto"
+    semantic_weight: float = Field(default=0.6, ge=0, le=1)
+    lexical_weight: float = Field(default=0.4, ge=0, le=1)
+    category_bonus: float = Field(default=0.15, ge=0, le=1)
+    threshold: float = Field(default=0.37, gt=0, lt=1)
+    lexical_threshold: float = Field(default=0.3, gt=0, lt=1)
+    relevance_weight: float = Field(default=0.4, ge=0, le=1)
+    half_life_days: float = Field(default=3.5, gt=0)
+
+
 class Settings(Section):
     site: SiteConfig = SiteConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -186,6 +200,7 @@ class Settings(Section):
     sources: tuple[SourceConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
     secret_key: str | None = Field(default=None, min_length=16)
+    matching: MatchingConfig = MatchingConfig()
 
     @field_validator("topics")
     @classmethod

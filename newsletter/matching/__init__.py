@@ -2,59 +2,59 @@
 
 The interface planning, `newsletter match` and the web use. Interests are matched per
 unique interest (thousands of subscribers share one), never per subscriber.
+
+Relevance is hybrid (see hybrid.py): BM25 coverage of the interest's words and phrases
+over title + abstract, cosine similarity of sentence embeddings when the caller gives
+interest vectors (papers carry theirs), and a bonus for a shared arXiv category. A
+calibrated threshold decides what matches, so an off-topic interest gets nothing. The
+order of the matches mixes relevance with trending (see trending.py).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from newsletter.matching.hybrid import rank_hybrid, semantic_text
+from newsletter.matching.types import Candidate, Interest, Match, MatchParams
+
+__all__ = [
+    "Candidate",
+    "Interest",
+    "Match",
+    "MatchParams",
+    "picks",
+    "rank",
+    "semantic_text",
+]
 
 
-@dataclass(frozen=True)
-class Interest:
-    key: str  # "topic:llms" or "text:diffusion models for video"
-    label: str  # what "why you got this" shows: the topic name or the typed text
-    text: str  # the query: name, description, or the free text
-    keywords: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
+def rank(
+    interests: Sequence[Interest],
+    candidates: Sequence[Candidate],
+    *,
+    interest_vectors: np.ndarray | None = None,
+    params: MatchParams | None = None,
+    limit: int | None = None,
+) -> dict[str, list[Match]]:
+    """Every interest's matching candidates, best first.
+
+    interest_vectors: one normalized embedding row per interest (same model as the
+    candidates' embeddings); None ranks by words and categories alone.
+    limit: keep each interest's best `limit` matches (a subscriber's top k are always
+    among the union of their interests' top k).
+    """
+    return rank_hybrid(interests, candidates, interest_vectors, params or MatchParams(), limit)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    paper_id: int
-    title: str
-    abstract: str
-    categories: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    upvotes: int | None = None
-    comments: int | None = None
-    listed_at: datetime | None = None
-    embedding: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Match:
-    paper_id: int
-    score: float  # the order of a digest: relevance combined with trending
-    relevance: float
-
-
-def rank(interests: Sequence[Interest], candidates: Sequence[Candidate]) -> dict[str, list[Match]]:
-    """Every interest's matching candidates, best first (keyword baseline)."""
-    return {interest.key: _rank_one(interest, candidates) for interest in interests}
-
-
-def _rank_one(interest: Interest, candidates: Sequence[Candidate]) -> list[Match]:
-    terms = [t.lower() for t in (*interest.keywords, interest.label) if t.strip()]
-    matches = []
-    for candidate in candidates:
-        text = f"{candidate.title} {candidate.abstract}".lower()
-        hits = sum(1 for term in terms if re.search(rf"\b{re.escape(term)}\b", text))
-        if hits or set(interest.categories) & set(candidate.categories):
-            relevance = float(hits)
-            matches.append(
-                Match(candidate.paper_id, relevance + (candidate.upvotes or 0) / 1000, relevance)
-            )
-    return sorted(matches, key=lambda m: (-m.score, m.paper_id))
+def picks(ranked: Mapping[str, list[Match]], keys: Iterable[str], limit: int) -> list[Match]:
+    """One subscriber's digest from their interests' ranked matches: each paper once,
+    under the interest where it scored best, best first."""
+    best: dict[int, Match] = {}
+    for key in keys:
+        for match in ranked.get(key, ()):
+            known = best.get(match.paper_id)
+            if known is None or match.score > known.score:
+                best[match.paper_id] = match
+    return sorted(best.values(), key=lambda m: (-m.score, m.paper_id))[:limit]

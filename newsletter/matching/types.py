@@ -1,0 +1,54 @@
+"""The values the matcher takes and returns (re-exported by newsletter.matching)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Interest:
+    key: str  # "topic:llms" or "text:diffusion models for video"
+    label: str  # what "why you got this" shows: the topic name or the typed text
+    text: str  # the query: name, description, or the free text
+    keywords: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    paper_id: int
+    title: str
+    abstract: str
+    categories: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    upvotes: int | None = None
+    comments: int | None = None
+    listed_at: datetime | None = None
+    embedding: bytes | None = None  # float32 sentence embedding of title + abstract
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    paper_id: int
+    score: float  # the order of a digest: relevance combined with trending
+    relevance: float  # how well the paper fits the interest; ≥ the threshold
+    reason: str = ""  # "why you got this": the interest and how it matched
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Weights and calibrated thresholds (config `matching`; defaults fit the eval set).
+
+    relevance = semantic_weight · cosine + lexical_weight · coverage (+ category_bonus)
+    A paper matches when relevance ≥ threshold. Without embeddings: relevance =
+    coverage (+ category_bonus) against lexical_threshold, rescaled onto the same scale.
+    """
+
+    semantic_weight: float = 0.6
+    lexical_weight: float = 0.4
+    category_bonus: float = 0.15
+    threshold: float = 0.37
+    lexical_threshold: float = 0.3
+    relevance_weight: float = 0.4
+    half_life_days: float = 3.5
