@@ -50,3 +50,7 @@ class DeliveryError(NewsletterError):
 
 class NothingToSend(NotFound):
     """A reader has no digest this week (inactive, paused, or nothing matched)."""
+
+
+class MatcherUnavailable(NewsletterError):
+    """matching.semantic is on but the sentence-embedding model cannot be loaded."""

@@ -1,16 +1,46 @@
 """Service between the store and the pure matcher: interests from subscribers' choices,
 candidates from stored papers, and the ranked picks planning and `match` use.
+
+Paper embeddings are computed once per paper and model and kept in papers.embedding
+(float32 bytes) with papers.embedding_model; they are recomputed only when missing
+(the store clears them when a title or abstract changes) or when the configured model
+changes. Interests are embedded once per unique text and cached in the process.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
-from newsletter.matching import Candidate, Interest, Match, rank
+from newsletter.config import MatchingConfig, Settings
+from newsletter.errors import InvalidInput, MatcherUnavailable
+from newsletter.matching import Candidate, Interest, Match, MatchParams, rank, semantic_text
+from newsletter.matching.embedder import (
+    Embedder,
+    EmbedderUnavailable,
+    load_embedder,
+    paper_text,
+    to_bytes,
+)
 from newsletter.models import Paper
+from newsletter.store import papers as store_papers
+
+log = logging.getLogger(__name__)
+_INTEREST_CACHE_SIZE = 50_000  # ~75 MB of 384-float vectors at most
+
+
+class _Configured:
+    """Marker: use the embedder the settings name."""
+
+
+CONFIGURED = _Configured()
 
 
 def topic_interest(settings: Settings, slug: str) -> Interest | None:
@@ -48,8 +78,141 @@ def candidate(paper: Paper) -> Candidate:
 
 
 def rank_papers(
-    session: Session, settings: Settings, interests: Sequence[Interest], papers: Sequence[Paper]
+    session: Session,
+    settings: Settings,
+    interests: Sequence[Interest],
+    papers: Sequence[Paper],
+    *,
+    embedder: Embedder | _Configured | None = CONFIGURED,
 ) -> dict[str, list[Match]]:
-    """Each unique interest's matching papers, best first."""
+    """Each unique interest's matching papers, best first.
+
+    Embeds (and stores, in the caller's transaction) the papers that have no embedding
+    from the current model. `embedder` overrides the configured model (None: words only).
+    """
     unique = list({i.key: i for i in interests}.values())
-    return rank(unique, [candidate(p) for p in papers])
+    model = (
+        configured_embedder(settings.matching) if isinstance(embedder, _Configured) else embedder
+    )
+    vectors = None
+    if model is not None and papers:
+        ensure_embeddings(session, papers, model)
+        vectors = embed_interests(model, unique)
+    candidates = [candidate(p) for p in papers]
+    return rank(unique, candidates, interest_vectors=vectors, params=params(settings.matching))
+
+
+def params(config: MatchingConfig) -> MatchParams:
+    return MatchParams(
+        semantic_weight=config.semantic_weight,
+        lexical_weight=config.lexical_weight,
+        category_bonus=config.category_bonus,
+        threshold=config.threshold,
+        lexical_threshold=config.lexical_threshold,
+        relevance_weight=config.relevance_weight,
+        half_life_days=config.half_life_days,
+    )
+
+
+def configured_embedder(config: MatchingConfig) -> Embedder | None:
+    """The configured model, or None (with a one-line notice) where it cannot be had."""
+    if config.semantic == "off":
+        return None
+    try:
+        return load_embedder(config.model)
+    except EmbedderUnavailable as exc:
+        if config.semantic == "on":
+            raise MatcherUnavailable(f"matching.semantic is on, but {exc}") from None
+        _notice(f"Semantic matching is off: {exc}; matching papers by their words only.")
+        return None
+
+
+@functools.cache
+def _notice(message: str) -> None:
+    log.warning(message)  # once per process, not once per edition or subscriber
+
+
+def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embedder) -> int:
+    """Embed the papers lacking an embedding from this model; returns how many were."""
+    stale = [p for p in papers if p.embedding is None or p.embedding_model != embedder.name]
+    if not stale:
+        return 0
+    vectors = embedder.embed([paper_text(p.title, p.abstract) for p in stale])
+    for paper, vector in zip(stale, vectors, strict=True):
+        paper.embedding = to_bytes(vector)
+        paper.embedding_model = embedder.name
+    session.flush()
+    return len(stale)
+
+
+_interest_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+def embed_interests(embedder: Embedder, interests: Sequence[Interest]) -> np.ndarray:
+    """One row per interest; each distinct text is embedded once per process and model."""
+    texts = [semantic_text(i) for i in interests]
+    missing = list(dict.fromkeys(t for t in texts if (embedder.name, t) not in _interest_vectors))
+    if missing:
+        for text, vector in zip(missing, embedder.embed(missing), strict=True):
+            _interest_vectors[(embedder.name, text)] = vector
+    rows = []
+    for text in texts:
+        key = (embedder.name, text)
+        _interest_vectors.move_to_end(key)
+        rows.append(_interest_vectors[key])
+    while len(_interest_vectors) > _INTEREST_CACHE_SIZE:
+        _interest_vectors.popitem(last=False)
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack(rows).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class QueryPick:
+    """One paper `newsletter match` shows: what a subscriber with that interest gets."""
+
+    external_id: str
+    title: str
+    score: float
+    relevance: float
+    reason: str
+
+
+def interest_for_query(settings: Settings, query: str) -> Interest:
+    """A config topic's slug means that topic; anything else is a typed interest."""
+    text = query.strip()
+    if not text:
+        raise InvalidInput("an empty QUERY matches nothing; type an interest or a topic slug")
+    return topic_interest(settings, text) or text_interest(text)
+
+
+def picks_for_queries(
+    session: Session,
+    settings: Settings,
+    queries: Sequence[str],
+    days: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, list[QueryPick]]:
+    """Each query's digest picks, by the same ranking planning uses, best first."""
+    interests = [interest_for_query(settings, q) for q in queries]
+    if days is None:
+        papers = store_papers.all_papers(session)
+    else:
+        end = now or datetime.now(UTC)
+        papers = store_papers.papers_listed_between(session, end - timedelta(days=days), end)
+    ranked = rank_papers(session, settings, interests, papers) if papers else {}
+    by_id = {p.id: p for p in papers}
+    limit = settings.digest.max_papers
+    return {
+        query: [
+            QueryPick(
+                by_id[m.paper_id].external_id,
+                by_id[m.paper_id].title,
+                m.score,
+                m.relevance,
+                m.reason,
+            )
+            for m in ranked.get(interest.key, [])[:limit]
+        ]
+        for query, interest in zip(queries, interests, strict=True)
+    }

@@ -146,8 +146,8 @@ class _Papers:
         return [
             Match(
                 int(self.ids[hits[k]]),
-                round(float(scores[k]), 6),
-                round(float(relevance[hits[k]]), 6),
+                float(scores[k]),
+                float(relevance[hits[k]]),
                 _reason(interest, lexical, semantic, row, bonus, int(hits[k])),
             )
             for k in order
