@@ -33,6 +33,11 @@ def _excerpt(text: str, limit: int = 320) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _web_url(value: str | None) -> str | None:
+    """Only http(s) links from paper data: never javascript: or data: URLs."""
+    return value if value and value.lower().startswith(("https://", "http://")) else None
+
+
 class Pages:
     def __init__(self, settings: Settings, directory: Path = TEMPLATES) -> None:
         self.env = jinja2.Environment(
@@ -42,7 +47,9 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(day=_day, short_day=_short_day, authors=_authors, excerpt=_excerpt)
+        self.env.filters.update(
+            day=_day, short_day=_short_day, authors=_authors, excerpt=_excerpt, web_url=_web_url
+        )
         self.env.globals.update(site=settings.site, topics=settings.topics)
 
     def render(self, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:

@@ -102,7 +102,7 @@ async def checked_form(request: Request, state: WebState) -> Form | HTMLResponse
     try:
         form = await read_form(request)
     except BadForm as exc:
-        return error_page(state, 400, "Bad request", str(exc).capitalize() + ".")
+        return error_page(state, 400, "Bad request", sentence(str(exc)))
     if not state.csrf.valid(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
         return forbidden(state)
     return form
@@ -151,6 +151,10 @@ def send_later(
 
 def interest_lines(text: str) -> list[str]:
     return [line for line in re.split(r"[\r\n;]+", text) if line.strip()]
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
 
 
 def client_key(request: Request) -> str:
@@ -431,7 +435,7 @@ async def unsubscribe(
     try:
         form = await read_form(request, allow_multipart=True)
     except BadForm as exc:
-        return error_page(state, 400, "Bad request", str(exc).capitalize() + ".")
+        return error_page(state, 400, "Bad request", sentence(str(exc)))
     one_click = form.get("List-Unsubscribe") == ONE_CLICK
     csrf_ok = state.csrf.valid(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD))
     if not (one_click or csrf_ok):

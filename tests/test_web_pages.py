@@ -1,0 +1,140 @@
+"""Read-only pages: home with trending papers, the archive, health, headers and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter import db
+from newsletter.models import Paper
+from newsletter.smtpcapture import CaptureServer
+from tests.web_support import Rig, add_edition, add_papers, rig
+
+
+@pytest.fixture
+def web(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[Rig]:
+    with rig(tmp_path, smtp_server, home_papers=3) as r:
+        yield r
+
+
+def test_home_lists_this_weeks_most_upvoted_papers_first(web: Rig) -> None:
+    add_papers(web.context, 5)
+    page = web.client.get("/").text
+    assert (
+        page.index("Paper number 5") < page.index("Paper number 4") < page.index("Paper number 3")
+    )
+    assert "Paper number 2" not in page  # only web.home_papers of them
+    assert "▲ 50" in page and 'href="https://example.org/papers/5"' in page
+
+
+def test_home_leaves_out_papers_older_than_the_digest_window(web: Rig) -> None:
+    add_papers(web.context, 1)
+    with db.transaction(web.context.sessions) as session:
+        session.add(
+            Paper(
+                external_id="arxiv:2401.99999",
+                title="An old favourite",
+                upvotes=999,
+                source="test",
+                listed_at=datetime(2020, 1, 1, tzinfo=UTC),
+            )
+        )
+    page = web.client.get("/").text
+    assert "Paper number 1" in page and "An old favourite" not in page
+
+
+def test_home_without_papers_says_so(web: Rig) -> None:
+    page = web.client.get("/")
+    assert page.status_code == 200 and "No papers yet" in page.text
+
+
+def test_paper_text_is_escaped(web: Rig) -> None:
+    with db.transaction(web.context.sessions) as session:
+        session.add(
+            Paper(
+                external_id="arxiv:2501.00001",
+                title='<img src=x onerror="alert(1)">',
+                abstract="<script>alert(2)</script>",
+                source="test",
+                url="javascript:alert(3)",
+                listed_at=datetime.now(UTC),
+            )
+        )
+    page = web.client.get("/").text
+    assert "<img src=x" not in page and "<script>alert(2)" not in page
+    assert "&lt;img src=x" in page and "javascript:" not in page
+
+
+def test_the_archive_lists_editions_and_shows_the_general_version(web: Rig) -> None:
+    ids = add_papers(web.context, 3)
+    add_edition(web.context, "2026-W48", [ids[1], ids[0], ids[2]])
+    listing = web.client.get("/archive")
+    assert listing.status_code == 200 and 'href="/archive/2026-W48"' in listing.text
+    assert "3 papers" in listing.text
+    page = web.client.get("/archive/2026-W48").text
+    assert (
+        page.index("Paper number 2") < page.index("Paper number 1") < page.index("Paper number 3")
+    )
+
+
+def test_the_archive_without_editions_says_so(web: Rig) -> None:
+    assert "No editions yet" in web.client.get("/archive").text
+
+
+@pytest.mark.parametrize("key", ["2026-W01", "nonsense", "..%2F..%2Fetc"])
+def test_an_unknown_edition_is_404(web: Rig, key: str) -> None:
+    page = web.client.get(f"/archive/{key}")
+    assert page.status_code == 404 and "not found" in page.text.lower()
+
+
+def test_unknown_pages_get_the_404_page(web: Rig) -> None:
+    page = web.client.get("/no/such/page")
+    assert page.status_code == 404 and "<html" in page.text
+
+
+def test_healthz_reports_ok(web: Rig) -> None:
+    answer = web.client.get("/healthz")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+def test_every_page_sends_the_security_headers(web: Rig) -> None:
+    for path in ("/", "/archive", "/check-your-inbox", "/nope", "/static/site.css"):
+        headers = web.client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_pages_hold_no_inline_script_or_style(web: Rig) -> None:
+    add_papers(web.context, 2)
+    page = web.client.get("/").text
+    assert "<script>" not in page and "<style" not in page and " style=" not in page
+    assert '<script src="/static/timezone.js" defer></script>' in page
+
+
+def test_token_pages_are_not_cached(web: Rig) -> None:
+    assert web.client.get("/preferences/x").headers["cache-control"] == "no-store"
+
+
+def test_the_static_files_are_served(web: Rig) -> None:
+    assert "Intl.DateTimeFormat" in web.client.get("/static/timezone.js").text
+    assert web.client.get("/static/site.css").status_code == 200
+
+
+def test_the_openapi_schema_declares_the_answers_the_app_gives(web: Rig) -> None:
+    schema = web.client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) >= {"/", "/subscribe", "/confirm/{token}", "/unsubscribe/{token}", "/healthz"}
+    subscribe = paths["/subscribe"]["post"]
+    assert set(subscribe["responses"]) == {"303", "400", "403", "413", "429"}
+    assert "application/x-www-form-urlencoded" in subscribe["requestBody"]["content"]
+    one_click = paths["/unsubscribe/{token}"]["post"]["requestBody"]["content"]
+    assert set(one_click) == {"application/x-www-form-urlencoded", "multipart/form-data"}
+    for operations in paths.values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
