@@ -1,9 +1,9 @@
 """Build complete RFC 5322 / MIME messages as bytes, fast.
 
 `email.message.EmailMessage` costs milliseconds per message; writing the bytes here
-costs tens of microseconds. What keeps it correct: bodies are quoted-printable (lines
-never exceed 76 octets, CRLF everywhere), the boundary contains "=_" which
-quoted-printable output can never contain, every header value passes through one
+costs tens of microseconds. What keeps it correct: the text part is quoted-printable
+and the HTML base64 (lines never exceed 76 octets, CRLF everywhere), the boundary
+contains "=_" which neither encoding can produce, every header value passes through one
 gate that refuses control characters, non-ASCII text goes out as RFC 2047 encoded
 words, and IDN domains go out as IDNA (punycode). Tests parse every message with
 the strict `email.policy.default`.
@@ -23,6 +23,7 @@ from email.utils import format_datetime, formataddr
 from functools import lru_cache
 
 import idna
+import numpy as np
 
 from newsletter.errors import HeaderInjection
 
@@ -116,12 +117,44 @@ def random_message_id(kind: str, domain: str) -> str:
     return f"<{_ATOM_TEXT.sub('-', kind)}.{uuid.uuid4().hex}@{domain}>"
 
 
+def _crlf(text: str) -> bytes:
+    # On bytes, replace is a memchr loop: several times faster than on a wide str.
+    body = text.encode("utf-8")
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    body = body.replace(b"\n", b"\r\n")
+    return body if body.endswith(b"\r\n") else body + b"\r\n"
+
+
 def qp(text: str) -> bytes:
     """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998)."""
-    body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    if not body.endswith("\r\n"):
-        body += "\r\n"
-    return binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    return binascii.b2a_qp(_crlf(text), istext=True)
+
+
+def base64_body(text: str) -> bytes:
+    """UTF-8, CRLF line ends, base64 in 76-octet lines.
+
+    For the HTML part: binascii's quoted-printable walks every byte and costs several
+    times more on 40 KB of markup; base64 is a third bigger on the wire, which readers
+    never see (Gmail's 102 KB clip counts the decoded HTML).
+    """
+    return fold76(binascii.b2a_base64(_crlf(text), newline=False))
+
+
+def fold76(raw: bytes) -> bytes:
+    """`raw` cut into 76-octet CRLF-terminated lines.
+
+    A reshape in numpy does in microseconds what a Python loop over 500+ slices does
+    in tens of them; this is most of what base64 costs per message.
+    """
+    full = len(raw) // 76 * 76
+    rows = np.frombuffer(raw, dtype=np.uint8, count=full).reshape(-1, 76)
+    lines = np.empty((rows.shape[0], 78), dtype=np.uint8)
+    lines[:, :76] = rows
+    lines[:, 76] = 13
+    lines[:, 77] = 10
+    tail = raw[full:]
+    return lines.tobytes() + (tail + b"\r\n" if tail else b"")
 
 
 @dataclass(frozen=True)
@@ -184,24 +217,22 @@ def build_message(
         headers.append(
             f"{check_header_text(name, 'header name')}: {check_header_text(value, name)}"
         )
-    # The id hash makes the boundary unique per message; "=_" never occurs in QP text.
+    # The id hash makes the boundary unique per message; "=_" never occurs in
+    # quoted-printable or base64 output, so no body line can be mistaken for it.
     boundary = "=_tp_" + hashlib.blake2b(message_id.encode(), digest_size=9).hexdigest()
     headers += [
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
     ]
-    part = (
-        f"--{boundary}\r\nContent-Type: text/{{}}; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    )
+    part = "--{}\r\nContent-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: {}\r\n\r\n"
     data = b"".join(
         (
             "\r\n".join(headers).encode("ascii"),
             b"\r\n\r\n",
-            part.format("plain").encode("ascii"),
+            part.format(boundary, "plain", "quoted-printable").encode("ascii"),
             qp(text),
-            part.format("html").encode("ascii"),
-            qp(html),
+            part.format(boundary, "html", "base64").encode("ascii"),
+            base64_body(html),
             f"--{boundary}--\r\n".encode("ascii"),
         )
     )

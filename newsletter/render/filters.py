@@ -90,6 +90,16 @@ def count(value: int | None) -> str:
     return str(value)
 
 
+def stats(paper: PaperView) -> str:
+    """'140 upvotes · 3 comments', leaving out what the source does not know."""
+    parts = []
+    if paper.upvotes is not None:
+        parts.append(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}")
+    if paper.comments is not None:
+        parts.append(f"{paper.comments} comment{'' if paper.comments == 1 else 's'}")
+    return " · ".join(parts)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "oneline": oneline,
     "authors": authors,
@@ -99,4 +109,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "long_date": long_date,
     "week_range": week_range,
     "count": count,
+    "stats": stats,
 }

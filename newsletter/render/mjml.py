@@ -21,6 +21,14 @@ from newsletter.errors import TemplateError
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _INCLUDE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+)[\"']\s*-?%\}")
 _TOKEN = re.compile(r"JINJA(\d+)Z")
+# Whitespace-only runs between tags (and Jinja tags) that MJML would drop from the
+# rendered HTML, while a Jinja tag standing in between would make it keep them.
+_GAPS = re.compile(r"(>|%\})\s+(?=<|\{%)|(\}\})\s*\n\s*(?=<)")
+
+
+def squeeze(source: str) -> str:
+    """The MJML source both paths read, so compiled-once and per-email agree."""
+    return _GAPS.sub(lambda m: m[1] or m[2], source)
 
 
 def compile_mjml(source: str) -> str:
@@ -66,7 +74,8 @@ def compile_once(source: str, read: Callable[[str], str]) -> str:
 def read_from(directory: Path) -> Callable[[str], str]:
     def read(name: str) -> str:
         try:
-            return (directory / name).read_text(encoding="utf-8")
+            text = (directory / name).read_text(encoding="utf-8")
+            return squeeze(text) if name.endswith(".mjml.j2") else text
         except OSError as exc:
             raise TemplateError(f"email template {name!r} cannot be read: {exc}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +12,7 @@ import jinja2
 import newsletter
 from newsletter.errors import TemplateError
 from newsletter.render.filters import FILTERS
-from newsletter.render.mjml import compile_mjml, compile_once, read_from
+from newsletter.render.mjml import compile_mjml, compile_once, read_from, squeeze
 from newsletter.views import DigestView, Recipient, SiteView
 
 Kind = Literal["digest", "confirm", "welcome", "goodbye"]
@@ -40,13 +41,25 @@ class RenderedEmail:
     html: str
 
 
-def _environment(loader: jinja2.BaseLoader | None, autoescape: bool) -> jinja2.Environment:
+class _Loader(jinja2.FileSystemLoader):
+    """Reads MJML sources squeezed, exactly as the compile-once path reads them."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        return (squeeze(source) if template.endswith(".mjml.j2") else source), filename, uptodate
+
+
+def _environment(loader: jinja2.BaseLoader | None, markup: bool) -> jinja2.Environment:
+    # Markup keeps Jinja's default whitespace handling: the compile-once path inlines
+    # includes textually and must leave exactly the text a Jinja render would.
     env = jinja2.Environment(
         loader=loader,
-        autoescape=autoescape,
+        autoescape=markup,
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        trim_blocks=not markup,
+        lstrip_blocks=not markup,
     )
     env.filters.update(FILTERS)
     return env
@@ -59,10 +72,10 @@ class Renderer:
         self.directory = (templates_dir or default_templates_dir()) / "email"
         if not self.directory.is_dir():
             raise TemplateError(f"email templates folder {self.directory} does not exist")
-        loader = jinja2.FileSystemLoader(self.directory)
-        self._text = _environment(loader, autoescape=False)
+        loader = _Loader(self.directory)
+        self._text = _environment(loader, markup=False)
         # MJML sources and compiled HTML alike: autoescape on, no data is ever |safe.
-        self._markup = _environment(loader, autoescape=True)
+        self._markup = _environment(loader, markup=True)
         self._html: dict[str, jinja2.Template] = {}
 
     def prepare(self) -> None:

@@ -1,0 +1,111 @@
+"""How fast complete digest messages are produced, and how big their HTML is.
+
+    .venv/bin/python benchmarks/render.py [--count N] [--dkim]
+
+Renders N digests of 10 realistic papers through Composer (tokens, Jinja over the
+once-compiled MJML, text part, MIME bytes) in one process and prints messages per
+second, the median HTML size, and with --dkim the extra cost of signing each message
+with a freshly generated 2048-bit RSA key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from newsletter.compose import Composer
+from newsletter.config import Settings
+from newsletter.render.samples import TOPICS, sample_items
+
+SECRET = "benchmark-secret-key-0123456789"
+
+
+def _composer(settings: Settings) -> Composer:
+    return Composer(settings, SECRET)
+
+
+def run(composer: Composer, count: int) -> tuple[float, list[int]]:
+    items = sample_items(10)
+    sizes: list[int] = []
+    start = time.perf_counter()
+    for n in range(count):
+        message = composer.digest(
+            subscriber_id=n + 1,
+            email=f"reader{n}@example.org",
+            edition_key="2026-W11",
+            week_start=date(2026, 3, 9),
+            week_end=date(2026, 3, 15),
+            items=items,
+            topics=TOPICS[: 1 + n % 3],
+        )
+        sizes.append(len(message.data))
+    return time.perf_counter() - start, sizes
+
+
+def html_size(composer: Composer) -> int:
+    view = composer.digest_view(
+        subscriber_id=1,
+        email="reader@example.org",
+        edition_key="2026-W11",
+        week_start=date(2026, 3, 9),
+        week_end=date(2026, 3, 15),
+        items=sample_items(10),
+        topics=TOPICS,
+    )
+    return len(composer.renderer.digest(view).html.encode("utf-8"))
+
+
+def dkim_settings(folder: Path) -> Settings:
+    key = folder / "dkim.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            str(key),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return Settings().with_overrides(
+        dkim={"domain": "example.org", "selector": "news", "private_key_path": str(key)}
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--dkim", action="store_true", help="also measure DKIM signing")
+    args = parser.parse_args()
+
+    composer = _composer(Settings())
+    run(composer, 200)  # warm caches the way a long send run would
+    elapsed, sizes = run(composer, args.count)
+    print(f"messages:            {args.count}")
+    rate, each = args.count / elapsed, elapsed / args.count * 1e6
+    print(f"emails/second:       {rate:,.0f}  ({each:.0f} µs each)")
+    print(f"median message size: {statistics.median(sizes) / 1024:.1f} KiB")
+    print(f"median HTML size:    {html_size(composer) / 1024:.1f} KiB (Gmail clips above 102 KB)")
+    if args.dkim:
+        with tempfile.TemporaryDirectory() as folder:
+            signed = _composer(dkim_settings(Path(folder)))
+            count = max(50, args.count // 10)
+            run(signed, 20)
+            signed_elapsed, _ = run(signed, count)
+        per_plain = elapsed / args.count
+        per_signed = signed_elapsed / count
+        print(f"with DKIM (RSA 2048): {count / signed_elapsed:,.0f} emails/second")
+        print(f"DKIM cost/message:   {(per_signed - per_plain) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
