@@ -47,12 +47,12 @@ def test_it_keeps_authors_categories_dates_and_links() -> None:
     assert revised.authors == ("Ada Lovelace", "Grace Hopper")
     assert revised.categories == ("cs.CV", "cs.LG")  # primary first, no repeats
     assert revised.published_at == datetime(2024, 3, 2, 17, 0, tzinfo=UTC)
-    assert revised.url == "https://arxiv.org/abs/2403.01234v2"
-    assert revised.pdf_url == "https://arxiv.org/pdf/2403.01234v2"
+    assert revised.url == "https://arxiv.org/abs/2403.01234"  # versionless: the latest
+    assert revised.pdf_url == "https://arxiv.org/pdf/2403.01234"
     assert revised.source == "arxiv"
 
 
-def test_an_entry_without_a_pdf_link_gets_the_arxiv_one() -> None:
+def test_old_style_ids_keep_their_archive() -> None:
     old = records()[2]
     assert old.pdf_url == "https://arxiv.org/pdf/hep-th/9901001"
     assert old.categories == ("hep-th",)

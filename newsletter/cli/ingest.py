@@ -15,9 +15,8 @@ from newsletter.cli.base import State, cli, console, pass_state
 from newsletter.sources import FORMATS
 
 _EPILOG = """\b
-Examples:
+Example: newsletter ingest papers.jsonl daily.json
   newsletter ingest                      # the sources listed in config.yaml
-  newsletter ingest papers.jsonl daily.json
   newsletter ingest --format arxiv 'https://export.arxiv.org/api/query?search_query=cat:cs.CL'
 """
 

@@ -67,8 +67,9 @@ def _record(entry: Any) -> PaperRecord | str:
             clean(a.get("name")) for a in entry.get("authors") or [] if clean(a.get("name"))
         ),
         categories=_categories(entry),
-        url=_link(entry, "abs") or abs_url,
-        pdf_url=_link(entry, "pdf") or pdf_url,
+        # Versionless links always open the latest version (the feed's carry "v2").
+        url=abs_url,
+        pdf_url=pdf_url,
         version=ids[1] or 1,
         published_at=_time(entry, "published"),
         listed_at=_time(entry, "published"),
@@ -83,18 +84,6 @@ def _categories(entry: Any) -> tuple[str, ...]:
         terms.append(str(primary["term"]))
     terms.extend(str(tag.get("term")) for tag in entry.get("tags") or [] if tag.get("term"))
     return tuple(dict.fromkeys(terms))
-
-
-def _link(entry: Any, kind: str) -> str | None:
-    for link in entry.get("links") or []:
-        href = str(link.get("href") or "")
-        is_pdf = link.get("title") == "pdf" or link.get("type") == "application/pdf"
-        is_abs = link.get("rel") == "alternate" and "/abs/" in href
-        if (kind == "pdf" and is_pdf) or (kind == "abs" and is_abs):
-            if href.startswith("http://arxiv.org/"):
-                href = "https://" + href.removeprefix("http://")
-            return href if href.startswith("https://") else None
-    return None
 
 
 def _time(entry: Any, key: str) -> datetime | None:

@@ -58,6 +58,8 @@ def _record(item: object) -> PaperRecord | str:
     raw_id = paper.get("id")
     if not isinstance(raw_id, str) or not raw_id.strip():
         return "no paper.id"
+    if len(raw_id) > 100:  # ids are stored in 200 characters, prefix included
+        return "paper.id is too long"
     title = clean(paper.get("title")) or clean(item.get("title"))
     if not title:
         return f"paper {raw_id.strip()} has no title"

@@ -51,7 +51,7 @@ class PaperIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str | None = None
+    id: Annotated[str, Field(max_length=200)] | None = None  # the store's column size
     title: str
     abstract: str = ""
     summary: str | None = None

@@ -14,10 +14,11 @@ from newsletter.records import PaperRecord
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 # Fields copied from a record onto the row. listed_at is kept from the first listing
-# so that a paper seen again later is not presented as new again.
-_COPIED = [
-    f.name for f in fields(PaperRecord) if f.name not in ("external_id", "listed_at", "version")
-]
+# so that a paper seen again later is not presented as new again; source likewise
+# records where the paper was first seen.
+_FIXED = ("external_id", "listed_at", "version", "source")
+_COPIED = [f.name for f in fields(PaperRecord) if f.name not in _FIXED]
+_COUNTS = ("upvotes", "comments")
 _LISTS = {"authors", "categories", "keywords"}
 
 
@@ -69,6 +70,7 @@ def _new_row(record: PaperRecord, now: datetime) -> Paper:
     listed = record.listed_at or record.published_at or now
     return Paper(
         external_id=record.external_id,
+        source=record.source,
         version=record.version,
         listed_at=listed,
         ingested_at=now,
@@ -78,13 +80,23 @@ def _new_row(record: PaperRecord, now: datetime) -> Paper:
 
 
 def _update_row(row: Paper, record: PaperRecord, now: datetime) -> bool:
-    """Apply a record to a stored paper; True when anything changed."""
-    older = record.version < row.version
+    """Apply a record to a stored paper; True when anything changed.
+
+    Counts are refreshed from any record. Descriptive fields are overwritten by a newer
+    version, or by the same source again (its corrections); another source at the same
+    version only fills gaps, so two sources that word a paper differently do not flip
+    it back and forth on every run. An older version never overwrites them.
+    """
+    overwrite = record.version > row.version or (
+        record.version == row.version and record.source == row.source
+    )
     changed = False
     for name in _COPIED:
         value = _column_value(name, getattr(record, name))
-        if value in (None, "", []) or (older and name not in ("upvotes", "comments")):
-            continue  # never erase known data; an older version only refreshes counts
+        if value in (None, "", []):
+            continue  # never erase known data
+        if name not in _COUNTS and not overwrite and getattr(row, name) not in (None, "", []):
+            continue
         if getattr(row, name) != value:
             setattr(row, name, value)
             changed = True
