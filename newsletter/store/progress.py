@@ -1,0 +1,110 @@
+"""Read-only queries behind `newsletter status`: editions and how far each has got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from newsletter.models import Delivery, Edition
+
+_COUNTED = ("sent", "sending", "failed", "skipped")  # in the order tallies() reads them
+
+
+@dataclass(frozen=True)
+class EditionRow:
+    id: int
+    key: str
+    scheduled_for: datetime
+    status: str
+    paused_reason: str | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryTally:
+    """Deliveries of one edition by state; `due_later` are queued for a time after now."""
+
+    planned: int = 0
+    sent: int = 0
+    due_now: int = 0
+    due_later: int = 0
+    sending: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retrying: int = 0  # queued again after a temporary failure
+
+
+def latest_editions(session: Session, limit: int) -> list[EditionRow]:
+    """The newest editions first (by send time)."""
+    query = select(Edition).order_by(Edition.scheduled_for.desc(), Edition.id.desc()).limit(limit)
+    return [
+        EditionRow(e.id, e.key, e.scheduled_for, e.status, e.paused_reason, e.completed_at)
+        for e in session.scalars(query)
+    ]
+
+
+def tallies(
+    session: Session, edition_ids: Sequence[int], now: datetime
+) -> dict[int, DeliveryTally]:
+    """One grouped query for all the given editions."""
+    if not edition_ids:
+        return {}
+    queued = Delivery.status == "queued"
+    later = case((queued & (Delivery.next_attempt_at > now), 1), else_=0)
+    due = case((queued & (Delivery.next_attempt_at <= now), 1), else_=0)
+    retrying = case((queued & (Delivery.attempts > 0), 1), else_=0)
+    query = (
+        select(
+            Delivery.edition_id,
+            func.count(),
+            *(func.sum(case((Delivery.status == s, 1), else_=0)) for s in _COUNTED),
+            func.sum(due),
+            func.sum(later),
+            func.sum(retrying),
+        )
+        .where(Delivery.edition_id.in_(edition_ids))
+        .group_by(Delivery.edition_id)
+    )
+    found: dict[int, DeliveryTally] = {}
+    for (
+        edition_id,
+        planned,
+        sent,
+        sending,
+        failed,
+        skipped,
+        due_n,
+        later_n,
+        retry_n,
+    ) in session.execute(query):
+        found[edition_id] = DeliveryTally(
+            planned=int(planned),
+            sent=int(sent or 0),
+            due_now=int(due_n or 0),
+            due_later=int(later_n or 0),
+            sending=int(sending or 0),
+            failed=int(failed or 0),
+            skipped=int(skipped or 0),
+            retrying=int(retry_n or 0),
+        )
+    return found
+
+
+def failure_reasons(session: Session, edition_id: int, limit: int = 3) -> list[tuple[str, int]]:
+    """The most common last errors of an edition's failed deliveries, with counts."""
+    query = (
+        select(Delivery.last_error, func.count())
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == "failed",
+            Delivery.last_error.is_not(None),
+        )
+        .group_by(Delivery.last_error)
+        .order_by(func.count().desc(), Delivery.last_error)
+        .limit(limit)
+    )
+    return [(str(error), int(count)) for error, count in session.execute(query)]
