@@ -1,0 +1,141 @@
+"""The pure matcher: tokens, lexical coverage, embeddings, categories, trending, merging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from newsletter.matching import Candidate, Interest, Match, MatchParams, picks, rank
+from newsletter.matching.embedder import from_bytes, to_bytes
+from newsletter.matching.text import terms
+from newsletter.matching.trending import combine, trending_scores
+
+DAY = datetime(2026, 3, 11, tzinfo=UTC)
+
+
+def paper(pid: int, title: str, abstract: str = "", **extra: object) -> Candidate:
+    return Candidate(pid, title, abstract, **extra)  # type: ignore[arg-type]
+
+
+def text(query: str) -> Interest:
+    return Interest(f"text:{query}", query, query)
+
+
+PAPERS = [
+    paper(1, "Point cloud registration with rotation-equivariant networks"),
+    paper(2, "Retrieval-augmented generation for long-context LLMs"),
+    paper(3, "Lung cancer staging with language models", "A radiology study of patients."),
+    paper(4, "Image recognition with sparse sets"),
+]
+
+
+def test_tokens_split_compounds_stem_plurals_and_form_phrases() -> None:
+    assert terms("Retrieval-Augmented LLMs") == [
+        "retrieval",
+        "augmented",
+        "llm",
+        "retrieval augmented",
+        "augmented llm",
+    ]
+
+
+def test_phrases_do_not_cross_stop_words_or_punctuation() -> None:
+    found = terms("models for video, memories")
+    assert "model video" not in found
+    assert "video memory" not in found
+    assert {"model", "video", "memory"} <= set(found)
+
+
+def test_it_matches_a_phrase_and_not_its_scattered_words() -> None:
+    ranked = rank([text("point cloud registration")], PAPERS)
+    assert [m.paper_id for m in ranked["text:point cloud registration"]] == [1]
+
+
+def test_an_interest_no_paper_is_about_gets_nothing() -> None:
+    ranked = rank([text("quantum computing"), text("speech recognition")], PAPERS)
+    assert ranked == {"text:quantum computing": [], "text:speech recognition": []}
+
+
+def test_a_topic_matches_by_any_of_its_keywords() -> None:
+    topic = Interest("topic:health", "Healthcare", "Healthcare.", ("radiology", "clinical"))
+    ranked = rank([topic], PAPERS)
+    assert [m.paper_id for m in ranked["topic:health"]] == [3]
+    assert "Healthcare" in ranked["topic:health"][0].reason
+
+
+def test_a_shared_arxiv_category_lifts_a_paper_over_the_threshold() -> None:
+    vision = Interest("topic:cv", "Vision", "Vision.", ("segmentation",), ("cs.CV",))
+    papers = [paper(1, "A new backbone", categories=("cs.CV",)), paper(2, "A new backbone")]
+    params = MatchParams(category_bonus=0.35)
+    ranked = rank([vision], papers, params=params)
+    assert [m.paper_id for m in ranked["topic:cv"]] == [1]
+
+
+def test_embeddings_find_a_paper_that_shares_no_words() -> None:
+    close, far = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    papers = [
+        paper(1, "Radiology reports", embedding=to_bytes(close)),
+        paper(2, "Point clouds", embedding=to_bytes(far)),
+    ]
+    vectors = np.array([[1.0, 0.0]], np.float32)
+    params = MatchParams(semantic_weight=0.6, lexical_weight=0.4, threshold=0.5)
+    ranked = rank([text("healthcare")], papers, interest_vectors=vectors, params=params)
+    assert [m.paper_id for m in ranked["text:healthcare"]] == [1]
+    assert "meaning" in ranked["text:healthcare"][0].reason
+    assert rank([text("healthcare")], papers, params=params)["text:healthcare"] == []
+
+
+def test_embeddings_round_trip_as_float32_bytes() -> None:
+    vector = np.array([0.25, -0.5, 1.0], np.float32)
+    assert len(to_bytes(vector)) == 12
+    assert np.array_equal(from_bytes(to_bytes(vector)), vector)
+
+
+def test_papers_without_upvotes_rank_by_recency() -> None:
+    listed = [DAY - timedelta(days=3), DAY, DAY - timedelta(days=1)]
+    scores = trending_scores([(None, None)] * 3, listed, half_life_days=3.5)
+    assert scores[1] > scores[2] > scores[0]
+    assert scores[1] == 0.25  # the newest paper with no engagement: freshness 1 · floor
+
+
+def test_upvotes_and_comments_lift_a_paper_and_age_decays_it() -> None:
+    counts = [(100, 10), (10, 0), (100, 10)]
+    listed = [DAY, DAY, DAY - timedelta(days=3.5)]
+    top, less, older = trending_scores(counts, listed, half_life_days=3.5)
+    assert top == 1.0
+    assert top > less
+    assert older == 0.5  # one half-life old
+
+
+def test_order_follows_the_documented_combination() -> None:
+    papers = [
+        paper(1, "Linear attention", "linear attention", upvotes=5, listed_at=DAY),
+        paper(2, "Linear attention", "linear attention", upvotes=500, listed_at=DAY),
+    ]
+    params = MatchParams()
+    found = rank([text("linear attention")], papers, params=params)["text:linear attention"]
+    assert [m.paper_id for m in found] == [2, 1]
+    expected = trending_scores([(5, None), (500, None)], [DAY, DAY], params.half_life_days)
+    for match, trend in zip(sorted(found, key=lambda m: m.paper_id), expected, strict=True):
+        score = combine(match.relevance, params.threshold, trend, params.relevance_weight)
+        assert abs(match.score - score) < 1e-6
+
+
+def test_limit_keeps_each_interests_best() -> None:
+    papers = [paper(i, "Linear attention", upvotes=i, listed_at=DAY) for i in range(1, 6)]
+    found = rank([text("linear attention")], papers, limit=2)["text:linear attention"]
+    assert [m.paper_id for m in found] == [5, 4]
+
+
+def test_picks_takes_each_paper_once_under_its_best_interest() -> None:
+    ranked = {
+        "a": [Match(1, 0.9, 0.5, "a"), Match(2, 0.5, 0.5, "a")],
+        "b": [Match(2, 0.7, 0.6, "b"), Match(3, 0.1, 0.4, "b")],
+    }
+    chosen = picks(ranked, ["a", "b"], limit=2)
+    assert [(m.paper_id, m.reason) for m in chosen] == [(1, "a"), (2, "b")]
+
+
+def test_no_candidates_means_no_matches() -> None:
+    assert rank([text("anything")], []) == {"text:anything": []}
