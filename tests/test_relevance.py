@@ -71,7 +71,7 @@ def test_semantic_on_without_the_model_is_a_named_error(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never reach for a hub in a test
     settings = make_settings(sqlite_url, matching={"semantic": "on", "model": "no-such/model"})
-    with pytest.raises(MatcherUnavailable, match="no-such/model|not installed"):
+    with pytest.raises(MatcherUnavailable, match=r"no-such/model|not installed"):
         relevance.configured_embedder(settings.matching)
 
 
