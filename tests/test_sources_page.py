@@ -77,7 +77,7 @@ def test_a_later_date_line_starts_a_new_day_and_a_full_date_keeps_its_year() -> 
 def test_a_title_without_abstract_is_skipped() -> None:
     result = parse("Mar 11\n\nA\n\nabstract a\n\nDangling title\n")
     assert [r.title for r in result.records] == ["A"]
-    assert [(s.where, s.reason) for s in result.skipped] == [("block 4", "title without abstract")]
+    assert [(s.where, s.reason) for s in result.skipped] == [("line 7", "title without abstract")]
 
 
 def test_lines_that_merely_start_like_a_month_are_not_dates() -> None:
@@ -106,3 +106,14 @@ def test_the_bundled_sample_is_the_page_capture_parsed() -> None:
     bundled = SAMPLE_PAPERS.read_text(encoding="utf-8")
     assert bundled == dumps_jsonl(records)
     assert JsonlSource().parse(bundled.encode(), str(SAMPLE_PAPERS)).records == records
+
+
+def test_a_title_left_open_by_a_new_day_is_skipped_and_the_day_goes_on() -> None:
+    result = parse(
+        "Mar 11\r\n\r\nA\r\n\r\nabstract a\r\n\r\nOrphan\r\n\r\nMar 12\r\n\r\nB\r\n\r\nb\r\n"
+    )
+    assert [(r.title, r.listed_at) for r in result.records] == [
+        ("A", datetime(2026, 3, 11, tzinfo=UTC)),
+        ("B", datetime(2026, 3, 12, tzinfo=UTC)),
+    ]
+    assert [(s.where, s.reason) for s in result.skipped] == [("line 7", "title without abstract")]

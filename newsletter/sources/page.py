@@ -36,29 +36,24 @@ class PageSource(Source):
     extensions = (".txt",)
 
     def parse(self, data: bytes, origin: str) -> ParseResult:
-        blocks = _blocks(decode_text(data, origin))
-        start = next((i for i, block in enumerate(blocks) if self._date(block)), None)
-        if start is None:
-            raise SourceError(f"{origin}: no date line such as 'Mar 11' found")
         result = ParseResult()
-        day = self._date(blocks[start])
-        pending: tuple[int, str] | None = None  # a title waiting for its abstract
-        for number, block in enumerate(blocks[start + 1 :], start=start + 2):
-            new_day = self._date(block)
-            if new_day is not None or pending is None:
-                if pending is not None:
-                    result.skipped.append(Skipped(f"block {pending[0]}", "title without abstract"))
-                    pending = None
-                if new_day is not None:
-                    day = new_day
-                else:
-                    pending = (number, block)
-                continue
-            assert day is not None
-            result.records.append(_record(pending[1], block, day))
-            pending = None
-        if pending is not None:
-            result.skipped.append(Skipped(f"block {pending[0]}", "title without abstract"))
+        day: datetime | None = None
+        title: tuple[int, str] | None = None  # (line, text) waiting for its abstract
+        for line, block in _blocks(decode_text(data, origin)):
+            when = self._date(block)
+            if when is not None:  # a new day: a title left without abstract is dropped
+                _dangling(result, title)
+                day, title = when, None
+            elif day is None:
+                continue  # header lines above the first date
+            elif title is None:
+                title = (line, block)
+            else:
+                result.records.append(_record(title[1], block, day))
+                title = None
+        _dangling(result, title)
+        if day is None:
+            raise SourceError(f"{origin}: no date line such as 'Mar 11' found")
         if not result.records:
             raise SourceError(f"{origin}: no title/abstract pairs after the date line")
         return result
@@ -85,10 +80,22 @@ class PageSource(Source):
         return 0
 
 
-def _blocks(text: str) -> list[str]:
-    """Paragraphs of the capture, each with its whitespace collapsed."""
-    paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
-    return [clean(p) for p in paragraphs if p.strip()]
+def _blocks(text: str) -> list[tuple[int, str]]:
+    """Paragraphs of the capture with the line each starts on, whitespace collapsed."""
+    blocks: list[tuple[int, str]] = []
+    lines: list[str] = []
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        if line.strip():
+            lines.append(line)
+        elif lines:
+            blocks.append((number - len(lines), clean(" ".join(lines))))
+            lines = []
+    return blocks
+
+
+def _dangling(result: ParseResult, title: tuple[int, str] | None) -> None:
+    if title is not None:
+        result.skipped.append(Skipped(f"line {title[0]}", "title without abstract"))
 
 
 def _record(title: str, abstract: str, day: datetime) -> PaperRecord:
