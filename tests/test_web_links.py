@@ -260,3 +260,22 @@ def test_a_post_with_another_body_is_not_one_click(web: Rig) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert answer.status_code == 403 and status(web, sid) == "active"
+
+
+def test_saving_preferences_twice_keeps_the_same_interests(web: Rig) -> None:
+    sid = subscriptions.subscribe(
+        web.context, "ada@example.org", ["llms"], ["sparse attention"], confirmed=True
+    ).subscriber.id
+    path = f"/preferences/{make_token(SECRET, 'preferences', sid)}"
+    for _ in range(2):
+        saved = post_form(web, path, topic=["llms"], interests="sparse attention\nvideo")
+        assert saved.status_code == 200  # type: ignore[attr-defined]
+    assert subscriptions.get_preferences(web.context, sid).interests == (
+        "sparse attention",
+        "video",
+    )
+
+
+def test_a_pending_reader_asking_again_with_the_same_interests_is_fine(web: Rig) -> None:
+    for _ in range(2):
+        assert subscribe(web.client, "ada@example.org", interests="video").status_code == 303
