@@ -14,10 +14,12 @@ from newsletter.context import Context
 def start_scheduler(context: Context) -> Callable[[], None] | None:
     """Start the weekly scheduler in the background; returns how to stop it.
 
-    The scheduler hooks in here (its issue adds the weekly job); until then the web
-    app runs alone and `send-now` / `worker` deliver.
+    Several `serve` processes may run: only the one holding the scheduler lease runs
+    the jobs (see newsletter.scheduler).
     """
-    return None
+    from newsletter.scheduler import start_in_background
+
+    return start_in_background(context)
 
 
 @cli.command(epilog="Example: newsletter serve --host 0.0.0.0 --port 8000")

@@ -1,0 +1,178 @@
+"""`newsletter scheduler` (the weekly job without the web app) and `newsletter status`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+import click
+from rich.table import Table
+
+from newsletter import status as status_service
+from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.store.progress import DeliveryTally
+
+
+@cli.command(epilog="Example: newsletter scheduler")
+@pass_state
+def scheduler(state: State) -> None:
+    """Run the weekly schedule in the foreground (for deployments without `serve`).
+
+    Start it on as many machines as you like: one leads, the others stand by and take
+    over when it stops. SIGTERM or Ctrl-C stops it cleanly.
+    """
+    from newsletter.scheduler import Scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
+    context = state.context()
+    runner = Scheduler(context)
+    runner.on_change = lambda leading: console.print(
+        f"{runner.owner} {'leads: running the weekly job' if leading else 'stepped down'}.",
+        markup=False,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        runner.request_stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    report = status_service.report(context)
+    console.print(
+        f"Scheduler {runner.owner} started; next edition {report.next_edition} is planned "
+        f"at {_when(report.next_run)}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    try:
+        runner.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    console.print("Scheduler stopped.")
+
+
+@cli.command(epilog="Example: newsletter status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--editions",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="How many earlier editions to total.",
+)
+@pass_state
+def status(state: State, as_json: bool, editions: int) -> None:
+    """Show the next scheduled run, the current edition's progress and earlier totals."""
+    report = status_service.report(state.context(), recent=editions)
+    if as_json:
+        click.echo(json.dumps(_as_dict(report), indent=2))
+        return
+    _print_schedule(report)
+    if report.current is None:
+        console.print("No edition has been planned yet.")
+        return
+    _print_current(report.current)
+    if report.recent:
+        _print_recent(report.recent)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _print_schedule(report: status_service.StatusReport) -> None:
+    leader = report.leader
+    who = f"{leader.owner} (lease until {_when(leader.expires_at)})" if leader else "none running"
+    console.print(
+        f"Next run: {_when(report.next_run)} plans {report.next_edition} "
+        f"(send time {_when(report.next_send)}).",
+        markup=False,
+    )
+    console.print(f"Scheduler: {who}.", markup=False)
+
+
+def _print_current(edition: status_service.EditionProgress) -> None:
+    t = edition.tally
+    table = Table(
+        "planned",
+        "sent",
+        "due now",
+        "due later",
+        "sending",
+        "failed",
+        "skipped",
+        title=f"Edition {edition.key}: {edition.status}",
+    )
+    table.add_row(
+        *(
+            str(n)
+            for n in (t.planned, t.sent, t.due_now, t.due_later, t.sending, t.failed, t.skipped)
+        )
+    )
+    console.print(table)
+    if edition.status == "paused":
+        console.print(f"Paused: {edition.paused_reason}", markup=False)
+    if t.retrying:
+        console.print(f"{t.retrying} delivery(ies) wait for a retry after a temporary failure.")
+    for error, count in edition.failure_reasons:
+        console.print(f"failed ×{count}: {error}", markup=False)
+
+
+def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
+    table = Table(
+        "edition",
+        "status",
+        "planned",
+        "sent",
+        "failed",
+        "skipped",
+        "send time",
+        title="Earlier editions",
+    )
+    for e in recent:
+        t = e.tally
+        table.add_row(
+            e.key,
+            e.status,
+            str(t.planned),
+            str(t.sent),
+            str(t.failed),
+            str(t.skipped),
+            _when(e.scheduled_for),
+        )
+    console.print(table)
+
+
+def _edition_dict(edition: status_service.EditionProgress) -> dict[str, Any]:
+    return {
+        "key": edition.key,
+        "status": edition.status,
+        "paused_reason": edition.paused_reason,
+        "scheduled_for": edition.scheduled_for.isoformat(),
+        "completed_at": edition.completed_at.isoformat() if edition.completed_at else None,
+        **_tally_dict(edition.tally),
+        "failure_reasons": [{"error": e, "count": n} for e, n in edition.failure_reasons],
+    }
+
+
+def _tally_dict(tally: DeliveryTally) -> dict[str, int]:
+    return dict(tally.__dict__)
+
+
+def _as_dict(report: status_service.StatusReport) -> dict[str, Any]:
+    leader = report.leader
+    return {
+        "now": report.now.isoformat(),
+        "next_run": report.next_run.isoformat(),
+        "next_edition": report.next_edition,
+        "next_send": report.next_send.isoformat(),
+        "leader": None
+        if leader is None
+        else {"owner": leader.owner, "expires_at": leader.expires_at.isoformat()},
+        "current": None if report.current is None else _edition_dict(report.current),
+        "recent": [_edition_dict(e) for e in report.recent],
+    }

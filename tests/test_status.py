@@ -1,0 +1,141 @@
+"""`newsletter status`: the next run, the current edition's progress, earlier totals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import time_machine
+from sqlalchemy import update
+
+from newsletter import db, outbox, status
+from newsletter.context import Context
+from newsletter.models import Delivery
+from newsletter.scheduler import Scheduler
+from newsletter.smtpcapture import CaptureServer
+from newsletter.store import leases
+from newsletter.store import outbox as outbox_store
+from tests.conftest import CliResult
+from tests.delivery_helpers import add_papers, add_readers, configured
+from tests.scheduler_support import add_reader
+
+BERLIN = {"timezone": "Europe/Berlin", "weekday": "monday", "time": "08:00"}
+W49_FIRE = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)  # plans 2026-W49 (Monday 07:00 UTC)
+W48_FIRE = W49_FIRE - timedelta(days=7)
+
+
+def _planned(context: Context, server: CaptureServer, fire: datetime, readers: int) -> Context:
+    ctx = configured(context, server, digest=BERLIN)
+    add_papers(ctx, listed_at=fire - timedelta(days=2))
+    add_readers(ctx, readers)
+    Scheduler(ctx, clock=lambda: fire).plan_week()
+    return ctx
+
+
+def test_before_any_edition_it_says_when_the_first_is_planned(context: Context) -> None:
+    ctx = configured(context, digest=BERLIN)
+    report = status.report(ctx, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert report.next_run == W49_FIRE
+    assert (report.next_edition, report.next_send) == (
+        "2026-W49",
+        datetime(2026, 11, 30, 7, 0, tzinfo=UTC),
+    )
+    assert report.current is None and report.leader is None
+
+
+def test_it_counts_sent_and_later_deliveries_of_the_current_edition(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = _planned(context, smtp_server, W49_FIRE, readers=3)
+    add_reader(ctx, "newyork@example.org", "America/New_York")
+    Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()  # picks up the new reader
+    berlin_morning = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)  # New York still asleep
+    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: berlin_morning)
+    report = status.report(ctx, now=berlin_morning)
+    assert report.current is not None
+    assert report.current.key == "2026-W49" and report.current.status == "sending"
+    tally = report.current.tally
+    assert (tally.planned, tally.sent, tally.due_later, tally.failed) == (4, 3, 1, 0)
+    assert report.next_edition == "2026-W50"
+
+
+def test_it_says_why_an_edition_is_paused_and_what_failed(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = _planned(context, smtp_server, W49_FIRE, readers=3)
+    with db.transaction(ctx.sessions) as session:
+        edition = outbox_store.get_edition(session, "2026-W49")
+        assert edition is not None
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition.id)
+            .values(status="failed", last_error="550 5.1.1 no such user")
+        )
+        outbox_store.pause_edition(session, edition.id, "3 of the last 3 attempts failed")
+    report = status.report(ctx, now=W49_FIRE)
+    assert report.current is not None
+    assert report.current.status == "paused"
+    assert report.current.paused_reason == "3 of the last 3 attempts failed"
+    assert report.current.failure_reasons == (("550 5.1.1 no such user", 3),)
+
+
+def test_earlier_editions_are_totalled_newest_first(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = _planned(context, smtp_server, W48_FIRE, readers=2)
+    add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
+    Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()
+    report = status.report(ctx, now=W49_FIRE)
+    assert report.current is not None and report.current.key == "2026-W49"
+    assert [(e.key, e.tally.planned) for e in report.recent] == [("2026-W48", 2)]
+
+
+def test_it_names_the_process_that_leads(context: Context) -> None:
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    with db.transaction(context.sessions) as session:
+        leases.acquire(session, status.LEASE_NAME, "host:42:abc", now, 30)
+    report = status.report(context, now=now + timedelta(seconds=10))
+    assert report.leader is not None and report.leader.owner == "host:42:abc"
+
+
+def test_the_status_command_prints_json(
+    run_cli: Callable[..., CliResult],
+    config_file: Callable[..., Path],
+    context: Context,
+    smtp_server: CaptureServer,
+) -> None:
+    path = config_file(digest=BERLIN)
+    _planned(context, smtp_server, W49_FIRE, readers=2)
+    with time_machine.travel(W49_FIRE + timedelta(hours=1), tick=False):
+        result = run_cli("--config", str(path), "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["next_edition"] == "2026-W50"
+    assert data["current"]["key"] == "2026-W49"
+    assert (data["current"]["planned"], data["current"]["due_later"]) == (2, 2)
+    assert data["recent"] == [] and data["leader"] is None
+
+
+def test_the_status_command_prints_tables(
+    run_cli: Callable[..., CliResult],
+    config_file: Callable[..., Path],
+    context: Context,
+    smtp_server: CaptureServer,
+) -> None:
+    path = config_file(digest=BERLIN)
+    _planned(context, smtp_server, W49_FIRE, readers=2)
+    with time_machine.travel(W49_FIRE + timedelta(hours=1), tick=False):
+        result = run_cli("--config", str(path), "status")
+    assert result.exit_code == 0, result.stderr
+    assert "Next run: 2026-12-06 18:00 UTC plans 2026-W50" in result.stdout
+    assert "Edition 2026-W49: sending" in result.stdout
+
+
+def test_status_without_a_schema_is_a_one_line_error(
+    run_cli: Callable[..., CliResult], config_file: Callable[..., Path]
+) -> None:
+    result = run_cli("--config", str(config_file()), "status")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: the database has no schema yet: run `newsletter init`"
