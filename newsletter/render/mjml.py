@@ -34,7 +34,9 @@ def squeeze(source: str) -> str:
 def compile_mjml(source: str) -> str:
     """MJML to HTML with MJML's defaults; one place so both paths use the same options."""
     try:
-        html: str = mjml2html(source, disable_comments=True)
+        # fonts={}: MJML would otherwise link Google Fonts for Roboto & co, a remote
+        # request from every reader's mail client.
+        html: str = mjml2html(source, disable_comments=True, fonts={})
     except Exception as exc:  # mjml raises its own exception types; name the problem
         raise TemplateError(f"MJML could not compile the template: {exc}") from None
     return html

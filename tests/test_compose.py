@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from newsletter.errors import HeaderInjection, InvalidToken
+from newsletter.render.samples import sample_items
+from newsletter.tokens import read_token
+from tests.email_support import (
+    HOSTILE,
+    SECRET,
+    WEEK,
+    assert_wire_format,
+    composer,
+    hostile_items,
+    parse,
+    parts,
+)
+
+BASE = "https://papers.example.org"
+
+
+def token_in(url: str, purpose: str) -> str:
+    match = re.fullmatch(rf"{BASE}/{purpose}/([A-Za-z0-9_.-]+)", url)
+    assert match, url
+    return match[1]
+
+
+def test_a_digest_is_a_complete_message_with_signed_links() -> None:
+    message = composer().digest(
+        subscriber_id=7, email="reader@example.org", items=sample_items(10), **WEEK
+    )
+    assert message.sender == "digest@papers.example.org"
+    assert message.recipient == "reader@example.org"
+    assert_wire_format(message.data)
+    parsed = parse(message.data)
+    text, html = parts(parsed)
+    assert str(parsed["Message-ID"]) == message.message_id
+    header = str(parsed["List-Unsubscribe"])
+    unsubscribe = re.search(r"<(https://[^>]+)>", header)
+    assert unsubscribe and unsubscribe[1] in html and unsubscribe[1] in text
+    assert read_token(SECRET, "unsubscribe", token_in(unsubscribe[1], "unsubscribe")) == 7
+    preferences = re.search(rf"{BASE}/preferences/[A-Za-z0-9_.-]+", text)
+    assert preferences and preferences[0] in html
+    assert read_token(SECRET, "preferences", token_in(preferences[0], "preferences")) == 7
+    assert f"{BASE}/archive/2026-W11" in html and f"{BASE}/archive/2026-W11" in text
+    for item in sample_items(10):
+        assert item.paper.title in text
+
+
+def test_the_same_edition_and_subscriber_always_get_the_same_message_id() -> None:
+    c = composer()
+    first = c.digest(subscriber_id=7, email="r@example.org", items=sample_items(2), **WEEK)
+    again = c.digest(subscriber_id=7, email="r@example.org", items=sample_items(2), **WEEK)
+    other = c.digest(subscriber_id=8, email="s@example.org", items=sample_items(2), **WEEK)
+    assert first.message_id == again.message_id != other.message_id
+    assert first.message_id.endswith("@papers.example.org>")
+
+
+def test_an_empty_digest_is_the_quiet_week_note() -> None:
+    message = composer().digest(subscriber_id=7, email="r@example.org", items=(), **WEEK)
+    parsed = parse(message.data)
+    text, html = parts(parsed)
+    assert "A quiet week" in text and "A quiet week" in html
+    assert "quiet week" in str(parsed["Subject"])
+
+
+def test_hostile_data_stays_text_in_the_finished_message() -> None:
+    message = composer().digest(
+        subscriber_id=7, email="r@example.org", items=hostile_items(3), topics=(HOSTILE,), **WEEK
+    )
+    parsed = parse(message.data)
+    text, html = parts(parsed)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE in text
+    assert str(parsed["Subject"]).startswith(f"Trending Papers: {HOSTILE}")
+
+
+def test_a_subscriber_address_with_cr_lf_cannot_inject_headers() -> None:
+    with pytest.raises(HeaderInjection):
+        composer().digest(
+            subscriber_id=7,
+            email="r@example.org\r\nBcc: v@example.org",
+            items=sample_items(1),
+            **WEEK,
+        )
+
+
+def test_the_date_header_is_the_compose_time() -> None:
+    when = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+    message = composer().digest(subscriber_id=1, email="r@example.org", items=(), now=when, **WEEK)
+    assert str(parse(message.data)["Date"]) == "Mon, 16 Mar 2026 08:00:00 +0000"
+
+
+def test_reply_to_and_idn_recipients_come_through() -> None:
+    c = composer(sender={"reply_to": "editors@papers.example.org"})
+    message = c.notice("welcome", subscriber_id=3, email="leser@bücher.de")
+    parsed = parse(message.data)
+    assert message.recipient == "leser@xn--bcher-kva.de"
+    assert str(parsed["Reply-To"]) == "editors@papers.example.org"
+    text, html = parts(parsed)
+    assert "leser@bücher.de" in text and "leser@bücher.de" in html
+
+
+def test_the_confirm_notice_links_a_token_that_only_confirms() -> None:
+    message = composer().notice("confirm", subscriber_id=11, email="new@example.org")
+    parsed = parse(message.data)
+    text, html = parts(parsed)
+    link = re.search(rf"{BASE}/confirm/[A-Za-z0-9_.-]+", text)
+    assert link and link[0] in html
+    token = token_in(link[0], "confirm")
+    assert read_token(SECRET, "confirm", token) == 11
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "unsubscribe", token)
+    assert "Confirm your subscription" in str(parsed["Subject"])
+    assert parsed["List-Unsubscribe-Post"] is not None
+
+
+@pytest.mark.parametrize("kind", ["confirm", "welcome", "goodbye"])
+def test_every_notice_is_a_well_formed_message(kind: str) -> None:
+    message = composer().notice(kind, subscriber_id=5, email="r@example.org")  # type: ignore[arg-type]
+    assert_wire_format(message.data)
+    parsed = parse(message.data)
+    assert not parsed.defects
+    text, html = parts(parsed)
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "MIME-Version"):
+        assert parsed[name] is not None, name
+    assert "1 Example Street" in text and "1 Example Street" in html
+    again = composer().notice(kind, subscriber_id=5, email="r@example.org")  # type: ignore[arg-type]
+    assert again.message_id != message.message_id  # each notice is its own message
+
+
+def test_the_goodbye_notice_offers_no_unsubscribe_header() -> None:
+    parsed = parse(composer().notice("goodbye", subscriber_id=5, email="r@example.org").data)
+    assert parsed["List-Unsubscribe"] is None and parsed["List-Unsubscribe-Post"] is None
+    assert "unsubscribed" in str(parsed["Subject"])

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import TemplateError
+from newsletter.render import KINDS, NoticeView, Renderer, default_templates_dir
+from newsletter.render.filters import author_list, cut, excerpt, week_range
+from newsletter.render.samples import sample_items
+from newsletter.views import DigestView, Recipient, SiteView
+from tests.email_support import HOSTILE, hostile_items, longest_items
+
+SITE = SiteView("Trending Papers", "What researchers upvote", "https://p.example.org", "1 Main St")
+RECIPIENT = Recipient(
+    "reader@example.org",
+    "https://p.example.org/unsubscribe/U",
+    "https://p.example.org/preferences/P",
+)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def digest(items: tuple = (), recipient: Recipient = RECIPIENT) -> DigestView:
+    return DigestView(
+        site=SITE,
+        recipient=recipient,
+        edition_key="2026-W11",
+        week_start=date(2026, 3, 9),
+        week_end=date(2026, 3, 15),
+        items=items,
+        archive_url="https://p.example.org/archive/2026-W11",
+        topics=("Memory",),
+    )
+
+
+def test_long_author_lists_show_the_first_three_and_how_many_more() -> None:
+    assert author_list(("A", "B", "C", "D", "E", "F", "G")) == "A, B, C +4"
+    assert author_list(("A", "B", "C", "D")) == "A, B, C, D"
+    assert author_list(("A",)) == "A"
+    assert author_list(()) == ""
+
+
+def test_excerpts_end_at_a_sentence_when_one_is_near() -> None:
+    text = "First sentence is here. " * 30
+    assert cut(text, 100) == " ".join(["First sentence is here."] * 4)
+
+
+def test_excerpts_without_a_sentence_end_cut_at_a_word_with_an_ellipsis() -> None:
+    text = "word " * 100
+    result = cut(text, 52)
+    assert result.endswith("word…") and len(result) <= 53
+    assert cut("short text", 50) == "short text"
+
+
+def test_the_short_summary_wins_over_the_abstract() -> None:
+    paper = sample_items(1)[0].paper
+    assert excerpt(replace(paper, summary="A crisp summary.")) == "A crisp summary."
+    assert excerpt(replace(paper, summary=None)).startswith(paper.abstract[:40])
+
+
+def test_weeks_read_naturally_across_months_and_years() -> None:
+    assert week_range(date(2026, 3, 9), date(2026, 3, 15)) == "Mar 9 – 15, 2026"
+    assert week_range(date(2026, 3, 30), date(2026, 4, 5)) == "Mar 30 – Apr 5, 2026"
+    assert week_range(date(2026, 12, 28), date(2027, 1, 3)) == "Dec 28, 2026 – Jan 3, 2027"
+
+
+def notice(kind: str) -> NoticeView:
+    action = "https://p.example.org/confirm/C" if kind == "confirm" else ""
+    return NoticeView(site=SITE, recipient=RECIPIENT, action_url=action, topics=("Memory",))
+
+
+@pytest.mark.parametrize(
+    "view",
+    [digest(sample_items(10)), digest(()), digest(hostile_items(3)), digest(longest_items(2))],
+    ids=["ten-papers", "quiet-week", "hostile", "longest"],
+)
+def test_compiled_once_html_equals_mjml_compiled_per_email(
+    renderer: Renderer, view: DigestView
+) -> None:
+    once = renderer.digest(view).html
+    per_email = renderer.html_per_email("digest", renderer.context_for(view))
+    assert once == per_email
+
+
+@pytest.mark.parametrize("kind", ["confirm", "welcome", "goodbye"])
+def test_notices_compiled_once_equal_mjml_per_email(renderer: Renderer, kind: str) -> None:
+    view = notice(kind)
+    once = renderer.notice(kind, view).html  # type: ignore[arg-type]
+    assert once == renderer.html_per_email(kind, renderer.context_for(view))  # type: ignore[arg-type]
+
+
+def test_every_paper_appears_as_a_card_with_its_links(renderer: Renderer) -> None:
+    items = sample_items(10)
+    rendered = renderer.digest(digest(items))
+    for item in items:
+        paper = item.paper
+        assert f'href="{paper.url}"' in rendered.html
+        assert f'href="{paper.pdf_url}"' in rendered.html
+        assert paper.url in rendered.text and paper.pdf_url in rendered.text
+    assert rendered.html.count(">PDF</a>") == 10
+    assert "Matched your topic: Computer vision" in rendered.html
+    assert (
+        "Week of Mar 9 – 15, 2026" in rendered.html and "Week of Mar 9 – 15, 2026" in rendered.text
+    )
+    assert "140 upvotes" in rendered.html and "140 upvotes" in rendered.text
+
+
+def test_the_footer_has_preferences_unsubscribe_address_and_view_in_browser(
+    renderer: Renderer,
+) -> None:
+    rendered = renderer.digest(digest(sample_items(2)))
+    for part in (rendered.html, rendered.text):
+        assert RECIPIENT.preferences_url in part
+        assert RECIPIENT.unsubscribe_url in part
+        assert SITE.postal_address in part
+        assert "https://p.example.org/archive/2026-W11" in part
+    assert "View in browser" in rendered.html
+
+
+def test_a_quiet_week_gets_a_short_note(renderer: Renderer) -> None:
+    rendered = renderer.digest(digest(()))
+    assert "A quiet week" in rendered.html and "A quiet week" in rendered.text
+    assert "a quiet week" in rendered.subject
+
+
+def test_hostile_text_shows_as_text_in_html_and_text(renderer: Renderer) -> None:
+    recipient = replace(RECIPIENT, email='"<script>alert(1)</script>"@example.org')
+    rendered = renderer.digest(
+        replace(digest(hostile_items(3)), recipient=recipient, topics=(HOSTILE,))
+    )
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;" in rendered.html
+    assert "b=&#34;2&#34;" in rendered.html  # attribute values escaped too
+    assert f"1. {HOSTILE} 0" in rendered.text
+    assert f"Matched your topic: {HOSTILE}" in rendered.text
+    assert HOSTILE in rendered.subject
+
+
+def test_html_for_the_longest_realistic_digest_stays_well_under_gmails_clip(
+    renderer: Renderer,
+) -> None:
+    html = renderer.digest(digest(longest_items(10))).html
+    assert len(html.encode("utf-8")) < 80_000
+
+
+def test_it_supports_dark_mode_and_loads_nothing_remote_but_thumbnails(renderer: Renderer) -> None:
+    html = renderer.digest(digest(sample_items(10))).html
+    assert '<meta name="color-scheme" content="light dark" />' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "<link" not in html and "@import" not in html  # no web fonts
+    assert "url(" not in html  # no CSS background images either
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert len(images) == 5  # the sample papers with thumbnails, nothing else
+    assert all('alt="' in img and "thumbs.example.org" in img for img in images)
+
+
+def test_every_kind_has_subject_text_and_html(renderer: Renderer) -> None:
+    renderer.prepare()
+    for kind in KINDS:
+        if kind == "digest":
+            rendered = renderer.digest(digest(sample_items(1)))
+        else:
+            rendered = renderer.notice(kind, notice(kind))
+        assert rendered.subject and "\n" not in rendered.subject
+        assert RECIPIENT.email in rendered.text + rendered.html
+        assert rendered.html.startswith("<!doctype html>")
+
+
+def test_templates_can_come_from_another_folder(tmp_path: Path) -> None:
+    shutil.copytree(default_templates_dir(), tmp_path / "templates")
+    subject = tmp_path / "templates" / "email" / "goodbye.subject.txt"
+    subject.write_text("Farewell from {{ site.name }}\n", encoding="utf-8")
+    rendered = Renderer(tmp_path / "templates").notice("goodbye", notice("goodbye"))
+    assert rendered.subject == "Farewell from Trending Papers"
+
+
+def test_a_missing_template_folder_or_file_is_a_named_error(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="does not exist"):
+        Renderer(tmp_path / "nowhere")
+    (tmp_path / "email").mkdir()
+    with pytest.raises(TemplateError, match=r"digest\.mjml\.j2"):
+        Renderer(tmp_path).prepare()

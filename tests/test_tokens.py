@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+import time_machine
+
+from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError
+from newsletter.tokens import make_token, read_token
+
+SECRET = "test-secret-key-0123456789"
+
+
+@pytest.mark.parametrize("purpose", ["confirm", "unsubscribe", "preferences"])
+def test_a_token_reads_back_the_subscriber_for_its_purpose(purpose: str) -> None:
+    token = make_token(SECRET, purpose, 42)
+    assert read_token(SECRET, purpose, token) == 42
+
+
+def test_an_unsubscribe_token_cannot_confirm_and_vice_versa() -> None:
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "confirm", make_token(SECRET, "unsubscribe", 7))
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "unsubscribe", make_token(SECRET, "confirm", 7))
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "preferences", make_token(SECRET, "unsubscribe", 7))
+
+
+def test_a_token_signed_with_another_key_is_rejected() -> None:
+    token = make_token("another-secret-key-0123456789", "unsubscribe", 7)
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "unsubscribe", token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "NQ.awguSg.Jpk5zfYzP3zHpp9yz-KdY0hsUnc"])
+def test_malformed_or_forged_tokens_are_rejected(token: str) -> None:
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "unsubscribe", token)
+
+
+def test_a_tampered_token_is_rejected() -> None:
+    token = make_token(SECRET, "unsubscribe", 7)
+    payload, rest = token.split(".", 1)
+    forged = f"{make_token(SECRET, 'unsubscribe', 8).split('.', 1)[0]}.{rest}"
+    assert forged != token and payload
+    with pytest.raises(InvalidToken):
+        read_token(SECRET, "unsubscribe", forged)
+
+
+def test_an_old_token_expires_when_a_max_age_is_given() -> None:
+    with time_machine.travel("2026-03-01 12:00:00+00:00", tick=False):
+        token = make_token(SECRET, "confirm", 3)
+    with time_machine.travel("2026-03-04 12:00:00+00:00", tick=False):
+        assert read_token(SECRET, "confirm", token) == 3
+        assert read_token(SECRET, "confirm", token, max_age=4 * 86400) == 3
+        with pytest.raises(ExpiredToken) as caught:
+            read_token(SECRET, "confirm", token, max_age=86400)
+    assert isinstance(caught.value, InvalidToken)
+    assert "expired" in str(caught.value)
+
+
+def test_an_unknown_purpose_is_a_named_error() -> None:
+    with pytest.raises(NewsletterError, match="purpose"):
+        make_token(SECRET, "delete-everything", 1)
