@@ -4,8 +4,8 @@
 
 Renders N digests of 10 realistic papers through Composer (tokens, Jinja over the
 once-compiled MJML, text part, MIME bytes) in one process and prints messages per
-second, the median HTML size, and with --dkim the extra cost of signing each message
-with a freshly generated 2048-bit RSA key.
+second of CPU time (one core), the median HTML size, and with --dkim the extra cost
+of signing each message with a freshly generated 2048-bit RSA key.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def _composer(settings: Settings) -> Composer:
 def run(composer: Composer, count: int) -> tuple[float, list[int]]:
     items = sample_items(10)
     sizes: list[int] = []
-    start = time.perf_counter()
+    # CPU time of this process: the work one core does, whatever else runs on the box.
+    start = time.process_time()
     for n in range(count):
         message = composer.digest(
             subscriber_id=n + 1,
@@ -44,7 +45,7 @@ def run(composer: Composer, count: int) -> tuple[float, list[int]]:
             topics=TOPICS[: 1 + n % 3],
         )
         sizes.append(len(message.data))
-    return time.perf_counter() - start, sizes
+    return time.process_time() - start, sizes
 
 
 def html_size(composer: Composer) -> int:
@@ -92,7 +93,7 @@ def main() -> None:
     elapsed, sizes = run(composer, args.count)
     print(f"messages:            {args.count}")
     rate, each = args.count / elapsed, elapsed / args.count * 1e6
-    print(f"emails/second:       {rate:,.0f}  ({each:.0f} µs each)")
+    print(f"emails/second:       {rate:,.0f} per core ({each:.0f} µs CPU each)")
     print(f"median message size: {statistics.median(sizes) / 1024:.1f} KiB")
     print(f"median HTML size:    {html_size(composer) / 1024:.1f} KiB (Gmail clips above 102 KB)")
     if args.dkim:
