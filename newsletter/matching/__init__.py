@@ -12,6 +12,7 @@ order of the matches mixes relevance with trending (see trending.py).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -50,11 +51,18 @@ def rank(
 
 def picks(ranked: Mapping[str, list[Match]], keys: Iterable[str], limit: int) -> list[Match]:
     """One subscriber's digest from their interests' ranked matches: each paper once,
-    under the interest where it scored best, best first."""
-    best: dict[int, Match] = {}
-    for key in keys:
-        for match in ranked.get(key, ()):
-            known = best.get(match.paper_id)
-            if known is None or match.score > known.score:
-                best[match.paper_id] = match
-    return sorted(best.values(), key=lambda m: (-m.score, m.paper_id))[:limit]
+    under the interest where it scored best, best first.
+
+    The lists are merged lazily (each is already best first), so a subscriber costs
+    about `limit` steps however many papers their topics match.
+    """
+    streams = [((-m.score, m.paper_id, m) for m in ranked.get(key, ())) for key in keys]
+    chosen: list[Match] = []
+    taken: set[int] = set()
+    for _, paper_id, match in heapq.merge(*streams, key=lambda item: item[:2]):
+        if paper_id not in taken:
+            taken.add(paper_id)
+            chosen.append(match)
+            if len(chosen) >= limit:
+                break
+    return chosen

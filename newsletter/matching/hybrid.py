@@ -94,6 +94,8 @@ class _Papers:
             starts.append(len(rows))
             rows.extend(query_rows(interest))
         scores = self.index.scores(self.index.query_matrix(rows))
+        if len(rows) == len(interests):
+            return scores
         # A topic matches by its best keyword: the max over its rows.
         return np.maximum.reduceat(scores, np.array(starts), axis=0)
 
@@ -143,34 +145,48 @@ class _Papers:
         order = np.lexsort((self.ids[hits], -scores))
         if limit is not None:
             order = order[:limit]
+        columns = hits[order]
+        codes = _ways(lexical, semantic, row, bonus, columns)
+        reasons = _reasons(interest, codes)
         return [
-            Match(
-                int(self.ids[hits[k]]),
-                float(scores[k]),
-                float(relevance[hits[k]]),
-                _reason(interest, lexical, semantic, row, bonus, int(hits[k])),
+            Match(int(pid), float(score), float(rel), reasons[code])
+            for pid, score, rel, code in zip(
+                self.ids[columns].tolist(),
+                scores[order].tolist(),
+                relevance[columns].tolist(),
+                codes.tolist(),
+                strict=True,
             )
-            for k in order
         ]
 
 
-def _reason(
-    interest: Interest,
+_WAYS = ("its words", "its meaning", "its arXiv category")
+
+
+def _ways(
     lexical: np.ndarray,
     semantic: np.ndarray | None,
     row: int,
     bonus: np.ndarray | None,
-    column: int,
-) -> str:
-    ways = []
-    if lexical[column] > 0.2:
-        ways.append("its words")
-    if semantic is not None and semantic[row, column] > 0.3:
-        ways.append("its meaning")
-    if bonus is not None and bonus[row, column] > 0:
-        ways.append("its arXiv category")
-    how = " and ".join(ways) or "related words"
-    return f"Matches your interest “{interest.label}” by {how}"
+    columns: np.ndarray,
+) -> np.ndarray:
+    """A bit per way a paper matched: 1 words, 2 meaning, 4 category."""
+    code = (lexical[columns] > 0.2).astype(np.int8)
+    if semantic is not None:
+        code |= (semantic[row, columns] > 0.3).astype(np.int8) << 1
+    if bonus is not None:
+        code |= (bonus[row, columns] > 0).astype(np.int8) << 2
+    return np.asarray(code, dtype=np.int8)
+
+
+def _reasons(interest: Interest, codes: np.ndarray) -> dict[int, str]:
+    """ "Why you got this", once per interest and way, not once per match."""
+    reasons = {}
+    for code in set(codes.tolist()):
+        ways = [way for bit, way in enumerate(_WAYS) if code >> bit & 1]
+        how = " and ".join(ways) or "related words"
+        reasons[code] = f"Matches your interest “{interest.label}” by {how}"
+    return reasons
 
 
 def _paper_vectors(candidates: Sequence[Candidate]) -> tuple[np.ndarray | None, np.ndarray]:

@@ -8,6 +8,7 @@ word or punctuation breaks a phrase, so "models for video" yields no "model vide
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -21,6 +22,7 @@ _STOP_TEXT = """a an and are as at be been being but by can could do does for fr
 STOPWORDS = frozenset(_STOP_TEXT.split())
 
 
+@functools.lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Plural and possessive endings only: aggressive stemmers merge unrelated terms."""
     if len(word) <= 3 or word.endswith(("ss", "us", "is")):
