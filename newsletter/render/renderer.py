@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,18 +66,25 @@ def _environment(loader: jinja2.BaseLoader | None, markup: bool) -> jinja2.Envir
     return env
 
 
+@lru_cache(maxsize=8)
+def _templates(
+    directory: Path,
+) -> tuple[jinja2.Environment, jinja2.Environment, dict[str, jinja2.Template]]:
+    loader = _Loader(directory)
+    # MJML sources and compiled HTML alike: autoescape on, no data is ever |safe.
+    return _environment(loader, markup=False), _environment(loader, markup=True), {}
+
+
 class Renderer:
     """Loads `templates/email/` once; compiles each MJML template once, on first use."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
-        self.directory = (templates_dir or default_templates_dir()) / "email"
+        self.directory = (templates_dir or default_templates_dir()).resolve() / "email"
         if not self.directory.is_dir():
             raise TemplateError(f"email templates folder {self.directory} does not exist")
-        loader = _Loader(self.directory)
-        self._text = _environment(loader, markup=False)
-        # MJML sources and compiled HTML alike: autoescape on, no data is ever |safe.
-        self._markup = _environment(loader, markup=True)
-        self._html: dict[str, jinja2.Template] = {}
+        # Shared by every Renderer of this folder in the process: a web request that
+        # makes a Composer does not pay for MJML and Jinja compilation again.
+        self._text, self._markup, self._html = _templates(self.directory)
 
     def prepare(self) -> None:
         """Compile every kind now, so a broken template fails at start, not mid-send."""
