@@ -90,6 +90,17 @@ def test_non_ascii_names_and_subjects_are_encoded_and_decode_back() -> None:
     assert message["From"].addresses[0].addr_spec == "digest@papers.example.org"
 
 
+def test_long_non_ascii_sender_names_round_trip_and_absurd_ones_are_refused() -> None:
+    name = "Wöchentliche Forschungsübersicht für Künstliche Intelligenz und Maschinelles Lernen"
+    envelope = Envelope.make(name, "digest@papers.example.org", "Papers")
+    data = build_message(
+        envelope, to="r@example.org", subject="s", text="t", html="h", message_id="<a@b.example>"
+    ).data
+    assert parse(data)["From"].addresses[0].display_name == name
+    with pytest.raises(HeaderInjection, match="too long"):
+        Envelope.make("Ä" * 600, "digest@papers.example.org", "Papers")
+
+
 def test_long_ascii_subjects_are_folded_and_unfold_to_the_same_text() -> None:
     subject = "Trending Papers: " + " ".join(f"word{i}" for i in range(40))
     data = build(subject=subject)

@@ -75,11 +75,15 @@ def domain_of(address: str) -> str:
 def mailbox(name: str, address: str) -> str:
     """'Name <addr>' with the name quoted or RFC 2047 encoded as needed."""
     check_header_text(name, "sender name")
-    return (
-        formataddr((name, ascii_address(address)), charset="utf-8")
-        if name
-        else ascii_address(address)
-    )
+    addr = ascii_address(address)
+    if not name:
+        return addr
+    # One encoded word even when long: Python's own parser (and others) put a space
+    # between adjacent encoded words of a display name, splitting words in two.
+    header = formataddr((name, addr), charset="utf-8")
+    if len(header) > 900:
+        raise HeaderInjection(f"sender name is too long for a header: {name[:40]!r}…")
+    return header
 
 
 @lru_cache(maxsize=1024)
