@@ -239,7 +239,7 @@ def request_subscription(
                 session, address, topics=slugs, interests=texts, timezone=timezone, now=now
             )
         elif subscriber.status in ("pending", "unsubscribed"):
-            _replace_interests(session, subscriber, slugs, texts)
+            store.set_interests(subscriber, slugs, texts)
             subscriber.timezone = timezone or subscriber.timezone
             if subscriber.status == "unsubscribed":
                 store.set_status(subscriber, "pending", now)
@@ -291,7 +291,7 @@ def update_preferences(
     zone = check_timezone(timezone) if timezone else None
     with db.transaction(context.sessions) as session:
         subscriber = _by_id(session, subscriber_id)
-        _replace_interests(session, subscriber, slugs, texts)
+        store.set_interests(subscriber, slugs, texts)
         subscriber.timezone = zone
         subscriber.paused = paused
         session.flush()
@@ -333,13 +333,3 @@ def _by_id(session: Session, subscriber_id: int) -> Subscriber:
     if subscriber is None:
         raise NotFound(f"no subscriber with id {subscriber_id}")
     return subscriber
-
-
-def _replace_interests(
-    session: Session, subscriber: Subscriber, slugs: Sequence[str], texts: Sequence[str]
-) -> None:
-    # Delete the old rows before inserting the new ones: an interest kept across the
-    # change would otherwise be inserted while its old row still holds the unique key.
-    store.set_interests(subscriber, (), ())
-    session.flush()
-    store.set_interests(subscriber, slugs, texts)

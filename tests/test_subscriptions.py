@@ -79,3 +79,12 @@ def test_import_without_an_email_column_is_refused(context: Context, tmp_path: P
     csv_file.write_text("address,topics\nada@example.org,llms\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="'email' column"):
         subscriptions.import_csv(context, csv_file)
+
+
+def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Context) -> None:
+    subscriptions.subscribe(any_context, "ada@example.org", ["llms"], ["video diffusion"], confirmed=True)
+    again = subscriptions.subscribe(
+        any_context, "ada@example.org", ["llms", "vision"], ["video diffusion", "robotics"]
+    )
+    assert again.subscriber.topics == ("llms", "vision")
+    assert again.subscriber.interests == ("video diffusion", "robotics")

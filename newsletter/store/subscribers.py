@@ -48,9 +48,17 @@ def add_subscriber(
 
 
 def set_interests(subscriber: Subscriber, topics: Iterable[str], interests: Iterable[str]) -> None:
-    """Replace a subscriber's topics and free-text interests (duplicates collapse)."""
-    subscriber.topics = [SubscriberTopic(topic=t) for t in dict.fromkeys(topics)]
-    subscriber.interests = [SubscriberInterest(text=t) for t in dict.fromkeys(interests)]
+    """Replace a subscriber's topics and free-text interests (duplicates collapse).
+
+    Rows that stay are kept rather than deleted and inserted again: the unit of work
+    inserts before it deletes, which would trip the uniqueness constraints.
+    """
+    kept_topics = {t.topic: t for t in subscriber.topics}
+    subscriber.topics = [kept_topics.get(t) or SubscriberTopic(topic=t) for t in dict.fromkeys(topics)]
+    kept_texts = {i.text: i for i in subscriber.interests}
+    subscriber.interests = [
+        kept_texts.get(t) or SubscriberInterest(text=t) for t in dict.fromkeys(interests)
+    ]
 
 
 def set_status(subscriber: Subscriber, status: str, now: datetime | None = None) -> None:
