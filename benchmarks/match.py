@@ -18,6 +18,7 @@ import argparse
 import random
 import resource
 import time
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -183,9 +184,16 @@ def main() -> None:
         f"({empty:,} with nothing relevant)"
     )
     print(f"all subscribers' ranked picks: {done - started:.2f} s")
+    # Peak memory of the same work, traced in a second pass (tracing slows it down).
+    tracemalloc.start()
+    ranked = rank(interests, papers, interest_vectors=vectors, params=MatchParams())
+    chosen = [picks(ranked, keys, args.max_papers) for keys in subscribers]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     print(
-        f"memory: max RSS grew {(rss_after - rss_before) / 1024:.0f} MiB while ranking "
-        f"(process max RSS {rss_after / 1024:.0f} MiB)"
+        f"memory: peak {peak / 2**20:.0f} MiB allocated by ranking and merging "
+        f"(max RSS grew {(rss_after - rss_before) / 1024:.0f} MiB; "
+        f"process max RSS {rss_after / 1024:.0f} MiB, model included)"
     )
     _ = np  # numpy is what the matcher's work runs on
 
