@@ -30,7 +30,16 @@ from newsletter.records import PaperRecord
 from newsletter.store.papers import upsert_papers
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-WORDS = ["language", "model", "image", "segmentation", "memory", "retrieval", "diffusion", "alignment"]
+WORDS = [
+    "language",
+    "model",
+    "image",
+    "segmentation",
+    "memory",
+    "retrieval",
+    "diffusion",
+    "alignment",
+]
 TOPICS = ["llms", "computer-vision", "memory", "rag", "diffusion", "safety"]
 
 
