@@ -18,7 +18,7 @@ COMMANDS = sorted(cli.commands)
 def test_every_command_has_help_with_an_example(run_cli: Callable[..., CliResult], name: str) -> None:
     result = run_cli(name, "--help")
     assert result.exit_code == 0
-    assert "Example:" in result.stdout and f"newsletter {name}" in result.stdout
+    assert "Example" in result.stdout and f"newsletter {name}" in result.stdout
 
 
 @pytest.mark.parametrize("name", COMMANDS)
