@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from newsletter import db
 from newsletter.context import Context
-from newsletter.models import Edition, Paper
+from newsletter.digest import paper_view
+from newsletter.models import Edition
 from newsletter.store import papers as paper_store
 from newsletter.store import web as store
 from newsletter.views import PaperView
@@ -71,26 +72,6 @@ def edition(context: Context, key: str) -> EditionPage | None:
             return None
         papers = tuple(paper_view(p) for p in store.edition_papers(session, found.id))
         return EditionPage(_summary(found, len(papers)), papers)
-
-
-def paper_view(paper: Paper) -> PaperView:
-    return PaperView(
-        id=paper.id,
-        external_id=paper.external_id,
-        title=paper.title,
-        abstract=paper.abstract,
-        authors=tuple(paper.authors or ()),
-        summary=paper.summary,
-        url=paper.url,
-        pdf_url=paper.pdf_url,
-        thumbnail_url=paper.thumbnail_url,
-        code_url=paper.code_url,
-        upvotes=paper.upvotes,
-        comments=paper.comments,
-        categories=tuple(paper.categories or ()),
-        published_at=paper.published_at,
-        listed_at=paper.listed_at,
-    )
 
 
 def _summary(edition: Edition, count: int) -> EditionSummary:
