@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from newsletter import db
+from newsletter import db, relevance
 from newsletter.config import DigestConfig, Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput
@@ -218,8 +218,31 @@ def plan_edition(
     context: Context, now: datetime | None = None, email: str | None = None
 ) -> PlanResult:
     """Plan the current week's edition (idempotent); `email` plans only that reader."""
+    now = now or utcnow()
+    embed_window(context, now)
     with db.transaction(context.sessions, immediate=True) as session:
-        return plan_in(session, context.settings, now or utcnow(), email)
+        return plan_in(session, context.settings, now, email)
+
+
+def embed_window(context: Context, now: datetime | None = None) -> int:
+    """Embed the current window's papers in their own, committed transaction.
+
+    Ranking stores missing embeddings in the planner's transaction; a plan that is
+    rolled back (dry run, preview) would throw that work away and the next run would
+    embed again. Callers planning inside a transaction call this first, outside it
+    (on SQLite the planner holds the write lock, so it cannot happen inside).
+    Returns how many papers were embedded.
+    """
+    settings = context.settings
+    if settings.matching.semantic == "off":
+        return 0
+    schedule = current_schedule(settings.digest, now or utcnow())
+    with db.transaction(context.sessions) as session:
+        papers = papers_listed_between(session, schedule.window_start, schedule.window_end)
+        model = settings.matching.model
+        stale = [p for p in papers if p.embedding is None or p.embedding_model != model]
+        # Loading the model costs seconds: only when some paper needs it.
+        return relevance.embed_papers(session, settings, stale) if stale else 0
 
 
 def plan_in(

@@ -14,7 +14,7 @@ from types import FrameType
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter import outbox
+from newsletter import digest, outbox
 from newsletter.cli.base import State, cli, console, pass_state
 
 
@@ -54,6 +54,7 @@ def send_now(state: State, dry_run: bool, email: str | None) -> None:
     """
     context = state.context()
     if dry_run:
+        digest.embed_window(context)  # kept, although the dry run's plan is rolled back
         result = outbox.send_now(context, email=email, dry_run=True)
         sizes = sorted(result.dry_run_bytes)
         median = sizes[len(sizes) // 2] if sizes else 0
@@ -134,7 +135,9 @@ def preview(
     state: State, email: str, html_file: Path | None, show_text: bool, eml_file: Path | None
 ) -> None:
     """Show exactly what send-now would send this subscriber now, without sending."""
-    found = outbox.preview(state.context(), email)
+    context = state.context()
+    digest.embed_window(context)  # kept, although the preview's plan is rolled back
+    found = outbox.preview(context, email)
     parsed = message_from_bytes(found.message.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     if eml_file is not None:

@@ -110,8 +110,11 @@ def ensure_edition(
         scheduled_for=scheduled_for,
         status="sending",
     )
-    result = session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
-    created = bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT through SQLAlchemy.
+    result = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["key"]).returning(Edition.id)
+    )
+    created = result.first() is not None
     edition = get_edition(session, key)
     assert edition is not None
     return edition, created
