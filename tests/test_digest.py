@@ -1,0 +1,360 @@
+"""Planning an edition: week keys and windows, per-reader due times, choosing papers,
+idempotence under repetition and under concurrent planners (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter import db, digest, outbox
+from newsletter.context import Context
+from newsletter.errors import InvalidInput
+from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
+from newsletter.store.subscribers import add_subscriber
+from tests.conftest import CliResult
+from tests.delivery_helpers import IN_WINDOW, NOW, add_papers, add_readers, configured
+
+WORDS_ONLY = {"semantic": "off"}  # fast, and the same with or without the model
+BERLIN, TOKYO, NEW_YORK = (ZoneInfo(z) for z in ("Europe/Berlin", "Asia/Tokyo", "America/New_York"))
+
+
+def words_only(context: Context, **sections: Any) -> Context:
+    return configured(context, matching=WORDS_ONLY, **sections)
+
+
+def add_reader(ctx: Context, email: str, **kwargs: Any) -> int:
+    with db.transaction(ctx.sessions) as session:
+        return add_subscriber(session, email, status="active", **kwargs).id
+
+
+def due_times(ctx: Context) -> dict[str, datetime]:
+    with db.transaction(ctx.sessions) as session:
+        rows = session.execute(select(Subscriber.email, Delivery.next_attempt_at).join(Delivery))
+        return {email: due for email, due in rows}
+
+
+def picks(ctx: Context, email: str, key: str | None = None) -> list[DeliveryPaper]:
+    """The papers planned for a reader, in position order (of one edition if `key`)."""
+    with db.transaction(ctx.sessions) as session:
+        query = (
+            select(DeliveryPaper)
+            .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .where(Subscriber.email == email)
+            .order_by(Edition.id, DeliveryPaper.position)
+        )
+        if key is not None:
+            query = query.where(Edition.key == key)
+        return list(session.scalars(query))
+
+
+def counts(ctx: Context) -> tuple[int, ...]:
+    with db.transaction(ctx.sessions) as session:
+        return tuple(
+            int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in (Edition, Delivery, DeliveryPaper, EditionPaper)
+        )
+
+
+# --- edition keys and windows ---------------------------------------------------------
+
+
+def test_the_edition_key_is_the_iso_week_in_the_digest_time_zone() -> None:
+    assert digest.edition_key(NOW, ZoneInfo("UTC")) == "2026-W48"
+    # Sunday 23:30 UTC is already Monday in Berlin: the next week there.
+    late_sunday = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
+    assert digest.edition_key(late_sunday, ZoneInfo("UTC")) == "2026-W48"
+    assert digest.edition_key(late_sunday, BERLIN) == "2026-W49"
+    # ISO years: 31 December 2026 is in week 53, 1 January 2027 still is.
+    assert digest.edition_key(datetime(2027, 1, 1, 12, tzinfo=UTC), ZoneInfo("UTC")) == "2026-W53"
+
+
+@pytest.mark.parametrize("key", ["2026-48", "2026-W60", "2025-W53", "W48-2026", ""])
+def test_a_malformed_or_impossible_edition_key_is_refused_by_name(key: str) -> None:
+    with pytest.raises(InvalidInput, match="not an edition key"):
+        digest.parse_key(key)
+
+
+def test_the_window_is_the_days_before_the_send_instant(context: Context) -> None:
+    config = words_only(context, digest={"window_days": 7}).settings.digest
+    schedule = digest.schedule_for(config, "2026-W48")
+    assert schedule.scheduled_for == schedule.window_end == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert schedule.window_start == datetime(2026, 11, 16, 8, tzinfo=UTC)
+    assert digest.week_dates(config, schedule.window_start, schedule.window_end) == (
+        date(2026, 11, 16),
+        date(2026, 11, 23),
+    )
+
+
+# --- per-reader due times -------------------------------------------------------------
+
+
+def plan_week_with_readers(
+    context: Context, zones: dict[str, str | None], when: datetime, **digest_config: Any
+) -> dict[str, datetime]:
+    ctx = words_only(context, digest={"skip_empty": False, **digest_config})
+    for email, zone in zones.items():
+        add_reader(ctx, email, topics=["llms"], timezone=zone)
+    digest.plan_edition(ctx, when)
+    return due_times(ctx)
+
+
+def test_readers_in_tokyo_and_berlin_are_both_due_at_eight_in_their_morning(
+    context: Context,
+) -> None:
+    due = plan_week_with_readers(
+        context,
+        {"tokyo@example.org": "Asia/Tokyo", "berlin@example.org": "Europe/Berlin"},
+        NOW,
+    )
+    monday_eight = datetime(2026, 11, 23, 8, 0)
+    assert due["tokyo@example.org"].astimezone(TOKYO).replace(tzinfo=None) == monday_eight
+    assert due["berlin@example.org"].astimezone(BERLIN).replace(tzinfo=None) == monday_eight
+    assert due["tokyo@example.org"] == datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+    assert due["berlin@example.org"] == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def test_a_reader_without_a_zone_or_with_an_unknown_one_gets_the_digest_zone(
+    context: Context,
+) -> None:
+    due = plan_week_with_readers(
+        context,
+        {"none@example.org": None, "bogus@example.org": "Mars/Olympus_Mons"},
+        NOW,
+        timezone="Asia/Tokyo",
+    )
+    # Digest zone Tokyo: NOW (Wednesday noon UTC) is in W48 there too.
+    assert set(due.values()) == {datetime(2026, 11, 22, 23, 0, tzinfo=UTC)}
+
+
+# (weekday, the Sunday a change happens, UTC hour the week before, on the day, after)
+DST_WEEKENDS = [
+    pytest.param("Europe/Berlin", date(2026, 3, 29), (7, 6, 6), id="europe-spring"),
+    pytest.param("Europe/Berlin", date(2026, 10, 25), (6, 7, 7), id="europe-autumn"),
+    pytest.param("America/New_York", date(2026, 3, 8), (13, 12, 12), id="us-spring"),
+    pytest.param("America/New_York", date(2026, 11, 1), (12, 13, 13), id="us-autumn"),
+]
+
+
+@pytest.mark.parametrize(("zone", "sunday", "utc_hours"), DST_WEEKENDS)
+def test_due_times_stay_at_eight_local_across_the_clock_change_weekends(
+    context: Context, zone: str, sunday: date, utc_hours: tuple[int, int, int]
+) -> None:
+    """Sunday editions on the week before, the change day itself, and the week after."""
+    ctx = words_only(context, digest={"skip_empty": False, "weekday": "sunday"})
+    add_reader(ctx, "reader@example.org", topics=["llms"], timezone=zone)
+    local = ZoneInfo(zone)
+    for week, hour in zip((-1, 0, 1), utc_hours, strict=True):
+        day = sunday + timedelta(weeks=week)
+        digest.plan_edition(ctx, datetime.combine(day, time(0, 0), tzinfo=UTC))
+        key = digest.edition_key(datetime.combine(day, time(12), tzinfo=UTC), ZoneInfo("UTC"))
+        with db.transaction(ctx.sessions) as session:
+            due = session.scalar(
+                select(Delivery.next_attempt_at).join(Edition).where(Edition.key == key)
+            )
+        assert due is not None
+        assert due == datetime.combine(day, time(hour), tzinfo=UTC), key
+        assert due.astimezone(local).time() == time(8, 0) and due.astimezone(local).date() == day
+
+
+def test_a_send_time_skipped_by_the_spring_change_resolves_forward() -> None:
+    # 02:30 does not exist in Berlin on 29 March 2026; it is sent at 03:30 CEST.
+    instant = digest.send_instant("2026-W13", 6, time(2, 30), BERLIN)
+    assert instant == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert instant.astimezone(BERLIN).time() == time(3, 30)
+    # 02:30 happens twice on 25 October 2026: the first one (still CEST) counts.
+    repeated = digest.send_instant("2026-W43", 6, time(2, 30), BERLIN)
+    assert repeated == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+# --- choosing papers ------------------------------------------------------------------
+
+
+def test_a_reader_gets_at_most_max_papers_best_first_with_the_matched_interest(
+    context: Context,
+) -> None:
+    ctx = words_only(context, digest={"max_papers": 4})
+    add_papers(ctx, 30)
+    add_reader(ctx, "ada@example.org", topics=["llms"], interests=["image segmentation"])
+    plan = digest.plan_edition(ctx, NOW)
+    assert (plan.planned, plan.digests, plan.quiet) == (1, 1, 0)
+    chosen = picks(ctx, "ada@example.org")
+    assert len(chosen) == 4
+    assert [p.position for p in chosen] == [1, 2, 3, 4]
+    scores = [p.score for p in chosen]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    with db.transaction(ctx.sessions) as session:
+        titles = {p.id: p.title for p in session.scalars(select(Paper))}
+    for pick in chosen:
+        title = titles[pick.paper_id]
+        expected = "Large language models" if "language model" in title else "image segmentation"
+        assert "memory" not in title and pick.reason == expected, (title, pick.reason)
+
+
+def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(
+    context: Context,
+) -> None:
+    # Two-week windows overlap: the second edition sees the first week's papers again.
+    ctx = words_only(context, digest={"max_papers": 3, "window_days": 14})
+    add_papers(ctx, 30)
+    add_reader(ctx, "ada@example.org", topics=["llms"])
+    digest.plan_edition(ctx, NOW)
+    add_reader(ctx, "newcomer@example.org", topics=["llms"])
+    digest.plan_edition(ctx, NOW + timedelta(days=7))
+    first = {p.paper_id for p in picks(ctx, "ada@example.org", "2026-W48")}
+    second = {p.paper_id for p in picks(ctx, "ada@example.org", "2026-W49")}
+    newcomer = {p.paper_id for p in picks(ctx, "newcomer@example.org", "2026-W49")}
+    assert len(first) == len(second) == 3 and not first & second
+    assert newcomer == first  # the best ones, which only the newcomer has not had
+
+
+def test_with_skip_empty_a_reader_with_no_matching_paper_gets_no_delivery(
+    context: Context,
+) -> None:
+    ctx = words_only(context)
+    add_papers(ctx, 12)
+    add_reader(ctx, "ada@example.org", topics=["llms"])
+    add_reader(ctx, "odd@example.org", interests=["quantum chromodynamics on the lattice"])
+    plan = digest.plan_edition(ctx, NOW)
+    assert (plan.planned, plan.digests, plan.quiet, plan.without_papers) == (1, 1, 0, 1)
+    assert set(due_times(ctx)) == {"ada@example.org"}
+
+
+def test_without_skip_empty_that_reader_gets_a_quiet_week_note(context: Context) -> None:
+    ctx = words_only(context, digest={"skip_empty": False})
+    add_papers(ctx, 12)
+    add_reader(ctx, "ada@example.org", topics=["llms"])
+    add_reader(ctx, "odd@example.org", interests=["quantum chromodynamics on the lattice"])
+    plan = digest.plan_edition(ctx, NOW)
+    assert (plan.planned, plan.digests, plan.quiet, plan.without_papers) == (2, 1, 1, 0)
+    with db.transaction(ctx.sessions) as session:
+        kinds = dict(session.execute(select(Subscriber.email, Delivery.kind).join(Delivery)).all())
+    assert kinds == {"ada@example.org": "digest", "odd@example.org": "quiet"}
+    assert picks(ctx, "odd@example.org") == []
+
+
+def test_planning_records_the_editions_general_selection_by_upvotes(context: Context) -> None:
+    ctx = words_only(context)
+    add_papers(ctx, 30)
+    add_papers(ctx, 5, IN_WINDOW - timedelta(days=10))  # before the window: not in it
+    add_readers(ctx, 1)
+    digest.plan_edition(ctx, NOW)
+    with db.transaction(ctx.sessions) as session:
+        rows = session.execute(
+            select(EditionPaper.position, Paper.upvotes, Paper.listed_at)
+            .join(Paper)
+            .order_by(EditionPaper.position)
+        ).all()
+    assert [r.position for r in rows] == list(range(1, 31))
+    assert [r.upvotes for r in rows] == list(range(29, -1, -1))
+    assert all(r.listed_at >= datetime(2026, 11, 16, 8, tzinfo=UTC) for r in rows)
+
+
+# --- idempotence ----------------------------------------------------------------------
+
+
+def test_planning_twice_creates_nothing_new(any_context: Context) -> None:
+    ctx = words_only(any_context, digest={"skip_empty": False})
+    add_papers(ctx, 20)
+    add_readers(ctx, 5)
+    add_reader(ctx, "quiet@example.org")  # no topics, nothing to match: a quiet note
+    first = digest.plan_edition(ctx, NOW)
+    before = counts(ctx)
+    second = digest.plan_edition(ctx, NOW + timedelta(hours=1))
+    assert first.created_edition and first.planned == 6
+    assert not second.created_edition and second.planned == 0
+    assert counts(ctx) == before and before[:2] == (1, 6)
+
+
+def test_two_planners_at_once_create_each_delivery_once(any_context: Context) -> None:
+    ctx = words_only(any_context, digest={"max_papers": 3})
+    add_papers(ctx, 20)
+    add_readers(ctx, 60)
+    planners = [Context(ctx.settings) for _ in range(2)]  # own engines, own sessions
+    start = threading.Barrier(len(planners))
+    results: list[digest.PlanResult] = []
+    errors: list[BaseException] = []
+
+    def plan(planner: Context) -> None:
+        try:
+            start.wait()
+            results.append(digest.plan_edition(planner, NOW))
+        except BaseException as exc:  # reported below, with the thread's error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=plan, args=(p,)) for p in planners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for planner in planners:
+        planner.close()
+    assert not errors, errors
+    assert sorted(r.created_edition for r in results) == [False, True]
+    assert sum(r.planned for r in results) == 60
+    editions, deliveries, papers, _ = counts(ctx)
+    assert (editions, deliveries, papers) == (1, 60, 180)
+
+
+# --- embeddings survive rolled-back plans ---------------------------------------------
+
+HAS_MODEL = importlib.util.find_spec("sentence_transformers") is not None
+
+
+def stored_embeddings(ctx: Context) -> list[bool]:
+    with db.transaction(ctx.sessions) as session:
+        return [e is not None for e in session.scalars(select(Paper.embedding))]
+
+
+def current_week_papers(context: Context, count: int = 6) -> None:
+    """Papers inside the window of the real current week (the CLI plans for now)."""
+    schedule = digest.current_schedule(context.settings.digest, datetime.now(UTC))
+    add_papers(context, count, schedule.window_end - timedelta(days=1))
+
+
+@pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
+def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
+    context: Context, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
+) -> None:
+    current_week_papers(context)
+    add_readers(context, 2)
+    assert stored_embeddings(context) == [False] * 6
+    path = config_file(matching={"semantic": "auto"})
+    result = run_cli("--config", str(path), "send-now", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing was sent or recorded" in result.stdout
+    assert stored_embeddings(context) == [True] * 6
+    assert counts(context)[:2] == (0, 0)  # the plan itself was rolled back
+    assert digest.embed_window(context) == 0  # the next run does not embed again
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="outbox._dry_run and outbox.preview plan inside their rolled-back transaction "
+    "without calling digest.embed_window first; only the CLI does (see the report)",
+)
+@pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
+def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Context) -> None:
+    add_papers(context, 6)
+    add_readers(context, 2)
+    outbox.send_now(context, dry_run=True, clock=lambda: NOW)
+    assert stored_embeddings(context) == [True] * 6
+
+
+def test_without_the_model_planning_matches_by_words(context: Context) -> None:
+    ctx = configured(context, matching={"semantic": "off"}, digest={"max_papers": 2})
+    add_papers(ctx, 9)
+    add_readers(ctx, 3)
+    plan = digest.plan_edition(ctx, NOW)
+    assert plan.digests == 3
+    assert stored_embeddings(ctx) == [False] * 9
+    assert all(len(picks(ctx, f"reader{i:05d}@example.org")) == 2 for i in range(3))
