@@ -1,0 +1,157 @@
+"""Claiming deliveries with leases, on SQLite and PostgreSQL: what is due, who holds it,
+expired leases taken again, and concurrent claimers that never share a delivery."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from newsletter import db, digest, subscriptions
+from newsletter.context import Context
+from newsletter.models import Delivery, Edition
+from newsletter.store import outbox as store
+from newsletter.store.outbox import ClaimedDelivery
+from tests.delivery_helpers import NOW, add_papers, add_readers, configured
+
+LEASE = 60.0
+
+
+def planned(context: Context, readers: int) -> Context:
+    ctx = configured(context, matching={"semantic": "off"})
+    add_papers(ctx, 12)
+    add_readers(ctx, readers)
+    digest.plan_edition(ctx, NOW)
+    return ctx
+
+
+def claim(
+    ctx: Context,
+    owner: str,
+    now: datetime = NOW,
+    limit: int = 100,
+    ignore_schedule: bool = False,
+) -> list[ClaimedDelivery]:
+    with db.transaction(ctx.sessions, immediate=True) as session:
+        claimed, _ = store.claim_batch(
+            session, owner, now, LEASE, limit, ignore_schedule=ignore_schedule
+        )
+        return claimed
+
+
+def rows(ctx: Context) -> list[Delivery]:
+    with db.transaction(ctx.sessions) as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def test_a_claim_leases_due_deliveries_to_its_owner(any_context: Context) -> None:
+    ctx = planned(any_context, 5)
+    claimed = claim(ctx, "worker-a", limit=3)
+    assert len(claimed) == 3
+    leased = [r for r in rows(ctx) if r.status == "sending"]
+    assert {r.id for r in leased} == {c.id for c in claimed}
+    assert {r.lease_owner for r in leased} == {"worker-a"}
+    assert {r.leased_until for r in leased} == {NOW + timedelta(seconds=LEASE)}
+    assert {c.email for c in claimed} <= {f"reader{i:05d}@example.org" for i in range(5)}
+
+
+def test_a_held_lease_is_not_claimed_again_until_it_expires(any_context: Context) -> None:
+    ctx = planned(any_context, 4)
+    first = claim(ctx, "worker-a")
+    assert len(first) == 4
+    assert claim(ctx, "worker-b", NOW + timedelta(seconds=LEASE - 1)) == []
+    retaken = claim(ctx, "worker-b", NOW + timedelta(seconds=LEASE + 1))
+    assert sorted(c.id for c in retaken) == sorted(c.id for c in first)
+    assert {r.lease_owner for r in rows(ctx)} == {"worker-b"}
+
+
+def test_the_old_owner_cannot_record_a_retry_on_a_retaken_delivery(
+    any_context: Context,
+) -> None:
+    ctx = planned(any_context, 1)
+    (mine,) = claim(ctx, "worker-a")
+    claim(ctx, "worker-b", NOW + timedelta(seconds=LEASE + 1))
+    with db.transaction(ctx.sessions) as session:
+        store.mark_retry(session, mine, "worker-a", "451 later", NOW + timedelta(hours=1), NOW)
+    (row,) = rows(ctx)
+    assert (row.status, row.lease_owner, row.attempts) == ("sending", "worker-b", 0)
+
+
+def test_deliveries_not_yet_due_wait_unless_the_schedule_is_ignored(
+    any_context: Context,
+) -> None:
+    ctx = planned(any_context, 3)
+    before_due = datetime.fromisoformat("2026-11-23T07:59:00+00:00")  # Monday 08:00 UTC due
+    assert claim(ctx, "worker-a", before_due) == []
+    assert len(claim(ctx, "worker-a", before_due, ignore_schedule=True)) == 3
+
+
+def test_a_retry_waits_for_its_backoff_even_for_send_now(any_context: Context) -> None:
+    ctx = planned(any_context, 1)
+    (mine,) = claim(ctx, "worker-a")
+    later = NOW + timedelta(minutes=5)
+    with db.transaction(ctx.sessions) as session:
+        store.mark_retry(session, mine, "worker-a", "451 later", later, NOW)
+    assert claim(ctx, "worker-a", NOW + timedelta(minutes=1), ignore_schedule=True) == []
+    assert len(claim(ctx, "worker-a", later)) == 1
+
+
+def test_an_unsubscribed_reader_is_skipped_not_claimed(any_context: Context) -> None:
+    ctx = planned(any_context, 3)
+    subscriptions.unsubscribe(ctx, "reader00001@example.org")
+    with db.transaction(ctx.sessions, immediate=True) as session:
+        claimed, skipped = store.claim_batch(session, "worker-a", NOW, LEASE, 10)
+    assert len(claimed) == 2 and skipped == 1
+    assert "reader00001@example.org" not in {c.email for c in claimed}
+    assert sorted(r.status for r in rows(ctx)) == ["sending", "sending", "skipped"]
+
+
+def test_a_paused_edition_gives_out_nothing(any_context: Context) -> None:
+    ctx = planned(any_context, 3)
+    with db.transaction(ctx.sessions) as session:
+        session.execute(update(Edition).values(status="paused", paused_reason="test"))
+    assert claim(ctx, "worker-a") == []
+
+
+def test_released_deliveries_can_be_claimed_at_once(any_context: Context) -> None:
+    ctx = planned(any_context, 3)
+    claimed = claim(ctx, "worker-a")
+    with db.transaction(ctx.sessions) as session:
+        store.release(session, "worker-a", [c.id for c in claimed])
+    assert {r.status for r in rows(ctx)} == {"queued"}
+    assert len(claim(ctx, "worker-b")) == 3
+
+
+def test_two_claimers_at_once_never_get_the_same_delivery(any_context: Context) -> None:
+    ctx = planned(any_context, 150)
+    claimers = [Context(ctx.settings) for _ in range(3)]  # own engines, own sessions
+    start = threading.Barrier(len(claimers))
+    got: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def work(name: str, claimer: Context) -> None:
+        mine: list[int] = []
+        try:
+            start.wait()
+            while batch := claim(claimer, name, limit=7):
+                mine.extend(c.id for c in batch)
+        except BaseException as exc:  # reported below with the thread's name
+            errors.append(exc)
+        got[name] = mine
+
+    threads = [
+        threading.Thread(target=work, args=(f"worker-{n}", c)) for n, c in enumerate(claimers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for claimer in claimers:
+        claimer.close()
+    assert not errors, errors
+    everything = [i for ids in got.values() for i in ids]
+    assert len(everything) == len(set(everything)) == 150
+    owners = {r.id: r.lease_owner for r in rows(ctx)}
+    for name, ids in got.items():
+        assert all(owners[i] == name for i in ids)
