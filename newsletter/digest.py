@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 from newsletter import db, relevance
 from newsletter.config import DigestConfig, Settings
 from newsletter.context import Context
-from newsletter.errors import InvalidInput
+from newsletter.errors import InvalidInput, NotFound
 from newsletter.matching import Interest, Match
 from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
 from newsletter.store.papers import papers_listed_between
+from newsletter.store.subscribers import get_subscriber
 from newsletter.views import PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -249,6 +250,9 @@ def plan_in(
     session: Session, settings: Settings, now: datetime, email: str | None = None
 ) -> PlanResult:
     """Planning inside the caller's transaction (send-now --dry-run rolls it back)."""
+    if email is not None and get_subscriber(session, email) is None:
+        # Checked first: a mistyped address must not leave a new edition behind.
+        raise NotFound(f"no subscriber with address {email}")
     schedule = current_schedule(settings.digest, now)
     edition, created = store.ensure_edition(
         session, schedule.key, schedule.window_start, schedule.window_end, schedule.scheduled_for
