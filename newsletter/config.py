@@ -185,6 +185,7 @@ class MatchingConfig(Section):
     lexical_threshold: float = Field(default=0.3, gt=0, lt=1)
     relevance_weight: float = Field(default=0.4, ge=0, le=1)
     half_life_days: float = Field(default=3.5, gt=0)
+    topic_similarity: float = Field(default=0.7, gt=0, le=1)
 
 
 class Settings(Section):

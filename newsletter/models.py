@@ -258,3 +258,22 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class InterestEmbedding(Base):
+    """A typed interest's or topic's sentence embedding, kept across runs.
+
+    text_key is the SHA-256 of the embedded text (texts can be long; the key is fixed
+    width and indexable on every backend). One row per model and text.
+    """
+
+    __tablename__ = "interest_embeddings"
+    __table_args__ = (
+        UniqueConstraint("model", "text_key", name="uq_interest_embeddings_model_text_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    text_key: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

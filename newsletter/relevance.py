@@ -4,7 +4,14 @@ candidates from stored papers, and the ranked picks planning and `match` use.
 Paper embeddings are computed once per paper and model and kept in papers.embedding
 (float32 bytes) with papers.embedding_model; they are recomputed only when missing
 (the store clears them when a title or abstract changes) or when the configured model
-changes. Interests are embedded once per unique text and cached in the process.
+changes. Interests (typed texts and topics) are embedded once per unique text and model,
+kept in the interest_embeddings table and cached in the process. On PostgreSQL new
+interest vectors are committed in their own transaction, so a plan that is rolled back
+(dry run) does not lose them; SQLite has one writer and the planner holds it, so there
+they are written in the caller's transaction.
+
+A typed one-word interest that names a configured topic is matched as that topic
+(see newsletter/matching/expand.py): "healthcare" gets the radiology papers.
 """
 
 from __future__ import annotations
@@ -17,19 +24,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.config import MatchingConfig, Settings
 from newsletter.errors import InvalidInput, MatcherUnavailable
 from newsletter.matching import Candidate, Interest, Match, MatchParams, rank, semantic_text
 from newsletter.matching.embedder import (
     Embedder,
     EmbedderUnavailable,
+    from_bytes,
     load_embedder,
     paper_text,
     to_bytes,
 )
+from newsletter.matching.expand import expand, topic
 from newsletter.models import Paper
+from newsletter.store import embeddings as store_embeddings
 from newsletter.store import papers as store_papers
 
 log = logging.getLogger(__name__)
@@ -44,11 +56,10 @@ CONFIGURED = _Configured()
 
 
 def topic_interest(settings: Settings, slug: str) -> Interest | None:
-    topic = settings.topic(slug)
-    if topic is None:
+    found = settings.topic(slug)
+    if found is None:
         return None
-    text = ". ".join(part for part in (topic.name, topic.description) if part)
-    return Interest(f"topic:{slug}", topic.name, text, topic.keywords, topic.categories)
+    return topic(slug, found.name, found.description, found.keywords, found.categories)
 
 
 def text_interest(text: str) -> Interest:
@@ -89,17 +100,27 @@ def rank_papers(
 
     Embeds (and stores, in the caller's transaction) the papers that have no embedding
     from the current model. `embedder` overrides the configured model (None: words only).
+    Typed one-word interests naming a configured topic are matched as that topic.
     """
     unique = list({i.key: i for i in interests}.values())
     model = (
         configured_embedder(settings.matching) if isinstance(embedder, _Configured) else embedder
     )
+    found = params(settings.matching)
+    topics = [t for t in (topic_interest(settings, c.slug) for c in settings.topics) if t]
     vectors = None
     if model is not None and papers:
         ensure_embeddings(session, papers, model)
-        vectors = embed_interests(model, unique)
+
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            return embed_texts(session, model, texts)
+
+        unique = expand(unique, topics, embed, found.topic_similarity)
+        vectors = embed_interests(model, unique, session)
+    else:
+        unique = expand(unique, topics, None, found.topic_similarity)
     candidates = [candidate(p) for p in papers]
-    return rank(unique, candidates, interest_vectors=vectors, params=params(settings.matching))
+    return rank(unique, candidates, interest_vectors=vectors, params=found)
 
 
 def params(config: MatchingConfig) -> MatchParams:
@@ -111,6 +132,7 @@ def params(config: MatchingConfig) -> MatchParams:
         lexical_threshold=config.lexical_threshold,
         relevance_weight=config.relevance_weight,
         half_life_days=config.half_life_days,
+        topic_similarity=config.topic_similarity,
     )
 
 
@@ -154,23 +176,56 @@ def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embed
 _interest_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 
-def embed_interests(embedder: Embedder, interests: Sequence[Interest]) -> np.ndarray:
-    """One row per interest; each distinct text is embedded once per process and model."""
+def embed_interests(
+    embedder: Embedder, interests: Sequence[Interest], session: Session | None = None
+) -> np.ndarray:
+    """One row per interest; each distinct text is embedded once per model, ever
+    (with a session: kept in the store), and cached in the process."""
     texts = [semantic_text(i) for i in interests]
-    missing = list(dict.fromkeys(t for t in texts if (embedder.name, t) not in _interest_vectors))
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return embed_texts(session, embedder, texts)
+
+
+def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """One row per text: from the process cache, else the store, else the model."""
+    name = embedder.name
+    missing = list(dict.fromkeys(t for t in texts if (name, t) not in _interest_vectors))
+    if missing and session is not None:
+        stored = store_embeddings.load_vectors(session, name, missing)
+        for text, blob in stored.items():
+            _interest_vectors[(name, text)] = from_bytes(blob)
+        missing = [t for t in missing if t not in stored]
     if missing:
-        for text, vector in zip(missing, embedder.embed(missing), strict=True):
-            _interest_vectors[(embedder.name, text)] = vector
+        fresh = embedder.embed(missing)
+        for text, vector in zip(missing, fresh, strict=True):
+            _interest_vectors[(name, text)] = vector
+        if session is not None:
+            _save(session, name, {t: to_bytes(v) for t, v in zip(missing, fresh, strict=True)})
     rows = []
     for text in texts:
-        key = (embedder.name, text)
+        key = (name, text)
         _interest_vectors.move_to_end(key)
         rows.append(_interest_vectors[key])
     while len(_interest_vectors) > _INTEREST_CACHE_SIZE:
         _interest_vectors.popitem(last=False)
-    if not rows:
-        return np.zeros((0, 0), dtype=np.float32)
     return np.vstack(rows).astype(np.float32, copy=False)
+
+
+def _save(session: Session, model: str, vectors: dict[str, bytes]) -> None:
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        # One writer: the planner may hold the lock, so a second transaction would wait.
+        store_embeddings.save_vectors(session, model, vectors)
+        return
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with db.transaction(db.session_factory(engine)) as own:  # survives a rolled-back plan
+        store_embeddings.save_vectors(own, model, vectors)
+
+
+def forget_cached_interests() -> None:
+    """Empty the process cache (tests and benchmarks measure the store path with it)."""
+    _interest_vectors.clear()
 
 
 @dataclass(frozen=True)

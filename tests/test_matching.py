@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from newsletter.matching import Candidate, Interest, Match, MatchParams, picks, rank
 from newsletter.matching.embedder import from_bytes, to_bytes
+from newsletter.matching.expand import expand, topic_names
 from newsletter.matching.text import terms
 from newsletter.matching.trending import combine, trending_scores
 
@@ -139,3 +141,43 @@ def test_picks_takes_each_paper_once_under_its_best_interest() -> None:
 
 def test_no_candidates_means_no_matches() -> None:
     assert rank([text("anything")], []) == {"text:anything": []}
+
+
+HEALTH = Interest(
+    "topic:healthcare",
+    "ML for healthcare",
+    "ML for healthcare. Medical imaging and clinical text.",
+    ("medical", "radiology", "healthcare"),
+)
+NLP = Interest(
+    "topic:nlp", "Natural language processing", "NLP", ("translation", "natural language")
+)
+
+
+def test_a_typed_word_that_names_a_topic_is_matched_as_it() -> None:
+    [found] = expand([text("Healthcare")], [HEALTH, NLP])
+    assert (found.key, found.label) == ("text:Healthcare", "Healthcare")
+    assert found.keywords == HEALTH.keywords
+    ranked = rank([found], PAPERS)
+    assert [m.paper_id for m in ranked["text:Healthcare"]] == [3]
+
+
+def test_a_keyword_that_is_only_a_facet_does_not_name_its_topic() -> None:
+    assert topic_names(NLP) == ("nlp", "Natural language processing", "natural language")
+    assert expand([text("translation")], [HEALTH, NLP]) == [text("translation")]
+
+
+def test_longer_interests_keep_their_own_words() -> None:
+    interests = [text("natural language processing"), text("medical imaging")]
+    assert expand(interests, [HEALTH, NLP]) == interests
+
+
+def test_a_word_close_in_meaning_to_a_topic_name_is_read_as_it() -> None:
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        # "medicine" sits on "healthcare"; "robotics" and the other names elsewhere.
+        axes = {"medicine": 0, "healthcare": 0, "robotics": 1}
+        return np.eye(3, dtype=np.float32)[[axes.get(t, 2) for t in texts]]
+
+    found = expand([text("medicine"), text("robotics")], [HEALTH], embed, threshold=0.7)
+    assert found[0].keywords == HEALTH.keywords
+    assert found[1] == text("robotics")

@@ -9,6 +9,11 @@ Per case, with P the papers returned, M the musts and Y the mays:
 its mays was returned, else 0. Macro-F1 is the mean over cases; "off-topic clean" counts
 the cases with neither musts nor mays that got nothing at all.
 
+Cases marked `held_out: true` were written after the parameters were last chosen and
+were not used to choose them; the report gives macro-F1 on both parts as well as all.
+Typed interests are expanded with the topics of the shipped config.yaml, as planning
+expands them with the configured topics.
+
     python -m newsletter.matching.evaluate        # matcher vs keyword baseline
 """
 
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from newsletter.config import load_settings
 from newsletter.matching import baseline
 from newsletter.matching.embedder import (
     Embedder,
@@ -32,12 +38,14 @@ from newsletter.matching.embedder import (
     paper_text,
     to_bytes,
 )
+from newsletter.matching.expand import expand, topic
 from newsletter.matching.hybrid import rank_hybrid, semantic_text
 from newsletter.matching.types import Candidate, Interest, Match, MatchParams
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PAPERS = ROOT / "newsletter" / "data" / "sample-papers.jsonl"
 DEFAULT_CASES = ROOT / "tests" / "eval" / "interests.yaml"
+DEFAULT_CONFIG = ROOT / "config.yaml"
 
 RankFn = Callable[[Sequence[Interest], Sequence[Candidate]], dict[str, list[Match]]]
 
@@ -53,6 +61,7 @@ class Case:
     interest: str
     must: frozenset[int]  # indices into the paper list
     may: frozenset[int]
+    held_out: bool = False
 
     @property
     def off_topic(self) -> bool:
@@ -91,6 +100,10 @@ class Report:
     def off_topic_clean(self) -> int:
         return sum(1 for r in self.results if r.case.off_topic and not r.returned)
 
+    def part(self, held_out: bool) -> Report:
+        """The cases used to choose the parameters (False) or held out from that (True)."""
+        return Report(self.name, tuple(r for r in self.results if r.case.held_out == held_out))
+
 
 def load_papers(path: Path = DEFAULT_PAPERS) -> list[SamplePaper]:
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -105,6 +118,7 @@ def load_cases(papers: Sequence[SamplePaper], path: Path = DEFAULT_CASES) -> lis
             entry["interest"],
             frozenset(_find(papers, p) for p in entry.get("must") or ()),
             frozenset(_find(papers, p) for p in entry.get("may") or ()),
+            bool(entry.get("held_out", False)),
         )
         for entry in entries
     ]
@@ -139,11 +153,22 @@ def evaluate(
     return Report(name, tuple(results))
 
 
+def load_topics(path: Path = DEFAULT_CONFIG) -> list[Interest]:
+    """The topics of the shipped config.yaml, as planning reads them."""
+    settings = load_settings(path, environ={})
+    return [topic(t.slug, t.name, t.description, t.keywords, t.categories) for t in settings.topics]
+
+
 def hybrid_ranker(
-    papers: Sequence[SamplePaper], embedder: Embedder | None, params: MatchParams | None = None
+    papers: Sequence[SamplePaper],
+    embedder: Embedder | None,
+    params: MatchParams | None = None,
+    topics: Sequence[Interest] | None = None,
 ) -> RankFn:
-    """The matcher as planning runs it: papers embedded once, interests per unique text."""
+    """The matcher as planning runs it: papers embedded once, interests per unique text,
+    typed interests that name a configured topic matched as that topic."""
     params = params or MatchParams()
+    topics = load_topics() if topics is None else topics
     vectors = None
     if embedder is not None:
         vectors = embedder.embed([paper_text(p.title, p.abstract) for p in papers])
@@ -151,6 +176,8 @@ def hybrid_ranker(
     def rank(
         interests: Sequence[Interest], candidates: Sequence[Candidate]
     ) -> dict[str, list[Match]]:
+        embed = None if embedder is None else embedder.embed
+        interests = expand(interests, topics, embed, params.topic_similarity)
         if vectors is None or embedder is None:
             return rank_hybrid(interests, candidates, None, params)
         with_vectors = [
@@ -164,8 +191,12 @@ def hybrid_ranker(
 
 
 def print_report(report: Report, papers: Sequence[SamplePaper], verbose: bool) -> None:
+    tuned, held = report.part(held_out=False), report.part(held_out=True)
+    parts = (
+        f"   (tuning {tuned.macro_f1:.3f}, held out {held.macro_f1:.3f})" if held.results else ""
+    )
     print(
-        f"{report.name:<22} macro-F1 {report.macro_f1:.3f}   off-topic clean "
+        f"{report.name:<22} macro-F1 {report.macro_f1:.3f}{parts}   off-topic clean "
         f"{report.off_topic_clean}/{report.off_topic_total}"
     )
     if not verbose:
@@ -173,7 +204,8 @@ def print_report(report: Report, papers: Sequence[SamplePaper], verbose: bool) -
     for r in report.results:
         wrong = ", ".join(papers[i].title[:40] for i in sorted(r.wrong))
         missed = ", ".join(papers[i].title[:40] for i in sorted(r.missed))
-        print(f"  {r.f1:.2f}  {r.case.interest:<40} wrong: [{wrong}]  missed: [{missed}]")
+        mark = "*" if r.case.held_out else " "
+        print(f" {mark}{r.f1:.2f}  {r.case.interest:<40} wrong: [{wrong}]  missed: [{missed}]")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     papers = load_papers(args.papers)
     cases = load_cases(papers, args.cases)
-    print(f"{len(cases)} interests on {len(papers)} sample papers")
+    held = sum(1 for c in cases if c.held_out)
+    print(f"{len(cases)} interests ({held} held out, marked *) on {len(papers)} sample papers")
     print_report(evaluate("keyword baseline", cases, papers, baseline.rank), papers, args.verbose)
     lexical = hybrid_ranker(papers, None)
     print_report(evaluate("matcher, lexical only", cases, papers, lexical), papers, args.verbose)

@@ -43,6 +43,7 @@ class MatchParams:
     relevance = semantic_weight · cosine + lexical_weight · coverage (+ category_bonus)
     A paper matches when relevance ≥ threshold. Without embeddings: relevance =
     coverage (+ category_bonus) against lexical_threshold, rescaled onto the same scale.
+    A typed interest that names a configured topic is matched as that topic (expand.py).
     """
 
     semantic_weight: float = 0.6
@@ -52,3 +53,4 @@ class MatchParams:
     lexical_threshold: float = 0.3
     relevance_weight: float = 0.4
     half_life_days: float = 3.5
+    topic_similarity: float = 0.7  # a one-word interest this close to a topic's name is it
