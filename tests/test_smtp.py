@@ -43,7 +43,7 @@ class PeerHandler(FaultHandler):
 
     def __init__(self) -> None:
         super().__init__()
-        self.peers: list[tuple[str, int]] = []
+        self.peers: list[object] = []
         self.refuse_rcpt: dict[str, str] = {}
 
     async def handle_RCPT(
@@ -64,8 +64,8 @@ class PeerHandler(FaultHandler):
 class Server:
     """An aiosmtpd server on a free loopback port with the given SMTP options."""
 
-    def __init__(self, handler: CaptureHandler | None = None, **options: Any) -> None:
-        self.handler = handler or PeerHandler()
+    def __init__(self, **options: Any) -> None:
+        self.handler: CaptureHandler = options.pop("handler", None) or PeerHandler()
         self.port = free_port()
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, decode_data=False, **options
@@ -379,9 +379,12 @@ def test_threads_share_one_budget() -> None:
             slots.append(seconds)
 
     limiter = RateLimiter(20.0, clock=clock, sleep=record)
-    threads = [
-        threading.Thread(target=lambda: [limiter.acquire() for _ in range(300)]) for _ in range(4)
-    ]
+
+    def sender() -> None:
+        for _ in range(300):
+            limiter.acquire()
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

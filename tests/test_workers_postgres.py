@@ -18,7 +18,7 @@ from newsletter.smtpcapture import CaptureServer
 from tests.conftest import make_settings
 from tests.delivery_helpers import NOW, add_papers, received_by
 from tests.process_helpers import bulk_readers, start, write_config
-from tests.smtp_faults import fault_server
+from tests.smtp_faults import FaultHandler, fault_server
 
 pytestmark = pytest.mark.postgres
 READERS = 800
@@ -36,6 +36,7 @@ def pg_context(postgres_url: str) -> Iterator[Context]:
 def slow_server() -> Iterator[CaptureServer]:
     """A few milliseconds per message, so that the drain lasts long enough to share."""
     with fault_server() as server:
+        assert isinstance(server.handler, FaultHandler)
         server.handler.delay = 0.005
         yield server
 
