@@ -79,9 +79,9 @@ def test_an_expired_confirm_link_gets_a_friendly_page_to_start_again(web: Rig) -
     with time_machine.travel(datetime.now(UTC) + timedelta(days=8)):
         token = csrf_of(web.client.get("/"))
         page = web.client.get(path)
-        assert page.status_code == 400 and "expired" in page.text and 'href="/"' in page.text
+        assert page.status_code == 404 and "expired" in page.text and 'href="/"' in page.text
         posted = web.client.post(path, data={"csrf_token": token})
-        assert posted.status_code == 400
+        assert posted.status_code == 404
     assert subscriptions.list_all(web.context)[0].status == "pending"
 
 
@@ -90,8 +90,8 @@ def test_a_tampered_link_is_not_valid(web: Rig, purpose: str) -> None:
     sid = active_reader(web)
     token = make_token(SECRET, purpose, sid)
     page = web.client.get(f"/{purpose}/{token[:-2]}xx")
-    assert page.status_code == 400 and "not valid" in page.text
-    assert web.client.get(f"/{purpose}/garbage").status_code == 400
+    assert page.status_code == 404 and "not valid" in page.text
+    assert web.client.get(f"/{purpose}/garbage").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_a_link_made_for_another_purpose_is_not_valid(
 ) -> None:
     sid = active_reader(web)
     page = web.client.get(f"/{used_for}/{make_token(SECRET, purpose, sid)}")
-    assert page.status_code == 400 and "not valid" in page.text
+    assert page.status_code == 404 and "not valid" in page.text
 
 
 def test_a_link_signed_with_another_key_is_not_valid(web: Rig) -> None:
@@ -114,7 +114,7 @@ def test_a_link_signed_with_another_key_is_not_valid(web: Rig) -> None:
         content=b"List-Unsubscribe=One-Click",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert one_click.status_code == 400 and status(web, sid) == "active"
+    assert one_click.status_code == 404 and status(web, sid) == "active"
 
 
 def test_a_purged_pending_subscription_cannot_be_confirmed(web: Rig) -> None:
@@ -126,7 +126,7 @@ def test_a_purged_pending_subscription_cannot_be_confirmed(web: Rig) -> None:
     assert subscriptions.purge_pending(web.context) == 1
     assert subscriptions.list_all(web.context) == []
     page = web.client.get(path)
-    assert page.status_code == 400 and "expired" in page.text
+    assert page.status_code == 404 and "expired" in page.text
 
 
 def test_purging_keeps_recent_pending_and_all_active_readers(web: Rig) -> None:

@@ -131,7 +131,7 @@ def test_the_openapi_schema_declares_the_answers_the_app_gives(web: Rig) -> None
     paths = schema["paths"]
     assert set(paths) >= {"/", "/subscribe", "/confirm/{token}", "/unsubscribe/{token}", "/healthz"}
     subscribe = paths["/subscribe"]["post"]
-    assert set(subscribe["responses"]) == {"303", "400", "403", "413", "429"}
+    assert set(subscribe["responses"]) == {"303", "400", "403", "413", "415", "429"}
     assert "application/x-www-form-urlencoded" in subscribe["requestBody"]["content"]
     one_click = paths["/unsubscribe/{token}"]["post"]["requestBody"]["content"]
     assert set(one_click) == {"application/x-www-form-urlencoded", "multipart/form-data"}

@@ -209,9 +209,9 @@ def test_it_answers_400_to_invalid_utf8(web: Rig) -> None:
     assert stored(web, "ada@example.org") is None
 
 
-def test_it_answers_400_to_a_body_that_is_not_a_form(web: Rig) -> None:
+def test_it_answers_415_to_a_body_that_is_not_a_form(web: Rig) -> None:
     answer = web.client.post("/subscribe", json={"email": "ada@example.org"})
-    assert answer.status_code == 400
+    assert answer.status_code == 415
 
 
 def test_it_marks_the_confirmation_subject(web: Rig) -> None:

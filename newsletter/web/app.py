@@ -9,14 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from newsletter.context import Context
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
-from newsletter.web.routes import WebState, router
+from newsletter.web.routes import WebState, router, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
-from newsletter.web.spec import install_openapi
+from newsletter.web.spec import install_openapi, web_forms
 
 STATIC = Path(__file__).parent / "static"
 TITLES = {
@@ -25,6 +26,7 @@ TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     413: "Request too large",
+    415: "Unsupported form",
     429: "Too many requests",
 }
 
@@ -40,17 +42,19 @@ def create_app(context: Context) -> FastAPI:
     )
     pages = Pages(settings)
     https = settings.site.base_url.startswith("https://")
+    forms = web_forms(settings, timezones())
     app.state.web = WebState(
         context=context,
         pages=pages,
         csrf=Csrf(context.secret_key),
         limiter=RateLimiter(settings.web.subscribe_rate_per_hour, settings.web.subscribe_burst),
         secure_cookies=https,
+        forms=forms,
     )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app, pages)
-    install_openapi(app)
+    install_openapi(app, forms)
 
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(pages, 413, "The request body is larger than this site accepts.")
@@ -73,6 +77,9 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
         response = _error(pages, exc.status_code, message)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # GET and POST of one path are separate routes; Starlette names only the first.
+            response.headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
         return response
 
     async def invalid(request: Request, exc: Exception) -> HTMLResponse:
@@ -84,3 +91,14 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(500, crashed)
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route answers for the path of `scope`."""
+    methods: set[str] = set()
+    for route in routes:
+        for method in getattr(route, "methods", None) or ():
+            match, _ = route.matches({**scope, "method": method})
+            if match == Match.FULL:
+                methods.add(method)
+    return sorted(methods)

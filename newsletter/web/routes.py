@@ -22,18 +22,27 @@ from newsletter.context import Context
 from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NewsletterError, NotFound
 from newsletter.subscriptions import SubscriberInfo
 from newsletter.tokens import make_token, read_token
-from newsletter.web.forms import BadForm, Form, read_form
+from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, read_form
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
 from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
-from newsletter.web.spec import FORM_BODY, ONE_CLICK_BODY, html_responses
+from newsletter.web.spec import (
+    LINK_TOKEN_MAX,
+    LINK_TOKEN_PATTERN,
+    LINK_TOKEN_SCHEMA,
+    WebForms,
+    html_responses,
+)
 
 log = logging.getLogger("newsletter.web")
 router = APIRouter()
 HONEYPOT = "website"
 ONE_CLICK = "One-Click"
 _COOKIE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
-Token = Annotated[str, Path(min_length=1, max_length=400)]
+_TOKEN_SHAPE = re.compile(LINK_TOKEN_PATTERN)
+# The shape is published but not enforced by FastAPI: a cut-off or mangled link gets the
+# same friendly 404 page as a tampered one, not a bare validation error.
+Token = Annotated[str, Path(json_schema_extra=LINK_TOKEN_SCHEMA)]
 
 
 @dataclass
@@ -43,6 +52,7 @@ class WebState:
     csrf: Csrf
     limiter: RateLimiter
     secure_cookies: bool
+    forms: WebForms
 
 
 def web(request: Request) -> WebState:
@@ -75,6 +85,7 @@ def form_page(
         csrf_field=CSRF_FIELD,
         csrf_token=state.csrf.field_for(cookie),
         timezones=timezones(),
+        interests_max=state.forms.interests_max,
         **values,
     )
     if fresh:
@@ -94,15 +105,34 @@ def error_page(state: WebState, status_code: int, title: str, message: str) -> H
 
 
 def link_problem(state: WebState, expired: bool) -> HTMLResponse:
-    return state.pages.render("token_invalid.html", 400, expired=expired)
+    """One answer for every link that leads nowhere: 404, whatever the address behind it."""
+    return state.pages.render("token_invalid.html", 404, expired=expired)
 
 
-async def checked_form(request: Request, state: WebState) -> Form | HTMLResponse:
-    """The posted form when it is readable and carries a valid CSRF token."""
+async def parsed_form(
+    request: Request, state: WebState, rules: FormRules, allow_multipart: bool = False
+) -> Form | HTMLResponse:
     try:
-        form = await read_form(request)
+        return await read_form(request, rules, allow_multipart=allow_multipart)
+    except UnsupportedMediaType as exc:
+        return error_page(state, 415, "Unsupported form", sentence(str(exc)))
     except BadForm as exc:
         return error_page(state, 400, "Bad request", sentence(str(exc)))
+
+
+def rules_problem(state: WebState, rules: FormRules, form: Form) -> HTMLResponse | None:
+    problem = rules.problem(form)
+    return error_page(state, 400, "Bad request", sentence(problem)) if problem else None
+
+
+async def checked_form(request: Request, state: WebState, rules: FormRules) -> Form | HTMLResponse:
+    """The posted form when it is readable and carries a valid CSRF token.
+
+    Its field rules are checked by the caller, which can show the form again with the reason.
+    """
+    form = await parsed_form(request, state, rules)
+    if isinstance(form, HTMLResponse):
+        return form
     if not state.csrf.valid(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
         return forbidden(state)
     return form
@@ -122,6 +152,8 @@ def subscriber_id(state: WebState, purpose: str, token: str) -> int | HTMLRespon
     max_age = None
     if purpose == "confirm":  # a confirmation is only good while the request is pending
         max_age = state.context.settings.web.pending_expiry_days * 86400
+    if len(token) > LINK_TOKEN_MAX or not _TOKEN_SHAPE.match(token):
+        return link_problem(state, expired=False)
     try:
         return read_token(state.context.secret_key, purpose, token, max_age=max_age)
     except ExpiredToken:
@@ -188,8 +220,7 @@ def home(request: Request, state: WebState, status_code: int = 200, **values: An
     response_class=HTMLResponse,
     status_code=303,
     summary="Ask for a subscription; a confirmation email follows",
-    responses=html_responses(303, 400, 403, 413, 429),
-    openapi_extra=FORM_BODY,
+    responses=html_responses(303, 400, 403, 413, 415, 429),
 )
 async def subscribe(request: Request, state: Web, background: BackgroundTasks) -> Response:
     key = client_key(request)
@@ -199,7 +230,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
         )
         response.headers["Retry-After"] = str(state.limiter.retry_after(key))
         return response
-    form = await checked_form(request, state)
+    form = await checked_form(request, state, state.forms.subscribe)
     if isinstance(form, HTMLResponse):
         return form
     done = RedirectResponse("/check-your-inbox", status_code=303)
@@ -208,6 +239,9 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
     email, topics = form.get("email"), form.getlist("topic")
     interests, zone = form.get("interests"), form.get("timezone")
     try:
+        problem = state.forms.subscribe.problem(form)
+        if problem:
+            raise InvalidInput(problem)
         result = subscriptions.request_subscription(
             state.context, email, topics, interest_lines(interests), timezone=_zone_or_none(zone)
         )
@@ -249,7 +283,7 @@ def check_inbox(state: Web) -> HTMLResponse:
     "/confirm/{token}",
     response_class=HTMLResponse,
     summary="Show the confirm button (mail scanners follow links; only POST confirms)",
-    responses=html_responses(400),
+    responses=html_responses(404),
 )
 def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
     sid = subscriber_id(state, "confirm", token)
@@ -270,15 +304,17 @@ def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
     "/confirm/{token}",
     response_class=HTMLResponse,
     summary="Confirm the subscription and send the welcome email",
-    responses=html_responses(400, 403, 413),
-    openapi_extra=FORM_BODY,
+    responses=html_responses(400, 403, 404, 413, 415),
 )
 async def confirm(
     request: Request, state: Web, token: Token, background: BackgroundTasks
 ) -> HTMLResponse:
-    form = await checked_form(request, state)
+    form = await checked_form(request, state, state.forms.confirm)
     if isinstance(form, HTMLResponse):
         return form
+    problem = rules_problem(state, state.forms.confirm, form)
+    if problem:
+        return problem
     sid = subscriber_id(state, "confirm", token)
     if isinstance(sid, HTMLResponse):
         return sid
@@ -310,7 +346,7 @@ def confirmed(state: WebState, info: SubscriberInfo, already: bool) -> HTMLRespo
     "/preferences/{token}",
     response_class=HTMLResponse,
     summary="The reader's topics, interests, time zone and pause",
-    responses=html_responses(400),
+    responses=html_responses(404),
 )
 def preferences_page(request: Request, state: Web, token: Token) -> HTMLResponse:
     sid = subscriber_id(state, "preferences", token)
@@ -356,19 +392,21 @@ def preferences_form(
     "/preferences/{token}",
     response_class=HTMLResponse,
     summary="Save topics, interests, time zone and pause",
-    responses=html_responses(400, 403, 413),
-    openapi_extra=FORM_BODY,
+    responses=html_responses(400, 403, 404, 413, 415),
 )
 async def save_preferences(request: Request, state: Web, token: Token) -> HTMLResponse:
-    form = await checked_form(request, state)
+    form = await checked_form(request, state, state.forms.preferences)
     if isinstance(form, HTMLResponse):
         return form
     sid = subscriber_id(state, "preferences", token)
     if isinstance(sid, HTMLResponse):
         return sid
     topics, interests, zone = form.getlist("topic"), form.get("interests"), form.get("timezone")
-    paused = form.get("paused") in ("on", "true", "1")
+    paused = form.get("paused") == "on"
     try:
+        problem = state.forms.preferences.problem(form)
+        if problem:
+            raise InvalidInput(problem)
         info = subscriptions.update_preferences(
             state.context,
             sid,
@@ -403,7 +441,7 @@ async def save_preferences(request: Request, state: Web, token: Token) -> HTMLRe
     "/unsubscribe/{token}",
     response_class=HTMLResponse,
     summary="Show the unsubscribe button (only POST unsubscribes)",
-    responses=html_responses(400),
+    responses=html_responses(404),
 )
 def unsubscribe_page(request: Request, state: Web, token: Token) -> HTMLResponse:
     sid = subscriber_id(state, "unsubscribe", token)
@@ -426,20 +464,22 @@ def unsubscribe_page(request: Request, state: Web, token: Token) -> HTMLResponse
         "A browser form (with its CSRF token) or, without cookies or CSRF, the RFC 8058 "
         "one-click body `List-Unsubscribe=One-Click`, answered 200 with no redirect."
     ),
-    responses=html_responses(400, 403, 413),
-    openapi_extra=ONE_CLICK_BODY,
+    responses=html_responses(400, 403, 404, 413, 415),
 )
 async def unsubscribe(
     request: Request, state: Web, token: Token, background: BackgroundTasks
 ) -> HTMLResponse:
-    try:
-        form = await read_form(request, allow_multipart=True)
-    except BadForm as exc:
-        return error_page(state, 400, "Bad request", sentence(str(exc)))
+    rules = state.forms.unsubscribe
+    form = await parsed_form(request, state, rules, allow_multipart=True)
+    if isinstance(form, HTMLResponse):
+        return form
     one_click = form.get("List-Unsubscribe") == ONE_CLICK
     csrf_ok = state.csrf.valid(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD))
     if not (one_click or csrf_ok):
         return forbidden(state)
+    problem = rules_problem(state, rules, form)
+    if problem:
+        return problem
     sid = subscriber_id(state, "unsubscribe", token)
     if isinstance(sid, HTMLResponse):
         return sid
