@@ -11,12 +11,12 @@ says why; `send-now` resumes it.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
@@ -66,6 +66,10 @@ class Counters:
             setattr(self, name, getattr(self, name) + amount)
 
     @property
+    def attempts(self) -> int:
+        return self.sent + self.failed + self.retried
+
+    @property
     def done(self) -> int:
         return self.sent + self.failed + self.skipped
 
@@ -113,6 +117,8 @@ class JobLoader:
         self.context = context
         self._papers: dict[int, PaperView] = {}
         self._editions: dict[int, EditionInfo] = {}
+        self._weeks: dict[int, tuple[date, date]] = {}
+        self._interests: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
 
     def edition(self, session: Session, edition_id: int) -> EditionInfo:
         if edition_id not in self._editions:
@@ -122,9 +128,8 @@ class JobLoader:
         return self._editions[edition_id]
 
     def load(self, session: Session, deliveries: Sequence[ClaimedDelivery]) -> list[Job]:
-        settings = self.context.settings
         ids = [d.id for d in deliveries]
-        planned = store.papers_of_deliveries(session, ids)
+        planned = store.planned_papers(session, ids)
         missing = {p.paper_id for rows in planned.values() for p in rows} - self._papers.keys()
         if missing:
             rows = store.papers_by_id(session, sorted(missing))
@@ -140,15 +145,23 @@ class JobLoader:
                 if p.paper_id in self._papers
             )
             jobs.append(
-                Job(
-                    delivery,
-                    edition.key,
-                    week_dates(settings.digest, edition.window_start, edition.window_end),
-                    items,
-                    tuple(i.label for i in interests_for(settings, topics, texts)),
-                )
+                Job(delivery, edition.key, self._week(edition), items, self._labels(topics, texts))
             )
         return jobs
+
+    def _week(self, edition: EditionInfo) -> tuple[date, date]:
+        if edition.id not in self._weeks:
+            config = self.context.settings.digest
+            self._weeks[edition.id] = week_dates(config, edition.window_start, edition.window_end)
+        return self._weeks[edition.id]
+
+    def _labels(self, topics: Sequence[str], texts: Sequence[str]) -> tuple[str, ...]:
+        """Interest labels; readers share a handful of topic sets, so each is made once."""
+        key = (tuple(topics), tuple(texts))
+        if key not in self._interests:
+            found = interests_for(self.context.settings, list(topics), list(texts))
+            self._interests[key] = tuple(i.label for i in found)
+        return self._interests[key]
 
 
 @dataclass
@@ -161,8 +174,66 @@ class DrainOptions:
     batch_size: int | None = None
 
 
+class MarkWriter:
+    """Records accepted messages with group commit; `sent` returns once it is durable.
+
+    A sending thread calls `sent` right after the server's 250 and sends nothing more
+    until it returns, so a crash can repeat at most one message per connection. The
+    first caller to find no commit running becomes the leader and commits every mark
+    waiting at that moment in one transaction; the others wait for that commit. Under
+    load one commit carries several marks, and SQLite's single writer is asked once.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._cond = threading.Condition()
+        self._open: _Group = _Group()
+        self._writing = False
+
+    def sent(self, mark: store.SentMark) -> None:
+        with self._cond:
+            group = self._open
+            group.marks.append(mark)
+            while not group.done:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing = True
+                batch, self._open = self._open, _Group()
+                self._cond.release()
+                try:
+                    batch.error = self._write(batch.marks)
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    batch.done = True
+                    self._cond.notify_all()
+        if group.error is not None:
+            raise group.error
+
+    def _write(self, marks: Sequence[store.SentMark]) -> BaseException | None:
+        try:
+            with db.transaction(self.context.sessions) as session:
+                store.mark_sent_many(session.connection(), marks)
+        except Exception as exc:  # every waiter of this group learns of it
+            return exc
+        return None
+
+
+@dataclass
+class _Group:
+    marks: list[store.SentMark] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
+
+
 class Drainer:
-    """One run of sending: a lease owner, a composer, a pool, and the counters."""
+    """One run of sending: a lease owner, a composer, a pool, and the counters.
+
+    The calling thread claims batches and queues their jobs; one sending thread per
+    SMTP connection composes, sends and records each. The queue holds one batch, so
+    the next batch is claimed while the current one goes out.
+    """
 
     def __init__(
         self,
@@ -184,21 +255,77 @@ class Drainer:
         self.owner = lease_owner()
         self.counters = Counters()
         self.loader = JobLoader(context)
+        self.writer = MarkWriter(context)
+        self._halt = threading.Event()  # paused or broken: queued jobs go back untouched
+        self._released: list[int] = []
+        self._errors: list[BaseException] = []
 
     def run(self, options: DrainOptions) -> Counters:
         size = options.batch_size or self.settings.delivery.batch_size
-        with ThreadPoolExecutor(self.transport.size, thread_name_prefix="send") as executor:
-            while not self.stop.is_set():
-                jobs = self._claim(options, size)
-                if jobs:
-                    self._send_batch(executor, jobs)
-                    self._after_batch({j.delivery.edition_id for j in jobs})
-                elif not self._wait_for_more(options):
-                    break
-                if options.edition_id is not None and self._paused(options.edition_id):
-                    break
+        jobs: queue.Queue[Job | None] = queue.Queue(maxsize=size)
+        senders = [
+            threading.Thread(target=self._sender, args=(jobs,), name=f"send-{n}", daemon=True)
+            for n in range(self.transport.size)
+        ]
+        for thread in senders:
+            thread.start()
+        try:
+            self._feed(options, size, jobs)
+        finally:
+            if self._errors or self.stop.is_set():
+                self._halt.set()
+            for _ in senders:
+                jobs.put(None)
+            for thread in senders:
+                thread.join()
+            if self._released:
+                with db.transaction(self.context.sessions) as session:
+                    store.release(session, self.owner, self._released)
+                self.counters.add("released", len(self._released))
+        if self._errors:
+            raise self._errors[0]
         self.counters.finished = time.monotonic()
         return self.counters
+
+    def _feed(self, options: DrainOptions, size: int, jobs: queue.Queue[Job | None]) -> None:
+        editions: set[int] = set()
+        checked = 0  # outcomes seen by the last failure check
+        while not (self.stop.is_set() or self._errors):
+            claimed = self._claim(options, size)
+            for job in claimed:
+                jobs.put(job)  # blocks while the previous batch is still being sent
+            if not claimed:
+                jobs.join()  # everything claimed so far has an outcome
+            editions |= {j.delivery.edition_id for j in claimed}
+            outcomes = self.counters.attempts
+            # The failure breaker judges what was sent: once per batch of outcomes.
+            if outcomes - checked >= size or (not claimed and outcomes > checked):
+                checked = outcomes
+                self._after_batch(editions)
+            if options.edition_id is not None and self._paused(options.edition_id):
+                self._halt.set()
+                jobs.join()
+                break
+            if not claimed and not self._wait_for_more(options):
+                break
+
+    def _sender(self, jobs: queue.Queue[Job | None]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                if self._halt.is_set() or self.stop.is_set() or self._errors:
+                    outcome: Outcome = "released"  # leave it for the next worker, untouched
+                else:
+                    outcome = self._deliver(job)
+                if outcome == "released":
+                    with self.counters._lock:
+                        self._released.append(job.delivery.id)
+            except BaseException as exc:  # surfaced by run(); the rest is released
+                self._errors.append(exc)
+                with self.counters._lock:
+                    self._released.append(job.delivery.id)
+            finally:
+                jobs.task_done()
+        jobs.task_done()
 
     # --- claiming ---
 
@@ -249,17 +376,7 @@ class Drainer:
 
     # --- sending ---
 
-    def _send_batch(self, executor: ThreadPoolExecutor, jobs: Sequence[Job]) -> None:
-        outcomes = list(executor.map(self._deliver, jobs))
-        released = [j.delivery.id for j, o in zip(jobs, outcomes, strict=True) if o == "released"]
-        if released:
-            with db.transaction(self.context.sessions) as session:
-                store.release(session, self.owner, released)
-            self.counters.add("released", len(released))
-
     def _deliver(self, job: Job) -> Outcome:
-        if self.stop.is_set():
-            return "released"  # stopping: leave it for the next worker, untouched
         try:
             message = compose(self.composer, job)
         except NewsletterError as exc:  # unusable data for this one reader (e.g. address)
@@ -268,8 +385,8 @@ class Drainer:
             self.transport.send(message.sender, message.recipient, message.data)
         except SendError as exc:
             return self._on_error(job.delivery, exc)
-        with db.transaction(self.context.sessions) as session:
-            store.mark_sent(session, job.delivery, message.message_id, self.clock())
+        # Nothing more goes out on this connection until the mark is committed.
+        self.writer.sent(store.SentMark(job.delivery, message.message_id, self.clock()))
         self.counters.add("sent")
         self.progress(self.counters)
         return "sent"

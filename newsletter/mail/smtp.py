@@ -9,6 +9,7 @@ whether trying again later can help (4xx, timeouts, drops) or not (5xx).
 from __future__ import annotations
 
 import queue
+import re
 import smtplib
 import ssl
 import threading
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable
 
 from newsletter.config import SmtpConfig
+
+_MAX_REPLY_LINE = 8192
 
 
 class SendError(Exception):
@@ -120,23 +123,86 @@ class Connection:
     def _send_once(self, sender: str, recipient: str, data: bytes) -> None:
         if self._smtp is None:
             self._smtp = self._open()
+        smtp = self._smtp
+        body = wire_body(data)
+        delivered = False  # the final "." went out: a later drop may hide an acceptance
         try:
-            self._smtp.sendmail(sender, [recipient], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, message = next(iter(exc.recipients.values()))
-            raise self._reply_error(code, message) from None
-        except smtplib.SMTPSenderRefused as exc:
-            # Our own address refused: a setup problem, not the reader's; never a bounce.
-            error = self._reply_error(exc.smtp_code, exc.smtp_error)
-            raise SendError(str(error), code=exc.smtp_code) from None
-        except smtplib.SMTPResponseException as exc:
-            raise self._reply_error(exc.smtp_code, exc.smtp_error) from None
+            envelope = [
+                b"MAIL FROM:<%s>\r\n" % _ascii(sender, False),
+                b"RCPT TO:<%s>\r\n" % _ascii(recipient, True),
+            ]
+            if smtp.has_extn("pipelining"):  # RFC 2920: one write, three replies
+                assert smtp.sock is not None
+                smtp.sock.sendall(b"".join(envelope) + b"DATA\r\n")
+                replies = [self._read_reply(), self._read_reply(), self._read_reply()]
+            else:
+                replies = []
+                for command in (*envelope, b"DATA\r\n"):
+                    assert smtp.sock is not None
+                    smtp.sock.sendall(command)
+                    replies.append(self._read_reply())
+                    if replies[-1][0] not in (250, 251, 354):
+                        break
+            mail, rcpt, data_reply = (replies + [(0, b"")] * 3)[:3]
+            if mail[0] != 250:
+                self._abort(data_reply)
+                # Our own address refused: a setup problem, not the reader's; never a bounce.
+                error = self._reply_error(*mail)
+                raise error if isinstance(error, _Dropped) else SendError(str(error), code=mail[0])
+            if rcpt[0] not in (250, 251):
+                self._abort(data_reply)
+                raise self._reply_error(*rcpt)
+            if data_reply[0] != 354:
+                self._abort(data_reply)
+                raise self._reply_error(*data_reply)
+            assert smtp.sock is not None
+            smtp.sock.sendall(body)
+            delivered = True
+            code, message = self._read_reply()
+            if code != 250:
+                raise self._reply_error(code, message)
         except TimeoutError:
             self.close()
             raise SendError(f"SMTP server timed out after {self.config.timeout:g}s") from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            raise _Dropped(f"SMTP connection lost: {_describe(exc)}") from None
+            lost = f"SMTP connection lost: {_describe(exc)}"
+            # Before the final dot the server cannot have taken the message: a fresh
+            # session may try again at once. After it, only a later retry (backoff).
+            raise (SendError(lost) if delivered else _Dropped(lost)) from None
+
+    def _read_reply(self) -> tuple[int, bytes]:
+        """One (possibly multi-line) reply, without smtplib's per-command overhead."""
+        smtp = self._smtp
+        assert smtp is not None
+        if smtp.file is None:
+            smtp.file = smtp.sock.makefile("rb")  # type: ignore[union-attr]
+        lines = []
+        while True:
+            line = smtp.file.readline(_MAX_REPLY_LINE + 1)
+            if not line:
+                raise smtplib.SMTPServerDisconnected("connection unexpectedly closed")
+            if len(line) > _MAX_REPLY_LINE:
+                raise smtplib.SMTPServerDisconnected("reply line too long")
+            lines.append(line[4:].strip())
+            if line[3:4] != b"-":
+                try:
+                    return int(line[:3]), b"\n".join(lines)
+                except ValueError:
+                    raise smtplib.SMTPServerDisconnected(f"not an SMTP reply: {line!r}") from None
+
+    def _abort(self, data_reply: tuple[int, bytes]) -> None:
+        """End a transaction that failed before its body: back to a clean session."""
+        if self._smtp is None or self._smtp.sock is None:
+            return  # closed by a 421
+        try:
+            if data_reply[0] == 354:  # a server that wants a body anyway gets an empty one
+                self._smtp.sock.sendall(b".\r\n")
+                self._read_reply()
+            self._smtp.sock.sendall(b"RSET\r\n")
+            self._read_reply()
+        except (smtplib.SMTPException, OSError):
+            self.close()  # the refusal is what matters; the next send reconnects
 
     def _reply_error(self, code: int, message: bytes | str) -> SendError:
         error = _classify_reply(code, message)
@@ -153,6 +219,35 @@ class Connection:
             smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()
+
+
+def wire_body(data: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, dot-stuffed, ended by "CRLF . CRLF".
+
+    Composed messages are CRLF throughout (mail.message guarantees it). Comparing
+    the counts of CR and LF costs two fast scans and catches any stray bare one, so
+    no lone CR or LF (the stuff of SMTP smuggling) reaches the server; only then do
+    smtplib's regular-expression passes run, which cost several times more.
+    """
+    if data.count(b"\r") != data.count(b"\n"):
+        data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _ascii(address: str, permanent: bool) -> bytes:
+    """An envelope address as command bytes; CR/LF can never reach the wire.
+
+    Only the reader's address can make a delivery fail for good: a bad sender is our
+    setup, never a reason to bounce anyone.
+    """
+    if any(c in address for c in "\r\n<>") or not address.isascii():
+        raise SendError(f"cannot use {address!r} as an SMTP envelope address", permanent)
+    return address.encode("ascii")
 
 
 class SmtpPool:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,11 @@ class ClaimedDelivery:
     kind: str
     attempts: int
     hard_bounces: int
+
+
+def _table(model: Any) -> Table:
+    """A mapped class's table, for plain Core statements (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)
 
 
 def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
@@ -278,6 +283,22 @@ def papers_of_deliveries(
     return found
 
 
+def planned_papers(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[PlannedPaper]]:
+    """Each delivery's papers in their planned order, as plain values (no ORM objects)."""
+    found: dict[int, list[PlannedPaper]] = {d: [] for d in delivery_ids}
+    table = DeliveryPaper.__table__.c
+    for start in range(0, len(delivery_ids), _CHUNK):
+        chunk = delivery_ids[start : start + _CHUNK]
+        query = (
+            select(table.delivery_id, table.paper_id, table.score, table.reason)
+            .where(table.delivery_id.in_(chunk))
+            .order_by(table.delivery_id, table.position)
+        )
+        for delivery_id, paper_id, score, reason in session.execute(query):
+            found[delivery_id].append(PlannedPaper(paper_id, score, reason))
+    return found
+
+
 def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]:
     found: dict[int, Paper] = {}
     for start in range(0, len(paper_ids), _CHUNK):
@@ -422,6 +443,60 @@ def mark_sent(session: Session, delivery: ClaimedDelivery, message_id: str, now:
     if delivery.hard_bounces:  # a success ends a run of hard bounces
         session.execute(
             update(Subscriber).where(Subscriber.id == delivery.subscriber_id).values(hard_bounces=0)
+        )
+
+
+@dataclass(frozen=True)
+class SentMark:
+    """A delivery the server accepted (250), waiting to be recorded."""
+
+    delivery: ClaimedDelivery
+    message_id: str
+    at: datetime
+
+
+def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
+    """mark_sent for several deliveries in few statements (the caller commits once).
+
+    Plain Core statements executed with many parameter sets: the per-message cost of
+    recording stays far below the cost of composing the message.
+    """
+    if not marks:
+        return
+    deliveries = _table(Delivery)
+    connection.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(
+            status="sent",
+            message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
+            attempts=deliveries.c.attempts + 1,
+            last_error=None,
+            lease_owner=None,
+            leased_until=None,
+        ),
+        [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks],
+    )
+    connection.execute(
+        insert(_table(DeliveryAttempt)),
+        [
+            {
+                "delivery_id": m.delivery.id,
+                "edition_id": m.delivery.edition_id,
+                "at": m.at,
+                "ok": True,
+                "permanent": False,
+                "error": None,
+            }
+            for m in marks
+        ],
+    )
+    recovered = [m.delivery.subscriber_id for m in marks if m.delivery.hard_bounces]
+    if recovered:  # a success ends a run of hard bounces
+        subscribers = _table(Subscriber)
+        connection.execute(
+            update(subscribers).where(subscribers.c.id.in_(recovered)).values(hard_bounces=0)
         )
 
 
