@@ -22,7 +22,15 @@ def test_idn_domains_in_either_form_are_one_address() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "ada", "ada@", "@example.org", "ada@example", "ada@example.org\r\nBcc: x@example.org", "a b@example.org"],
+    [
+        "",
+        "ada",
+        "ada@",
+        "@example.org",
+        "ada@example",
+        "ada@example.org\r\nBcc: x@example.org",
+        "a b@example.org",
+    ],
 )
 def test_invalid_addresses_are_rejected_with_a_reason(raw: str) -> None:
     with pytest.raises(InvalidInput, match="invalid email address"):

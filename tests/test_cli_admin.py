@@ -11,7 +11,9 @@ from tests.conftest import CliResult
 Run = Callable[..., CliResult]
 
 
-def test_init_creates_then_reports_an_up_to_date_schema(run_cli: Run, config_file: Callable[..., Path]) -> None:
+def test_init_creates_then_reports_an_up_to_date_schema(
+    run_cli: Run, config_file: Callable[..., Path]
+) -> None:
     config = str(config_file())
     first = run_cli("--config", config, "init")
     assert first.exit_code == 0, first.stderr
@@ -20,7 +22,9 @@ def test_init_creates_then_reports_an_up_to_date_schema(run_cli: Run, config_fil
     assert "up to date" in second.stdout
 
 
-def test_a_command_before_init_asks_for_init(run_cli: Run, config_file: Callable[..., Path]) -> None:
+def test_a_command_before_init_asks_for_init(
+    run_cli: Run, config_file: Callable[..., Path]
+) -> None:
     result = run_cli("--config", str(config_file()), "subscribers")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: the database has no schema yet: run `newsletter init`"
@@ -35,12 +39,18 @@ def test_a_broken_config_is_one_line_naming_key_and_file(run_cli: Run, tmp_path:
     assert str(config) in result.stderr and "digest.max_papers" in result.stderr
 
 
-def test_subscribe_confirmed_then_list_as_json(run_cli: Run, config_file: Callable[..., Path]) -> None:
+def test_subscribe_confirmed_then_list_as_json(
+    run_cli: Run, config_file: Callable[..., Path]
+) -> None:
     config = str(config_file())
     run_cli("--config", config, "init")
-    added = run_cli("--config", config, "subscribe", "Ada@Example.org", "--topic", "llms", "--confirmed")
+    added = run_cli(
+        "--config", config, "subscribe", "Ada@Example.org", "--topic", "llms", "--confirmed"
+    )
     assert added.exit_code == 0, added.stderr
-    run_cli("--config", config, "subscribe", "grace@example.org", "--topic", "vision", "--confirmed")
+    run_cli(
+        "--config", config, "subscribe", "grace@example.org", "--topic", "vision", "--confirmed"
+    )
     run_cli("--config", config, "unsubscribe", "grace@example.org")
     listing = run_cli("--config", config, "subscribers", "--json")
     rows = json.loads(listing.stdout)
@@ -73,7 +83,9 @@ def test_import_subscribers_reports_bad_rows_and_loads_the_rest(
     assert "line 3" in result.stdout and "Imported 1 new" in result.stdout
 
 
-def test_a_missing_csv_is_a_one_line_error(run_cli: Run, config_file: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_missing_csv_is_a_one_line_error(
+    run_cli: Run, config_file: Callable[..., Path], tmp_path: Path
+) -> None:
     config = str(config_file())
     run_cli("--config", config, "init")
     result = run_cli("--config", config, "import-subscribers", str(tmp_path / "none.csv"))

@@ -15,7 +15,9 @@ COMMANDS = sorted(cli.commands)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_every_command_has_help_with_an_example(run_cli: Callable[..., CliResult], name: str) -> None:
+def test_every_command_has_help_with_an_example(
+    run_cli: Callable[..., CliResult], name: str
+) -> None:
     result = run_cli(name, "--help")
     assert result.exit_code == 0
     assert "Example" in result.stdout and f"newsletter {name}" in result.stdout
@@ -27,6 +29,18 @@ def test_every_command_is_in_the_readme(name: str) -> None:
 
 
 def test_the_design_commands_all_exist() -> None:
-    expected = {"init", "ingest", "subscribe", "unsubscribe", "subscribers", "import-subscribers",
-                "match", "preview", "send-now", "worker", "serve", "demo"}
+    expected = {
+        "init",
+        "ingest",
+        "subscribe",
+        "unsubscribe",
+        "subscribers",
+        "import-subscribers",
+        "match",
+        "preview",
+        "send-now",
+        "worker",
+        "serve",
+        "demo",
+    }
     assert expected <= set(COMMANDS)

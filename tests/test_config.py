@@ -52,7 +52,7 @@ def test_a_missing_required_value_names_the_key(tmp_path: Path) -> None:
 
 
 def test_an_unknown_time_zone_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="digest.timezone: unknown time zone 'Mars/Olympus'"):
+    with pytest.raises(ConfigError, match=r"digest\.timezone: unknown time zone 'Mars/Olympus'"):
         load_settings(write(tmp_path, "digest:\n  timezone: Mars/Olympus\n"), environ={})
 
 
@@ -87,12 +87,14 @@ def test_duplicate_topic_slugs_are_rejected(tmp_path: Path) -> None:
 
 def test_a_sender_name_with_a_line_break_is_rejected(tmp_path: Path) -> None:
     text = 'sender:\n  from_name: "Papers\\r\\nBcc: victim@example.org"\n'
-    with pytest.raises(ConfigError, match="sender.from_name"):
+    with pytest.raises(ConfigError, match=r"sender\.from_name"):
         load_settings(write(tmp_path, text), environ={})
 
 
 def test_source_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, "sources:\n  - {format: jsonl, path: papers.jsonl}\n"), environ={})
+    settings = load_settings(
+        write(tmp_path, "sources:\n  - {format: jsonl, path: papers.jsonl}\n"), environ={}
+    )
     assert settings.sources[0].path == tmp_path / "papers.jsonl"
 
 

@@ -20,8 +20,17 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> Non
     before, after = db.upgrade(engine)
     assert before == after == db.head_revision()
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"papers", "subscribers", "subscriber_topics", "subscriber_interests", "editions",
-            "deliveries", "delivery_papers", "delivery_attempts", "edition_papers"} <= tables
+    assert {
+        "papers",
+        "subscribers",
+        "subscriber_topics",
+        "subscriber_interests",
+        "editions",
+        "deliveries",
+        "delivery_papers",
+        "delivery_attempts",
+        "edition_papers",
+    } <= tables
     engine.dispose()
 
 
@@ -36,7 +45,9 @@ def test_times_come_back_aware_in_utc(any_context: Context) -> None:
     berlin = timezone(timedelta(hours=1))
     listed = datetime(2026, 3, 11, 9, 30, tzinfo=berlin)
     with db.transaction(any_context.sessions) as session:
-        session.add(Paper(external_id="arxiv:2403.00001", title="T", source="json", listed_at=listed))
+        session.add(
+            Paper(external_id="arxiv:2403.00001", title="T", source="json", listed_at=listed)
+        )
     with db.transaction(any_context.sessions) as session:
         paper = session.scalars(sa.select(Paper)).one()
         assert paper.listed_at == listed
@@ -47,8 +58,14 @@ def test_times_come_back_aware_in_utc(any_context: Context) -> None:
 
 def test_a_failed_transaction_leaves_nothing_behind(any_context: Context) -> None:
     with pytest.raises(RuntimeError), db.transaction(any_context.sessions) as session:
-        session.add(Paper(external_id="arxiv:2403.00002", title="T", source="json",
-                          listed_at=datetime.now(UTC)))
+        session.add(
+            Paper(
+                external_id="arxiv:2403.00002",
+                title="T",
+                source="json",
+                listed_at=datetime.now(UTC),
+            )
+        )
         session.flush()
         raise RuntimeError("boom")
     with db.transaction(any_context.sessions) as session:

@@ -82,7 +82,9 @@ def test_import_without_an_email_column_is_refused(context: Context, tmp_path: P
 
 
 def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Context) -> None:
-    subscriptions.subscribe(any_context, "ada@example.org", ["llms"], ["video diffusion"], confirmed=True)
+    subscriptions.subscribe(
+        any_context, "ada@example.org", ["llms"], ["video diffusion"], confirmed=True
+    )
     again = subscriptions.subscribe(
         any_context, "ada@example.org", ["llms", "vision"], ["video diffusion", "robotics"]
     )

@@ -54,7 +54,9 @@ def set_interests(subscriber: Subscriber, topics: Iterable[str], interests: Iter
     inserts before it deletes, which would trip the uniqueness constraints.
     """
     kept_topics = {t.topic: t for t in subscriber.topics}
-    subscriber.topics = [kept_topics.get(t) or SubscriberTopic(topic=t) for t in dict.fromkeys(topics)]
+    subscriber.topics = [
+        kept_topics.get(t) or SubscriberTopic(topic=t) for t in dict.fromkeys(topics)
+    ]
     kept_texts = {i.text: i for i in subscriber.interests}
     subscriber.interests = [
         kept_texts.get(t) or SubscriberInterest(text=t) for t in dict.fromkeys(interests)
