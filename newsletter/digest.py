@@ -2,8 +2,10 @@
 
 An edition is one ISO week in `digest.timezone` ("2026-W48"). Its window is the
 `digest.window_days` before its send instant (digest.weekday at digest.time of that
-week). Planning records one delivery per active reader, each due at the send time in
-the reader's own time zone; the database's unique keys make planning idempotent.
+week), continued from where the previous edition's window stopped and ended when it
+is planned (see `planned_window`), so no paper falls between two editions. Planning
+records one delivery per active reader, each due at the send time in the reader's own
+time zone; the database's unique keys make planning idempotent.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
 from newsletter.store.papers import papers_listed_between
-from newsletter.store.subscribers import get_subscriber
+from newsletter.store.subscribers import get_subscriber, list_subscribers
 from newsletter.views import PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -90,6 +92,25 @@ def schedule_for(config: DigestConfig, key: str) -> EditionSchedule:
 
 def current_schedule(config: DigestConfig, now: datetime) -> EditionSchedule:
     return schedule_for(config, edition_key(now, config.zone))
+
+
+def planned_window(
+    schedule: EditionSchedule, previous_end: datetime | None, now: datetime, window_days: int
+) -> tuple[datetime, datetime]:
+    """The window an edition planned at `now` covers.
+
+    Planned before its send instant (the scheduler plans ahead so that readers east of
+    `digest.timezone` get their morning), it ends now: a paper listed later belongs to
+    the next edition. It starts where the previous edition's window ended when that is
+    earlier (at most one extra window back), so nothing listed between two plannings
+    is ever skipped. Overlap is harmless: no paper is sent to a reader twice.
+    """
+    end = min(schedule.window_end, max(now, schedule.window_start))
+    start = schedule.window_start
+    oldest = start - timedelta(days=window_days)
+    if previous_end is not None and oldest <= previous_end < start:
+        start = previous_end
+    return start, end
 
 
 def week_dates(
@@ -216,17 +237,23 @@ class PlanResult:
 
 
 def plan_edition(
-    context: Context, now: datetime | None = None, email: str | None = None
+    context: Context,
+    now: datetime | None = None,
+    email: str | None = None,
+    key: str | None = None,
 ) -> PlanResult:
-    """Plan the current week's edition (idempotent); `email` plans only that reader."""
+    """Plan an edition (idempotent): `key`, else the week `now` falls in.
+
+    `email` plans only that reader.
+    """
     now = now or utcnow()
-    embed_window(context, now)
+    embed_window(context, now, key)
     with db.transaction(context.sessions, immediate=True) as session:
-        return plan_in(session, context.settings, now, email)
+        return plan_in(session, context.settings, now, email, key)
 
 
-def embed_window(context: Context, now: datetime | None = None) -> int:
-    """Embed the current window's papers in their own, committed transaction.
+def embed_window(context: Context, now: datetime | None = None, key: str | None = None) -> int:
+    """Embed the window's papers and the readers' interests in their own transaction.
 
     Ranking stores missing embeddings in the planner's transaction; a plan that is
     rolled back (dry run, preview) would throw that work away and the next run would
@@ -237,25 +264,52 @@ def embed_window(context: Context, now: datetime | None = None) -> int:
     settings = context.settings
     if settings.matching.semantic == "off":
         return 0
-    schedule = current_schedule(settings.digest, now or utcnow())
+    now = now or utcnow()
     with db.transaction(context.sessions) as session:
-        papers = papers_listed_between(session, schedule.window_start, schedule.window_end)
+        start, end = _window(session, settings, _schedule(settings, now, key), now)
+        papers = papers_listed_between(session, start, end)
         model = settings.matching.model
         stale = [p for p in papers if p.embedding is None or p.embedding_model != model]
         # Loading the model costs seconds: only when some paper needs it.
-        return relevance.embed_papers(session, settings, stale) if stale else 0
+        embedded = relevance.embed_papers(session, settings, stale) if stale else 0
+        readers = [Reader.of(s) for s in list_subscribers(session, "active") if not s.paused]
+        relevance.embed_reader_interests(session, settings, _unique_interests(settings, readers))
+        return embedded
+
+
+def _schedule(settings: Settings, now: datetime, key: str | None) -> EditionSchedule:
+    if key is not None:
+        return schedule_for(settings.digest, key)
+    return current_schedule(settings.digest, now)
+
+
+def _window(
+    session: Session, settings: Settings, schedule: EditionSchedule, now: datetime
+) -> tuple[datetime, datetime]:
+    previous_end = store.previous_window_end(session, schedule.key)
+    return planned_window(schedule, previous_end, now, settings.digest.window_days)
+
+
+def _unique_interests(settings: Settings, readers: Sequence[Reader]) -> list[Interest]:
+    found = (interests_for(settings, r.topics, r.interests) for r in readers)
+    return list({i.key: i for interests in found for i in interests}.values())
 
 
 def plan_in(
-    session: Session, settings: Settings, now: datetime, email: str | None = None
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    email: str | None = None,
+    key: str | None = None,
 ) -> PlanResult:
     """Planning inside the caller's transaction (send-now --dry-run rolls it back)."""
     if email is not None and get_subscriber(session, email) is None:
         # Checked first: a mistyped address must not leave a new edition behind.
         raise NotFound(f"no subscriber with address {email}")
-    schedule = current_schedule(settings.digest, now)
+    schedule = _schedule(settings, now, key)
+    start, end = _window(session, settings, schedule, now)
     edition, created = store.ensure_edition(
-        session, schedule.key, schedule.window_start, schedule.window_end, schedule.scheduled_for
+        session, schedule.key, start, end, schedule.scheduled_for
     )
     subscribers = store.subscribers_to_plan(session, edition.id, email)
     if not subscribers:

@@ -187,6 +187,20 @@ def embed_interests(
     return embed_texts(session, embedder, texts)
 
 
+def embed_reader_interests(
+    session: Session, settings: Settings, interests: Sequence[Interest]
+) -> int:
+    """Embed and store the vectors of these interests ahead of planning; returns how many.
+
+    Planning runs inside a transaction that a dry run rolls back (and on SQLite holds
+    the only write lock), so vectors are best computed and committed before it.
+    """
+    embedder = configured_embedder(settings.matching)
+    if embedder is None or not interests:
+        return 0
+    return len(embed_interests(embedder, interests, session))
+
+
 def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
     """One row per text: from the process cache, else the store, else the model."""
     name = embedder.name

@@ -52,7 +52,7 @@ Clock = Callable[[], datetime]
 class Jobs(Protocol):
     """What the scheduled jobs do; the delivery engine by default, fakes in tests."""
 
-    def plan(self, context: Context, now: datetime) -> object: ...
+    def plan(self, context: Context, now: datetime, key: str) -> object: ...
 
     def drain(self, context: Context, stop: threading.Event) -> object: ...
 
@@ -60,8 +60,8 @@ class Jobs(Protocol):
 class DeliveryJobs:
     """The real work: plan with newsletter.digest, send with newsletter.outbox."""
 
-    def plan(self, context: Context, now: datetime) -> object:
-        return digest.plan_edition(context, now)
+    def plan(self, context: Context, now: datetime, key: str) -> object:
+        return digest.plan_edition(context, now, key=key)
 
     def drain(self, context: Context, stop: threading.Event) -> object:
         return outbox.drain(context, outbox.DrainOptions(), stop=stop)
@@ -219,11 +219,9 @@ class Scheduler:
     def plan_week(self) -> object:
         """Plan the edition of the latest firing (a late run still plans its own week)."""
         now = self.clock()
-        key, send_at = status.edition_for_fire(self.settings, status.last_fire(self.settings, now))
-        # digest.plan_edition plans the week `now` falls in (in digest.timezone).
-        in_week = now if digest.edition_key(now, self.settings.digest.zone) == key else send_at
+        key, _ = status.edition_for_fire(self.settings, status.last_fire(self.settings, now))
         log.info("planning edition %s", key)
-        return self.jobs.plan(self.context, in_week)
+        return self.jobs.plan(self.context, now, key)
 
     def drain(self) -> object:
         return self.jobs.drain(self.context, self._jobs_stop)

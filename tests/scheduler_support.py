@@ -34,12 +34,14 @@ class RecordingJobs:
 
     def __init__(self) -> None:
         self.planned_for: list[datetime] = []
+        self.planned_keys: list[str] = []
         self.planned = threading.Event()
         self.drains = 0
 
-    def plan(self, context: Context, now: datetime) -> object:
-        result = digest.plan_edition(context, now)
+    def plan(self, context: Context, now: datetime, key: str) -> object:
+        result = digest.plan_edition(context, now, key=key)
         self.planned_for.append(now)
+        self.planned_keys.append(key)
         self.planned.set()
         return result
 

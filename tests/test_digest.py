@@ -18,6 +18,8 @@ from newsletter import db, digest, outbox
 from newsletter.context import Context
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
+from newsletter.records import PaperRecord
+from newsletter.store.papers import upsert_papers
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
 from tests.delivery_helpers import IN_WINDOW, NOW, add_papers, add_readers, configured
@@ -93,6 +95,63 @@ def test_the_window_is_the_days_before_the_send_instant(context: Context) -> Non
         date(2026, 11, 16),
         date(2026, 11, 23),
     )
+
+
+def test_an_edition_planned_ahead_ends_its_window_when_it_is_planned() -> None:
+    schedule = digest.EditionSchedule(
+        "2026-W48",
+        datetime(2026, 11, 16, 8, tzinfo=UTC),
+        datetime(2026, 11, 23, 8, tzinfo=UTC),
+        datetime(2026, 11, 23, 8, tzinfo=UTC),
+    )
+    ahead = datetime(2026, 11, 22, 18, tzinfo=UTC)  # planned 14 h early, for Tokyo's morning
+    late = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    assert digest.planned_window(schedule, None, ahead, 7) == (schedule.window_start, ahead)
+    assert digest.planned_window(schedule, None, late, 7) == (
+        schedule.window_start,
+        schedule.window_end,
+    )
+
+
+def test_an_edition_continues_where_the_previous_window_stopped() -> None:
+    schedule = digest.EditionSchedule(
+        "2026-W49",
+        datetime(2026, 11, 23, 8, tzinfo=UTC),
+        datetime(2026, 11, 30, 8, tzinfo=UTC),
+        datetime(2026, 11, 30, 8, tzinfo=UTC),
+    )
+    previous_end = datetime(2026, 11, 22, 18, tzinfo=UTC)
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    assert digest.planned_window(schedule, previous_end, now, 7)[0] == previous_end
+    # An edition planned long ago does not drag in months of papers.
+    months_ago = datetime(2026, 9, 1, tzinfo=UTC)
+    assert digest.planned_window(schedule, months_ago, now, 7)[0] == schedule.window_start
+
+
+def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: Context) -> None:
+    ctx = words_only(context, digest={"timezone": "Europe/Berlin"})
+    add_reader(ctx, "ada@example.org", topics=["llms"])
+    send_w48 = digest.schedule_for(ctx.settings.digest, "2026-W48").scheduled_for
+    add_papers(ctx, 3, listed_at=send_w48 - timedelta(days=2))
+    digest.plan_edition(ctx, send_w48 - timedelta(hours=14), key="2026-W48")
+    late = PaperRecord(
+        "arxiv:2611.99999",
+        "A late paper on large language model scaling",
+        "json",
+        abstract="We study large language model scaling.",
+        listed_at=send_w48 - timedelta(hours=2),
+    )
+    with db.transaction(ctx.sessions) as session:
+        upsert_papers(session, [late])
+    digest.plan_edition(ctx, send_w48 + timedelta(days=7, minutes=1), key="2026-W49")
+    titles = [paper_title(ctx, p.paper_id) for p in picks(ctx, "ada@example.org", "2026-W49")]
+    assert titles == ["A late paper on large language model scaling"]
+    assert len(picks(ctx, "ada@example.org", "2026-W48")) == 1  # one of the three is on LLMs
+
+
+def paper_title(ctx: Context, paper_id: int) -> str:
+    with db.transaction(ctx.sessions) as session:
+        return str(session.get_one(Paper, paper_id).title)
 
 
 # --- per-reader due times -------------------------------------------------------------

@@ -674,3 +674,8 @@ def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) 
     session.execute(
         update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now)
     )
+
+
+def previous_window_end(session: Session, key: str) -> datetime | None:
+    """Where the window of the latest edition before `key` ended (keys sort by week)."""
+    return session.scalar(select(func.max(Edition.window_end)).where(Edition.key < key))
