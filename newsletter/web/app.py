@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from newsletter.context import Context
@@ -79,7 +80,9 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
             response.headers.update(exc.headers)
         if exc.status_code == 405:
             # GET and POST of one path are separate routes; Starlette names only the first.
-            response.headers["Allow"] = ", ".join(allowed_methods(app.router.routes, request.scope))
+            allowed = allowed_methods(app.openapi(), request.url.path)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
         return response
 
     async def invalid(request: Request, exc: Exception) -> HTMLResponse:
@@ -93,12 +96,11 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
     app.add_exception_handler(500, crashed)
 
 
-def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
-    """Every method some route answers for the path of `scope`."""
+def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
+    """Every method the published schema documents for `path`."""
     methods: set[str] = set()
-    for route in routes:
-        for method in getattr(route, "methods", None) or ():
-            match, _ = route.matches({**scope, "method": method})
-            if match == Match.FULL:
-                methods.add(method)
+    for template, operations in schema.get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(method.upper() for method in operations)
     return sorted(methods)

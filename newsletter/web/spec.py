@@ -79,7 +79,14 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
         max_items=max(len(slugs), 1),
         label="topic",
     )
-    email = Field("email", 254, email=True, label="the email address")
+    email = Field(
+        "email",
+        254,
+        email=True,
+        label="the email address",
+        description="An address email-validator accepts (no reserved domain such as .test "
+        "or .local); any other answers 400 and the form again, with the reason",
+    )
     browser_zone = Field(
         "timezone",
         64,
@@ -150,6 +157,7 @@ def install_openapi(app: FastAPI, forms: WebForms) -> None:
             )
             _replace_validation_errors(schema)
             _add_form_bodies(schema, forms)
+            _redirects_without_body(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -182,6 +190,18 @@ def _add_form_bodies(schema: dict[str, Any], forms: WebForms) -> None:
             "the page holding the form, sent back with its signed value in the form's "
             "`csrf_token` field; without both the form is refused with 403",
         }
+
+
+def _redirects_without_body(schema: dict[str, Any]) -> None:
+    """A 303 is an empty answer with a Location, whatever the route's response class."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            redirect = operation.get("responses", {}).get("303")
+            if redirect is not None:
+                redirect.pop("content", None)
+                redirect["headers"] = {
+                    "Location": {"description": "The next page", "schema": {"type": "string"}}
+                }
 
 
 def _replace_validation_errors(schema: dict[str, Any]) -> None:
