@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from newsletter.smtpcapture import CaptureServer
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
@@ -91,3 +92,18 @@ def test_a_missing_csv_is_a_one_line_error(
     result = run_cli("--config", config, "import-subscribers", str(tmp_path / "none.csv"))
     assert result.exit_code == 1
     assert "none.csv: file not found" in result.stderr
+
+
+def test_subscribe_without_confirmed_mails_a_confirmation_link(
+    run_cli: Run, config_file: Callable[..., Path], smtp_server: CaptureServer
+) -> None:
+    config = str(config_file(smtp={"host": smtp_server.host, "port": smtp_server.port}))
+    run_cli("--config", config, "init")
+    result = run_cli("--config", config, "subscribe", "ada@example.org", "--topic", "llms")
+    assert result.exit_code == 0, result.stderr
+    assert "Sent a confirmation email to ada@example.org" in result.stdout
+    [received] = smtp_server.messages
+    assert received.recipients == ("ada@example.org",)
+    assert b"/confirm/" in received.data.replace(b"=\r\n", b"")
+    rows = json.loads(run_cli("--config", config, "subscribers", "--json").stdout)
+    assert rows[0]["status"] == "pending"

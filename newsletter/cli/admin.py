@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from newsletter import db, subscriptions
+from newsletter import db, notices, subscriptions
 from newsletter.cli.base import State, cli, console, pass_state
 
 
@@ -57,8 +57,6 @@ def subscribe(
         f"{verb} {info.email} ({info.status}; topics: {', '.join(info.topics) or 'none'})."
     )
     if result.needs_confirmation:
-        from newsletter import notices
-
         notices.send_confirmation(context, info)
         console.print(f"Sent a confirmation email to {info.email}.")
 
