@@ -1,19 +1,26 @@
 """Plan and send one edition to an SMTP server; print JSON with the time of each phase.
 
-    smtp-sink -c 127.0.0.1:2525 1000 &
-    .venv/bin/python benchmarks/send.py --port 2525 --subscribers 20000 --connections 4
+    smtp-sink -u nobody -c 127.0.0.1:2525 1000 &
+    .venv/bin/python benchmarks/send.py --port 2525 --subscribers 20000 --connections 4 \
+        [--workers 2] [--compare]
 
 Compare with Postfix's smtp-source sending messages of the median size printed here
-over the same number of connections:
+over the same number of connections (--compare runs it right after the pipeline and
+prints the ratio, so both figures come from the same moment of a shared machine):
 
     smtp-source -s 4 -m 20000 -l SIZE -c 127.0.0.1:2525
+
+--workers N sends from N processes that share the 4 connections (planning stays one
+process); CPU seconds of this process and its children are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +75,27 @@ def build(context: Context, subscribers: int, papers: int) -> None:
             session.add(reader)
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (sending processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def smtp_source(args: argparse.Namespace, size: int, count: int) -> dict[str, float]:
+    """Postfix's smtp-source: the same count, size and connections to the same sink."""
+    command = ["smtp-source", "-s", str(args.connections), "-m", str(count), "-l", str(size)]
+    start = time.perf_counter()
+    subprocess.run(
+        [*command, "-c", f"{args.host}:{args.port}"], check=True, stdout=subprocess.DEVNULL
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "smtp_source_seconds": round(seconds, 3),
+        "smtp_source_messages_per_second": round(count / seconds, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -76,6 +104,8 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=2_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--semantic", default="off", choices=["off", "auto"])
+    parser.add_argument("--workers", type=int, default=1, help="sending processes")
+    parser.add_argument("--compare", action="store_true", help="also time smtp-source")
     parser.add_argument("--database", help="database URL (default: a new SQLite file)")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="send-bench-")
@@ -105,20 +135,29 @@ def main() -> None:
     # One reader's real message, composed and rolled back, gives the size to compare with.
     sizes = outbox.send_now(context, dry_run=True, email="reader000001@example.org").dry_run_bytes
     start = time.perf_counter()
-    result = outbox.send_now(context, clock=lambda: NOW + timedelta(seconds=time.perf_counter()))
+    cpu = _cpu_seconds()
+    result = outbox.send_now(
+        context,
+        clock=lambda: NOW + timedelta(seconds=time.perf_counter()),
+        workers=args.workers,
+    )
     phases["send"] = time.perf_counter() - start
+    send_cpu = _cpu_seconds() - cpu
     sent = result.counters.sent
     with db.transaction(context.sessions) as session:
         from sqlalchemy import text
 
         row = session.execute(text("select count(*) from deliveries where status='sent'")).one()
     total = phases["plan"] + phases["send"]
+    median = int(statistics.median(sizes)) if sizes else 0
+    source = smtp_source(args, median, sent) if args.compare else None
     print(
         json.dumps(
             {
                 "subscribers": args.subscribers,
                 "papers": args.papers,
                 "connections": args.connections,
+                "workers": args.workers,
                 "planned": plan.planned,
                 "sent": sent,
                 "sent_in_db": row[0],
@@ -126,7 +165,18 @@ def main() -> None:
                 "phases_seconds": {k: round(v, 3) for k, v in phases.items()},
                 "send_messages_per_second": round(sent / phases["send"], 1),
                 "pipeline_messages_per_second": round(sent / total, 1),
-                "median_message_bytes": int(statistics.median(sizes)) if sizes else None,
+                "send_cpu_seconds": round(send_cpu, 2),
+                "median_message_bytes": median,
+                **(source or {}),
+                **(
+                    {
+                        "pipeline_ratio_to_smtp_source": round(
+                            sent / total / source["smtp_source_messages_per_second"], 3
+                        )
+                    }
+                    if source
+                    else {}
+                ),
             },
             indent=2,
         )

@@ -12,9 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -455,16 +468,11 @@ class SentMark:
     at: datetime
 
 
-def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
-    """mark_sent for several deliveries in few statements (the caller commits once).
-
-    Plain Core statements executed with many parameter sets: the per-message cost of
-    recording stays far below the cost of composing the message.
-    """
-    if not marks:
-        return
+@cache
+def _sent_statements() -> tuple[Update, Insert]:
+    """Built once: constructing a statement costs more than running it on SQLite."""
     deliveries = _table(Delivery)
-    connection.execute(
+    mark = (
         update(deliveries)
         .where(deliveries.c.id == bindparam("b_id"))
         .values(
@@ -475,11 +483,26 @@ def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
             last_error=None,
             lease_owner=None,
             leased_until=None,
-        ),
+        )
+    )
+    return mark, insert(_table(DeliveryAttempt))
+
+
+def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
+    """mark_sent for several deliveries in few statements (the caller commits once).
+
+    Plain Core statements executed with many parameter sets: the per-message cost of
+    recording stays far below the cost of composing the message.
+    """
+    if not marks:
+        return
+    mark, attempt = _sent_statements()
+    connection.execute(
+        mark,
         [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks],
     )
     connection.execute(
-        insert(_table(DeliveryAttempt)),
+        attempt,
         [
             {
                 "delivery_id": m.delivery.id,
