@@ -223,9 +223,18 @@ def insert_deliveries(
 ) -> int:
     """Create the deliveries (and their papers) that do not exist yet; returns how many."""
     by_subscriber = {p.subscriber_id: p for p in planned}
+    deliveries = _table(Delivery)
+    # INSERT … ON CONFLICT DO NOTHING RETURNING: only rows this call created come
+    # back, so a concurrent planner's deliveries never get a second set of papers.
+    # A plain Core statement with many parameter sets is compiled once and sent as
+    # multi-row inserts (SQLAlchemy's insertmanyvalues), not rebuilt per chunk.
+    statement = (
+        _insert(session, deliveries)
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+        .returning(deliveries.c.id, deliveries.c.subscriber_id)
+    )
     created = 0
     for start in range(0, len(planned), _CHUNK):
-        chunk = planned[start : start + _CHUNK]
         rows = [
             {
                 "edition_id": edition_id,
@@ -236,17 +245,9 @@ def insert_deliveries(
                 "next_attempt_at": p.next_attempt_at,
                 "created_at": now,
             }
-            for p in chunk
+            for p in planned[start : start + _CHUNK]
         ]
-        # One multi-row INSERT … RETURNING: only rows this call created come back, so
-        # a concurrent planner's deliveries never get a second set of papers.
-        statement = (
-            _insert(session, Delivery)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-            .returning(Delivery.id, Delivery.subscriber_id)
-        )
-        new = session.execute(statement).all()
+        new = session.execute(statement, rows).all()
         created += len(new)
         _insert_delivery_papers(session, [(d_id, by_subscriber[s_id]) for d_id, s_id in new])
     return created
@@ -267,8 +268,8 @@ def _insert_delivery_papers(
         for delivery_id, plan in deliveries
         for position, paper in enumerate(plan.papers, start=1)
     ]
-    if rows:
-        session.execute(_insert(session, DeliveryPaper).on_conflict_do_nothing(), rows)
+    if rows:  # Core, not the ORM's bulk path: a plain executemany
+        session.execute(_insert(session, _table(DeliveryPaper)).on_conflict_do_nothing(), rows)
 
 
 def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:
