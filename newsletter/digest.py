@@ -24,6 +24,7 @@ from newsletter.config import DigestConfig, Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.matching import Interest, Match
+from newsletter.matching.embedder import paper_text
 from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
@@ -253,28 +254,31 @@ def plan_edition(
 
 
 def embed_window(context: Context, now: datetime | None = None, key: str | None = None) -> int:
-    """Embed the window's papers and the readers' interests in their own transaction.
+    """Embed the window's papers and the readers' interests before planning.
 
-    Ranking stores missing embeddings in the planner's transaction; a plan that is
-    rolled back (dry run, preview) would throw that work away and the next run would
-    embed again. Callers planning inside a transaction call this first, outside it
-    (on SQLite the planner holds the write lock, so it cannot happen inside).
-    Returns how many papers were embedded.
+    Vectors are computed outside any transaction and stored in short ones of their
+    own: a plan that is rolled back (dry run, preview) keeps them, the next run does
+    not embed again, and senders are never kept from the database while the model
+    runs. Returns how many papers were embedded.
     """
     settings = context.settings
     if settings.matching.semantic == "off":
         return 0
     now = now or utcnow()
+    model = settings.matching.model
     with db.transaction(context.sessions) as session:
         start, end = _window(session, settings, _schedule(settings, now, key), now)
-        papers = papers_listed_between(session, start, end)
-        model = settings.matching.model
-        stale = [p for p in papers if p.embedding is None or p.embedding_model != model]
-        # Loading the model costs seconds: only when some paper needs it.
-        embedded = relevance.embed_papers(session, settings, stale) if stale else 0
+        stale = {
+            p.id: paper_text(p.title, p.abstract)
+            for p in papers_listed_between(session, start, end)
+            if p.embedding is None or p.embedding_model != model
+        }
         readers = [Reader.of(s) for s in list_subscribers(session, "active") if not s.paused]
-        relevance.embed_reader_interests(session, settings, _unique_interests(settings, readers))
-        return embedded
+    embedded = relevance.store_paper_embeddings(context.sessions, settings, stale)
+    relevance.store_interest_embeddings(
+        context.sessions, settings, _unique_interests(settings, readers)
+    )
+    return embedded
 
 
 def _schedule(settings: Settings, now: datetime, key: str | None) -> EditionSchedule:

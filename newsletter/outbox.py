@@ -33,7 +33,8 @@ from typing import Literal, Protocol
 from sqlalchemy import Connection as SqlConnection
 from sqlalchemy.orm import Session
 
-from newsletter import db
+from newsletter import db, digest
+from newsletter.addresses import normalize_email
 from newsletter.compose import Composer
 from newsletter.config import Settings
 from newsletter.context import Context
@@ -41,10 +42,11 @@ from newsletter.digest import paper_view, week_dates
 from newsletter.errors import NewsletterError, NotFound, NothingToSend
 from newsletter.mail.message import OutgoingMessage
 from newsletter.mail.smtp import SendError, SmtpPool
-from newsletter.models import utcnow
+from newsletter.models import Delivery, utcnow
 from newsletter.relevance import interests_for
 from newsletter.store import outbox as store
 from newsletter.store.outbox import ClaimedDelivery, EditionInfo
+from newsletter.store.subscribers import get_subscriber
 from newsletter.views import DigestItem, PaperView
 
 Outcome = Literal["sent", "failed", "retried", "released"]
@@ -619,8 +621,6 @@ def send_now(
     real clock and their own SMTP pools, so `transport` and `clock` apply to planning
     only).
     """
-    from newsletter import digest  # planning is a sibling service
-
     address = _known_address(context, email) if email else None
     if dry_run:
         return _dry_run(context, address, clock())
@@ -648,8 +648,7 @@ def send_now(
 
 
 def _dry_run(context: Context, address: str | None, now: datetime) -> SendNowResult:
-    from newsletter import digest
-
+    digest.embed_window(context, now)  # kept, although the plan below is rolled back
     composer = Composer(context.settings, context.secret_key)
     counters = Counters()
     sizes: list[int] = []
@@ -671,14 +670,10 @@ def _dry_run(context: Context, address: str | None, now: datetime) -> SendNowRes
 
 
 def _known_address(context: Context, email: str) -> str:
-    from newsletter.addresses import normalize_email
-
     return normalize_email(email)
 
 
 def _subscriber_id(session: Session, address: str) -> int:
-    from newsletter.store.subscribers import get_subscriber
-
     subscriber = get_subscriber(session, address)
     if subscriber is None:
         raise NotFound(f"no subscriber with address {address}")
@@ -696,16 +691,15 @@ class Preview:
 
 def preview(context: Context, email: str, now: datetime | None = None) -> Preview:
     """Exactly what send-now would send this reader now; records nothing."""
-    from newsletter import digest
-    from newsletter.models import Delivery
-
     address = _known_address(context, email)
+    now = now or utcnow()
+    digest.embed_window(context, now)  # kept, although the plan below is rolled back
     composer = Composer(context.settings, context.secret_key)
     found: list[Preview] = []
     try:
         with db.transaction(context.sessions, immediate=True) as session:
             subscriber_id = _subscriber_id(session, address)
-            plan = digest.plan_in(session, context.settings, now or utcnow(), address)
+            plan = digest.plan_in(session, context.settings, now, address)
             row = session.get(Delivery, _delivery_id(session, plan.edition.id, subscriber_id))
             assert row is not None
             claimed = ClaimedDelivery(

@@ -19,13 +19,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import db
 from newsletter.config import MatchingConfig, Settings
@@ -187,18 +187,44 @@ def embed_interests(
     return embed_texts(session, embedder, texts)
 
 
-def embed_reader_interests(
-    session: Session, settings: Settings, interests: Sequence[Interest]
+def store_paper_embeddings(
+    sessions: sessionmaker[Session], settings: Settings, texts: Mapping[int, str]
 ) -> int:
-    """Embed and store the vectors of these interests ahead of planning; returns how many.
+    """Embed these papers (id → title and abstract) and store the vectors; returns how many.
 
-    Planning runs inside a transaction that a dry run rolls back (and on SQLite holds
-    the only write lock), so vectors are best computed and committed before it.
+    The model runs outside any transaction and the write is short: on SQLite a long
+    write transaction would hold the only lock that senders need to mark mail sent.
     """
-    embedder = configured_embedder(settings.matching)
-    if embedder is None or not interests:
+    embedder = configured_embedder(settings.matching) if texts else None
+    if embedder is None:
         return 0
-    return len(embed_interests(embedder, interests, session))
+    vectors = embedder.embed(list(texts.values()))
+    blobs = {paper_id: to_bytes(v) for paper_id, v in zip(texts, vectors, strict=True)}
+    with db.transaction(sessions, immediate=True) as session:
+        store_papers.set_embeddings(session, embedder.name, blobs)
+    return len(blobs)
+
+
+def store_interest_embeddings(
+    sessions: sessionmaker[Session], settings: Settings, interests: Sequence[Interest]
+) -> int:
+    """Embed the interests not stored yet for this model, ahead of planning (which a dry
+    run rolls back); the model runs outside any transaction. Returns how many."""
+    embedder = configured_embedder(settings.matching) if interests else None
+    if embedder is None:
+        return 0
+    texts = list(dict.fromkeys(semantic_text(i) for i in interests))
+    with db.transaction(sessions) as session:
+        known = store_embeddings.load_vectors(session, embedder.name, texts)
+    missing = [t for t in texts if t not in known]
+    if not missing:
+        return 0
+    vectors = embedder.embed(missing)
+    with db.transaction(sessions, immediate=True) as session:
+        store_embeddings.save_vectors(
+            session, embedder.name, {t: to_bytes(v) for t, v in zip(missing, vectors, strict=True)}
+        )
+    return len(missing)
 
 
 def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

@@ -396,11 +396,6 @@ def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
     assert digest.embed_window(context) == 0  # the next run does not embed again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox._dry_run and outbox.preview plan inside their rolled-back transaction "
-    "without calling digest.embed_window first; only the CLI does (see the report)",
-)
 @pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
 def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Context) -> None:
     add_papers(context, 6)

@@ -126,6 +126,14 @@ def test_running_send_now_again_sends_nobody_the_edition_twice(
     assert received_by(faulty) == dict.fromkeys([*readers, "late@example.org"], 1)
 
 
+def test_send_now_with_compose_workers_mails_every_reader_once(
+    cli: Cli, readers: list[str], faulty: CaptureServer
+) -> None:
+    result = summary(cli("send-now", "--workers", "2"))
+    assert (result["planned"], result["sent"], result["failed"]) == ("4", "4", "0")
+    assert received_by(faulty) == dict.fromkeys(readers, 1)
+
+
 def test_a_dry_run_sends_and_records_nothing(
     context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:

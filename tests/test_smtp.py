@@ -256,13 +256,6 @@ def test_a_421_to_data_closes_the_session_and_the_message_goes_out_on_a_new_one(
     assert len(set(fault(server).peers)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SendError,
-    reason="mail/smtp.py: a 421 reply to MAIL FROM arrives as SMTPSenderRefused, whose "
-    "branch in Connection._send_once raises a plain SendError before the 421 check in "
-    "_reply_error, so the reused session is not reopened and the message not retried",
-)
 def test_a_421_to_mail_from_on_a_reused_session_is_retried_on_a_new_one() -> None:
     with Server() as server:
         fault(server).mail_faults[5] = "421"

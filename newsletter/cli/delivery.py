@@ -14,7 +14,7 @@ from types import FrameType
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter import digest, outbox
+from newsletter import outbox
 from newsletter.cli.base import State, cli, console, pass_state
 
 
@@ -42,11 +42,21 @@ def summary(counters: outbox.Counters) -> str:
     )
 
 
+WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Processes that compose messages; claiming, sending and recording stay in this one.",
+)
+
+
 @cli.command("send-now", epilog="Example: newsletter send-now --dry-run")
 @click.option("--dry-run", is_flag=True, help="Plan and render, but send and record nothing.")
 @click.option("--to", "email", metavar="EMAIL", help="Only this subscriber.")
+@WORKERS
 @pass_state
-def send_now(state: State, dry_run: bool, email: str | None) -> None:
+def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> None:
     """Plan this week's edition (once) and deliver it now, with a progress bar.
 
     Re-running never sends a subscriber the same edition twice; a paused edition
@@ -54,7 +64,6 @@ def send_now(state: State, dry_run: bool, email: str | None) -> None:
     """
     context = state.context()
     if dry_run:
-        digest.embed_window(context)  # kept, although the dry run's plan is rolled back
         result = outbox.send_now(context, email=email, dry_run=True)
         sizes = sorted(result.dry_run_bytes)
         median = sizes[len(sizes) // 2] if sizes else 0
@@ -68,6 +77,7 @@ def send_now(state: State, dry_run: bool, email: str | None) -> None:
         result = outbox.send_now(
             context,
             email=email,
+            workers=workers,
             stop=stop,
             on_planned=lambda total: progress.update(task, total=total),
             progress=lambda c: progress.update(task, completed=c.done),
@@ -102,14 +112,16 @@ def _progress() -> Progress:
 @cli.command(epilog="Example: newsletter worker --loop")
 @click.option("--loop", is_flag=True, help="Keep polling for due deliveries until stopped.")
 @click.option("--batch", type=click.IntRange(1, 10_000), help="Deliveries claimed at a time.")
+@WORKERS
 @pass_state
-def worker(state: State, loop: bool, batch: int | None) -> None:
+def worker(state: State, loop: bool, batch: int | None, workers: int) -> None:
     """Send due deliveries of every edition; several workers share the work.
 
     SIGTERM or Ctrl-C finishes the messages in flight and releases the rest.
     """
     context = state.context()
-    options = outbox.DrainOptions(loop=loop, batch_size=batch)
+    processes = workers if workers > 1 else 0
+    options = outbox.DrainOptions(loop=loop, batch_size=batch, processes=processes)
     with stop_on_signals() as stop:
         counters = outbox.drain(context, options, stop=stop)
     console.print("Worker: " + summary(counters) + ".")
@@ -136,7 +148,6 @@ def preview(
 ) -> None:
     """Show exactly what send-now would send this subscriber now, without sending."""
     context = state.context()
-    digest.embed_window(context)  # kept, although the preview's plan is rolled back
     found = outbox.preview(context, email)
     parsed = message_from_bytes(found.message.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)

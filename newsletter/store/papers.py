@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.models import Paper, utcnow
@@ -129,3 +129,15 @@ def count_papers(session: Session) -> int:
 
 def latest_listing(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Paper.listed_at)))
+
+
+def set_embeddings(session: Session, model: str, vectors: Mapping[int, bytes]) -> None:
+    """Store sentence embeddings (paper id → float32 bytes) made by `model`."""
+    statement = (
+        update(Paper)
+        .where(Paper.id == bindparam("paper_id"))
+        .values(embedding=bindparam("vector"), embedding_model=model)
+    )
+    rows = [{"paper_id": paper_id, "vector": vector} for paper_id, vector in vectors.items()]
+    if rows:
+        session.connection().execute(statement, rows)
