@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter import db, digest, outbox
+from newsletter import db, digest, sending
 from newsletter.config import parse_settings
 from newsletter.context import Context
 from newsletter.models import Subscriber, SubscriberTopic
@@ -133,10 +133,10 @@ def main() -> None:
     phases["plan"] = time.perf_counter() - start
 
     # One reader's real message, composed and rolled back, gives the size to compare with.
-    sizes = outbox.send_now(context, dry_run=True, email="reader000001@example.org").dry_run_bytes
+    sizes = sending.send_now(context, dry_run=True, email="reader000001@example.org").dry_run_bytes
     start = time.perf_counter()
     cpu = _cpu_seconds()
-    result = outbox.send_now(
+    result = sending.send_now(
         context,
         clock=lambda: NOW + timedelta(seconds=time.perf_counter()),
         workers=args.workers,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from newsletter import db, digest, ingest, outbox, subscriptions
+from newsletter import db, digest, ingest, sending, subscriptions
 from newsletter.config import Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput
@@ -97,7 +97,7 @@ def _run(
         )
     echo(f"Subscribed {len(READERS)} demo readers.")
     now = _edition_time(context)
-    result = outbox.send_now(context, clock=lambda: now)
+    result = sending.send_now(context, clock=lambda: now)
     counters = result.counters
     echo(f"Sent edition {result.edition_key}: {counters.sent} message(s) to the capture server.")
     html_files = _save_html_parts(mail_dir)

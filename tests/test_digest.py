@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import db, digest, outbox
+from newsletter import db, digest, sending
 from newsletter.context import Context
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
@@ -400,7 +400,7 @@ def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
 def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Context) -> None:
     add_papers(context, 6)
     add_readers(context, 2)
-    outbox.send_now(context, dry_run=True, clock=lambda: NOW)
+    sending.send_now(context, dry_run=True, clock=lambda: NOW)
     assert stored_embeddings(context) == [True] * 6
 
 

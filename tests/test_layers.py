@@ -33,6 +33,9 @@ SERVICES = (
     "newsletter.archive",
     "newsletter.status",
     "newsletter.demo",
+    "newsletter.jobs",
+    "newsletter.marks",
+    "newsletter.sending",
 )
 SERVICES_AND_UP = (*SERVICES, *ENTRY_POINTS)
 

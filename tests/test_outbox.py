@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter import db, digest, outbox, subscriptions
+from newsletter import db, digest, outbox, sending, subscriptions
 from newsletter.context import Context
 from newsletter.models import Delivery, DeliveryAttempt, Edition, Subscriber
 from newsletter.smtpcapture import CaptureServer
@@ -49,7 +49,7 @@ def prepared(
 
 
 def send(ctx: Context) -> outbox.Counters:
-    return outbox.send_now(ctx, clock=clock_from(NOW)).counters
+    return sending.send_now(ctx, clock=clock_from(NOW)).counters
 
 
 def statuses(ctx: Context) -> dict[str, str]:
@@ -94,7 +94,7 @@ def test_a_5xx_reply_fails_at_once_and_bounces_the_reader_after_the_limit(
     # The next week's edition bounces again (bounce_after: 2): the reader is bounced.
     later = NOW + timedelta(days=7)
     add_papers(ctx, 30, IN_WINDOW + timedelta(days=7))
-    counters = outbox.send_now(ctx, clock=clock_from(later)).counters
+    counters = sending.send_now(ctx, clock=clock_from(later)).counters
     assert counters.bounced == 1 and reader(ctx, bad).status == "bounced"
     # and a third edition does not even plan a delivery for them.
     add_papers(ctx, 30, IN_WINDOW + timedelta(days=14))
@@ -141,7 +141,7 @@ def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
         edition = session.scalars(select(Edition)).one()
         assert edition.status == "paused"
     script.clear()
-    result = outbox.send_now(ctx_small, clock=clock_from(NOW))
+    result = sending.send_now(ctx_small, clock=clock_from(NOW))
     assert result.resumed
     assert len(received_by(faulty)) == 30 and set(received_by(faulty).values()) == {1}
 
@@ -157,7 +157,7 @@ def test_a_stop_request_releases_deliveries_not_yet_sent(
             stop.set()
 
     ctx_one = configured(ctx, faulty, smtp={"connections": 1})
-    counters = outbox.send_now(
+    counters = sending.send_now(
         ctx_one, stop=stop, progress=progress, clock=clock_from(NOW)
     ).counters
     assert counters.sent == 2 and counters.released == 8

@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
-from newsletter import db, digest, outbox
+from newsletter import db, digest, marks, sending
 from newsletter.config import SmtpConfig
 from newsletter.context import Context
 from newsletter.mail.smtp import SendError, SmtpPool, wire_body
@@ -97,7 +97,7 @@ def test_marks_written_together_each_record_their_delivery_once(
     digest.plan_edition(ctx, NOW)
     with db.transaction(ctx.sessions, immediate=True) as session:
         claimed, _ = store.claim_batch(session, "me", NOW, 300, 100, ignore_schedule=True)
-    writer = outbox.MarkWriter(ctx)
+    writer = marks.MarkWriter(ctx)
     threads = [
         threading.Thread(
             target=writer.sent, args=(store.SentMark(d, f"<{d.id}@example.org>", NOW),)
@@ -122,13 +122,13 @@ def test_composing_in_worker_processes_mails_every_reader_once(
     ctx = configured(context, pipelining, delivery={"batch_size": 7})
     add_papers(ctx)
     readers = add_readers(ctx, 40)
-    result = outbox.send_now(ctx, clock=clock_from(NOW), workers=2)
+    result = sending.send_now(ctx, clock=clock_from(NOW), workers=2)
     assert result.counters.sent == 40 and result.counters.failed == 0
     assert received_by(pipelining) == {email: 1 for email in readers}
     with db.transaction(ctx.sessions) as session:
         ids = session.scalars(select(Delivery.message_id)).all()
     assert len(set(ids)) == 40 and all(i and i.startswith("<") for i in ids)
-    again = outbox.send_now(ctx, clock=clock_from(NOW), workers=2)
+    again = sending.send_now(ctx, clock=clock_from(NOW), workers=2)
     assert again.counters.sent == 0 and len(pipelining.messages) == 40
 
 
@@ -139,6 +139,6 @@ def test_connections_are_shared_by_the_claiming_and_sending_threads_without_loss
     ctx = configured(context, pipelining, smtp={"connections": 3}, delivery={"batch_size": 5})
     add_papers(ctx)
     readers = add_readers(ctx, 60)
-    counters = outbox.send_now(ctx, clock=clock_from(NOW)).counters
+    counters = sending.send_now(ctx, clock=clock_from(NOW)).counters
     assert counters.sent == 60 and counters.released == 0
     assert received_by(pipelining) == {email: 1 for email in readers}

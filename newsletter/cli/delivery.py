@@ -14,7 +14,7 @@ from types import FrameType
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter import outbox
+from newsletter import outbox, sending
 from newsletter.cli.base import State, cli, console, pass_state
 
 
@@ -64,7 +64,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     """
     context = state.context()
     if dry_run:
-        result = outbox.send_now(context, email=email, dry_run=True)
+        result = sending.send_now(context, email=email, dry_run=True)
         sizes = sorted(result.dry_run_bytes)
         median = sizes[len(sizes) // 2] if sizes else 0
         console.print(
@@ -74,7 +74,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
         return
     with stop_on_signals() as stop, _progress() as progress:
         task = progress.add_task("Sending", total=None)
-        result = outbox.send_now(
+        result = sending.send_now(
             context,
             email=email,
             workers=workers,
@@ -148,7 +148,7 @@ def preview(
 ) -> None:
     """Show exactly what send-now would send this subscriber now, without sending."""
     context = state.context()
-    found = outbox.preview(context, email)
+    found = sending.preview(context, email)
     parsed = message_from_bytes(found.message.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     if eml_file is not None:

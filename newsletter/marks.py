@@ -1,0 +1,76 @@
+"""Recording accepted messages durably, right after the server's 250 reply."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection as SqlConnection
+
+from newsletter.context import Context
+from newsletter.store import outbox as store
+
+
+class MarkWriter:
+    """Records accepted messages with group commit; `sent` returns once it is durable.
+
+    A sending thread calls `sent` right after the server's 250 and sends nothing more
+    until it returns, so a crash can repeat at most one message per connection. The
+    first caller to find no commit running becomes the leader and commits every mark
+    waiting at that moment in one transaction; the others wait for that commit. Under
+    load one commit carries several marks, and SQLite's single writer is asked once.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._connection: SqlConnection | None = None  # used by one leader at a time
+        self._cond = threading.Condition()
+        self._open: _Group = _Group()
+        self._writing = False
+
+    def sent(self, mark: store.SentMark) -> None:
+        with self._cond:
+            group = self._open
+            group.marks.append(mark)
+            while not group.done:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing = True
+                batch, self._open = self._open, _Group()
+                self._cond.release()
+                try:
+                    batch.error = self._write(batch.marks)
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    batch.done = True
+                    self._cond.notify_all()
+        if group.error is not None:
+            raise group.error
+
+    def _write(self, marks: Sequence[store.SentMark]) -> BaseException | None:
+        # One connection held for the run: a session per commit would cost more
+        # than the statements themselves.
+        if self._connection is None:
+            self._connection = self.context.engine.connect()
+        try:
+            store.mark_sent_many(self._connection, marks)
+            self._connection.commit()
+        except Exception as exc:  # every waiter of this group learns of it
+            self.close()
+            return exc
+        return None
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # rolls back anything uncommitted
+
+
+@dataclass
+class _Group:
+    marks: list[store.SentMark] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
