@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
 
 import click
+import uvicorn
 
 from newsletter import subscriptions
 from newsletter.cli.base import State, cli, console, pass_state
@@ -33,8 +36,6 @@ def start_scheduler(context: Context) -> Callable[[], None] | None:
 @pass_state
 def serve(state: State, host: str, port: int, no_scheduler: bool) -> None:
     """Run the subscriber web app (and the weekly scheduler unless --no-scheduler)."""
-    import uvicorn
-
     from newsletter.web import create_app
 
     context = state.context()
@@ -45,7 +46,26 @@ def serve(state: State, host: str, port: int, no_scheduler: bool) -> None:
     if purged:
         console.print(f"Purged {purged} expired pending subscription(s).")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False)
+        _Server(config).run()
     finally:
         if stop is not None:
             stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's graceful stop on SIGTERM or Ctrl-C, then a normal return.
+
+    uvicorn raises the signal again once it has stopped, which would end the process
+    before the scheduler is stopped and its lease handed to a standby.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
