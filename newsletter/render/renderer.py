@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+from markupsafe import Markup
 
 import newsletter
 from newsletter.errors import TemplateError
 from newsletter.render.filters import FILTERS
 from newsletter.render.mjml import compile_mjml, compile_once, read_from, squeeze
-from newsletter.views import DigestView, Recipient, SiteView
+from newsletter.views import DigestItem, DigestView, PaperView, Recipient, SiteView
 
 Kind = Literal["digest", "confirm", "welcome", "goodbye"]
 KINDS: tuple[Kind, ...] = ("digest", "confirm", "welcome", "goodbye")
 NoticeKind = Literal["confirm", "welcome", "goodbye"]
+# Paper cards kept per process: a send repeats a few thousand (paper, topic) pairs
+# across every reader, each card a few KB of HTML and text.
+CARD_CACHE = 4096
 
 
 def default_templates_dir() -> Path:
@@ -61,6 +65,8 @@ def _environment(loader: jinja2.BaseLoader | None, markup: bool) -> jinja2.Envir
         undefined=jinja2.StrictUndefined,
         trim_blocks=not markup,
         lstrip_blocks=not markup,
+        # Read once per process like the compiled MJML, not stat()ed on every message.
+        auto_reload=False,
     )
     env.filters.update(FILTERS)
     return env
@@ -76,15 +82,46 @@ def _templates(
 
 
 class Renderer:
-    """Loads `templates/email/` once; compiles each MJML template once, on first use."""
+    """Loads `templates/email/` once; compiles each MJML template once, on first use.
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    A paper's card looks the same to every reader who gets it for the same topic, so
+    the digest templates loop over `cards(items, fallback_url)` and
+    `cards_text(items)`: each card is rendered from `_card.mjml.j2` / `_card.txt.j2`
+    once per distinct input and reused (card_cache=0 renders every card afresh).
+    """
+
+    def __init__(self, templates_dir: Path | None = None, card_cache: int = CARD_CACHE) -> None:
         self.directory = (templates_dir or default_templates_dir()).resolve() / "email"
         if not self.directory.is_dir():
             raise TemplateError(f"email templates folder {self.directory} does not exist")
         # Shared by every Renderer of this folder in the process: a web request that
         # makes a Composer does not pay for MJML and Jinja compilation again.
         self._text, self._markup, self._html = _templates(self.directory)
+        # Keyed by everything a card shows: the whole frozen PaperView (not its id),
+        # the reader's topic and the fallback link; never by the reader's score, which
+        # the card does not show and which differs from reader to reader.
+        self.card = lru_cache(maxsize=card_cache)(self._card_html)
+        self.card_text = lru_cache(maxsize=card_cache)(self._card_text)
+
+    def cards(self, items: Sequence[DigestItem], fallback_url: str) -> list[Markup]:
+        """Each item's HTML card, escaped markup ready to print."""
+        card = self.card
+        return [card(item.paper, item.reason, fallback_url) for item in items]
+
+    def cards_text(self, items: Sequence[DigestItem]) -> list[str]:
+        """Each item's plain-text entry, numbered from 1."""
+        card = self.card_text
+        return [card(n, item.paper, item.reason) for n, item in enumerate(items, 1)]
+
+    def _card_html(self, paper: PaperView, reason: str, fallback_url: str) -> Markup:
+        # Rendered with autoescape on, so the output is markup already: it goes into
+        # each message as it is and every piece of data in it is escaped exactly once.
+        template = self._template(self._markup, "_card.mjml.j2")
+        return Markup(template.render(paper=paper, reason=reason, fallback_url=fallback_url))
+
+    def _card_text(self, number: int, paper: PaperView, reason: str) -> str:
+        template = self._template(self._text, "_card.txt.j2")
+        return template.render(number=number, paper=paper, reason=reason)
 
     def prepare(self) -> None:
         """Compile every kind now, so a broken template fails at start, not mid-send."""
@@ -100,12 +137,10 @@ class Renderer:
         return template
 
     def digest(self, view: DigestView) -> RenderedEmail:
-        return self._render(
-            "digest", {"digest": view, "site": view.site, "recipient": view.recipient}
-        )
+        return self._render("digest", self.context_for(view))
 
     def notice(self, kind: NoticeKind, view: NoticeView) -> RenderedEmail:
-        return self._render(kind, {"notice": view, "site": view.site, "recipient": view.recipient})
+        return self._render(kind, self.context_for(view))
 
     def html_per_email(self, kind: Kind, context: dict[str, Any]) -> str:
         """The slow reference path: Jinja over the MJML source, then MJML, every time."""
@@ -113,7 +148,13 @@ class Renderer:
 
     def context_for(self, view: DigestView | NoticeView) -> dict[str, Any]:
         key = "digest" if isinstance(view, DigestView) else "notice"
-        return {key: view, "site": view.site, "recipient": view.recipient}
+        return {
+            key: view,
+            "site": view.site,
+            "recipient": view.recipient,
+            "cards": self.cards,
+            "cards_text": self.cards_text,
+        }
 
     def _render(self, kind: Kind, context: dict[str, Any]) -> RenderedEmail:
         subject = self._template(self._text, f"{kind}.subject.txt").render(context)
