@@ -4,8 +4,11 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
+from newsletter.compose import Composer
 from newsletter.errors import HeaderInjection, InvalidToken
+from newsletter.render import Renderer
 from newsletter.render.samples import sample_items
 from newsletter.tokens import read_token
 from tests.email_support import (
@@ -17,6 +20,7 @@ from tests.email_support import (
     hostile_items,
     parse,
     parts,
+    settings,
 )
 
 BASE = "https://papers.example.org"
@@ -136,3 +140,20 @@ def test_the_goodbye_notice_offers_no_unsubscribe_header() -> None:
     parsed = parse(composer().notice("goodbye", subscriber_id=5, email="r@example.org").data)
     assert parsed["List-Unsubscribe"] is None and parsed["List-Unsubscribe-Post"] is None
     assert "unsubscribed" in str(parsed["Subject"])
+
+
+def test_messages_are_byte_for_byte_the_same_with_cached_cards_and_without() -> None:
+    when = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+    cached = composer()
+    fresh = Composer(settings(), SECRET, renderer=Renderer(card_cache=0))
+    readers = [(1, "a@example.org", sample_items(10)), (2, "b@example.org", hostile_items(3))]
+    with time_machine.travel(when, tick=False):
+        for _ in range(2):
+            for subscriber_id, email, items in readers:
+                made = [
+                    c.digest(
+                        subscriber_id=subscriber_id, email=email, items=items, now=when, **WEEK
+                    )
+                    for c in (cached, fresh)
+                ]
+                assert made[0] == made[1]

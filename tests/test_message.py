@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import binascii
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 import pytest
+import time_machine
 
 from newsletter.errors import HeaderInjection, InvalidInput
 from newsletter.mail.message import (
@@ -11,6 +14,7 @@ from newsletter.mail.message import (
     ascii_address,
     build_message,
     make_message_id,
+    qp,
 )
 from tests.email_support import assert_wire_format, parse, parts
 
@@ -178,3 +182,46 @@ def test_body_lines_never_exceed_998_octets_even_for_one_line_html() -> None:
     assert_wire_format(data)
     text, html = parts(parse(data))
     assert html.strip() == "x" * 50_000 and text.strip() == "y" * 5_000
+
+
+def test_quoted_printable_line_by_line_is_the_same_as_encoding_the_whole_text() -> None:
+    # Dots, '=', trailing blanks, lone CR/LF, controls, long and non-ASCII lines: every
+    # case binascii treats specially, in random mixes, from cache and not.
+    pieces = [
+        "a",
+        " ",
+        "\t",
+        ".",
+        "=",
+        "é",
+        "\n",
+        "\r",
+        "\r\n",
+        "x" * 80,
+        "\x00",
+        "–",
+        " \n",
+        ".\n",
+    ]
+    rng = random.Random(20260316)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n")
+        whole = (lines + "\n").replace("\n", "\r\n").encode()
+        assert qp(text) == binascii.b2a_qp(whole, istext=True), repr(text)
+
+
+def test_the_date_header_keeps_the_offset_it_was_given() -> None:
+    utc = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))
+    assert b"Date: Mon, 16 Mar 2026 08:00:00 +0000\r\n" in build(date=utc)
+    assert b"Date: Mon, 16 Mar 2026 09:00:00 +0100\r\n" in build(date=paris)
+
+
+def test_without_a_date_the_header_is_the_current_time() -> None:
+    with time_machine.travel("2026-03-16 08:00:00.750+00:00", tick=False):
+        first = build(date=None)
+    with time_machine.travel("2026-03-16 08:00:01+00:00", tick=False):
+        second = build(date=None)
+    assert b"Date: Mon, 16 Mar 2026 08:00:00 +0000\r\n" in first
+    assert b"Date: Mon, 16 Mar 2026 08:00:01 +0000\r\n" in second

@@ -12,7 +12,7 @@ from newsletter.errors import TemplateError
 from newsletter.render import KINDS, NoticeView, Renderer, default_templates_dir
 from newsletter.render.filters import author_list, cut, excerpt, week_range
 from newsletter.render.samples import sample_items
-from newsletter.views import DigestView, Recipient, SiteView
+from newsletter.views import DigestItem, DigestView, Recipient, SiteView
 from tests.email_support import HOSTILE, hostile_items, longest_items
 
 SITE = SiteView("Trending Papers", "What researchers upvote", "https://p.example.org", "1 Main St")
@@ -188,3 +188,81 @@ def test_a_missing_template_folder_or_file_is_a_named_error(tmp_path: Path) -> N
     (tmp_path / "email").mkdir()
     with pytest.raises(TemplateError, match=r"digest\.mjml\.j2"):
         Renderer(tmp_path).prepare()
+
+
+def mixed_items() -> tuple[DigestItem, ...]:
+    """Papers with and without links, counts and authors, topics hostile and plain."""
+    items = sample_items(8)
+    return (
+        *items[:3],
+        replace(items[3], reason=HOSTILE, score=0.1),
+        replace(items[4], paper=replace(items[4].paper, url=None), reason=""),
+        replace(items[5], paper=replace(items[5].paper, url=None, pdf_url=None, authors=())),
+        *hostile_items(2),
+        *longest_items(2),
+    )
+
+
+@pytest.mark.parametrize(
+    "items",
+    [sample_items(10), (), hostile_items(3), longest_items(3), mixed_items()],
+    ids=["ten-papers", "quiet-week", "hostile", "longest", "mixed"],
+)
+def test_cached_cards_give_the_same_email_as_rendering_every_card_afresh(
+    items: tuple[DigestItem, ...],
+) -> None:
+    cached, fresh = Renderer(), Renderer(card_cache=0)
+    view = digest(items)
+    for _ in range(2):  # the second round comes from the cache
+        assert cached.digest(view) == fresh.digest(view)
+    assert cached.card.cache_info().hits >= len(items)
+    assert fresh.card.cache_info().hits == 0
+
+
+def test_a_hostile_title_stays_escaped_when_its_card_comes_from_the_cache() -> None:
+    renderer = Renderer()
+    first = renderer.digest(digest(hostile_items(3)))
+    other_reader = replace(RECIPIENT, email="other@example.org")
+    again = renderer.digest(digest(hostile_items(3), recipient=other_reader))
+    assert renderer.card.cache_info().hits == 3
+    assert renderer.card_text.cache_info().hits == 3
+    for rendered in (first, again):
+        assert "<script>" not in rendered.html
+        escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34; 0"
+        assert f'alt="{escaped}"' in rendered.html and f"{escaped}</a>" in rendered.html
+        assert f"1. {HOSTILE} 0" in rendered.text  # the text part is plain, not escaped
+    assert "other@example.org" in again.html and "other@example.org" not in first.html
+
+
+def test_readers_of_one_paper_with_different_topics_each_see_their_own_chip() -> None:
+    renderer = Renderer()
+    paper = sample_items(1)[0].paper
+    memory = renderer.digest(digest((DigestItem(paper, "Memory"),)))
+    vision = renderer.digest(digest((DigestItem(paper, "Computer vision"),)))
+    assert "Matched your topic: Memory" in memory.html and "Computer vision" not in memory.html
+    assert "Matched your topic: Computer vision" in vision.html and "Memory<" not in vision.html
+    assert "Matched your topic: Memory" in memory.text
+    assert "Matched your topic: Computer vision" in vision.text
+
+
+def test_a_changed_paper_is_never_shown_from_an_old_card() -> None:
+    renderer = Renderer()
+    item = sample_items(1)[0]
+    renderer.digest(digest((item,)))
+    changed = replace(item, paper=replace(item.paper, upvotes=999, title="Retitled"))
+    rendered = renderer.digest(digest((changed,)))
+    assert "999 upvotes" in rendered.html and "Retitled" in rendered.html
+    assert "999 upvotes" in rendered.text and "1. Retitled" in rendered.text
+
+
+def test_a_paper_without_links_points_at_the_archive_of_each_edition() -> None:
+    renderer = Renderer()
+    item = sample_items(1)[0]
+    bare = replace(item, paper=replace(item.paper, url=None, pdf_url=None))
+    week11 = renderer.digest(digest((bare,)))
+    week12 = renderer.digest(
+        replace(digest((bare,)), archive_url="https://p.example.org/archive/W12")
+    )
+    assert 'class="tp-title" style' in week11.html
+    assert '<a href="https://p.example.org/archive/2026-W11" class="tp-title"' in week11.html
+    assert '<a href="https://p.example.org/archive/W12" class="tp-title"' in week12.html

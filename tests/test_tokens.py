@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import time_machine
+from itsdangerous import URLSafeTimedSerializer
 
 from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError
 from newsletter.tokens import make_token, read_token
@@ -60,3 +61,32 @@ def test_an_old_token_expires_when_a_max_age_is_given() -> None:
 def test_an_unknown_purpose_is_a_named_error() -> None:
     with pytest.raises(NewsletterError, match="purpose"):
         make_token(SECRET, "delete-everything", 1)
+
+
+# Made by the itsdangerous serializer before make_token wrote tokens itself, on
+# 2026-03-01 12:00 UTC: links in emails already sent.
+SENT_BEFORE = {
+    "unsubscribe": "NDI0Mg.aaQqQA.9_MXrHRQkKqeBtlFL-9FTOxaQtE",
+    "preferences": "NDI0Mg.aaQqQA.8ZnQSbvevlM-MkeJ6_-FXPglXd8",
+    "confirm": "NDI0Mg.aaQqQA.kyt9Nq-5U7F6bDcb9fHs_E5ODLs",
+}
+
+
+@pytest.mark.parametrize("purpose", sorted(SENT_BEFORE))
+def test_tokens_in_emails_sent_before_still_work(purpose: str) -> None:
+    assert read_token(SECRET, purpose, SENT_BEFORE[purpose]) == 4242
+    with time_machine.travel("2026-03-01 12:00:00+00:00", tick=False):
+        assert make_token(SECRET, purpose, 4242) == SENT_BEFORE[purpose]
+
+
+@pytest.mark.parametrize(
+    "subscriber_id", [0, 1, 7, 4242, 999_999_999, 1_000_000_000, 1_111_111_111_111, 2**63 - 1, -5]
+)
+def test_tokens_are_exactly_what_the_itsdangerous_serializer_makes(subscriber_id: int) -> None:
+    # Long ids compress (itsdangerous marks them with a leading dot); short ones do not.
+    for purpose in ("confirm", "unsubscribe", "preferences"):
+        reference = URLSafeTimedSerializer(SECRET, salt=f"newsletter.{purpose}")
+        with time_machine.travel("2026-03-01 12:00:00+00:00", tick=False):
+            token = make_token(SECRET, purpose, subscriber_id)
+            assert token == reference.dumps(subscriber_id)
+        assert read_token(SECRET, purpose, token) == subscriber_id

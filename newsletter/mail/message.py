@@ -121,6 +121,17 @@ def random_message_id(kind: str, domain: str) -> str:
     return f"<{_ATOM_TEXT.sub('-', kind)}.{uuid.uuid4().hex}@{domain}>"
 
 
+def _date_now() -> str:
+    return _utc_date(datetime.now(UTC).replace(microsecond=0))
+
+
+@lru_cache(maxsize=4)
+def _utc_date(moment: datetime) -> str:
+    # Keyed by UTC times only: equal aware datetimes in other zones would print
+    # another offset. A send formats each second once.
+    return format_datetime(moment)
+
+
 def _crlf(text: str) -> bytes:
     # On bytes, replace is a memchr loop: several times faster than on a wide str.
     body = text.encode("utf-8")
@@ -131,8 +142,20 @@ def _crlf(text: str) -> bytes:
 
 
 def qp(text: str) -> bytes:
-    """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998)."""
-    return binascii.b2a_qp(_crlf(text), istext=True)
+    """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998).
+
+    Quoted-printable encodes each line on its own, so the body is encoded line by
+    line and lines seen before (a paper's lines recur in thousands of digests) are
+    taken from a cache: the same bytes as encoding the whole body at once.
+    """
+    lines = _crlf(text).split(b"\r\n")
+    lines.pop()  # the empty rest after the final CRLF
+    return b"".join(map(_qp_line, lines))
+
+
+@lru_cache(maxsize=16384)
+def _qp_line(line: bytes) -> bytes:
+    return binascii.b2a_qp(line + b"\r\n", istext=True)
 
 
 def base64_body(text: str) -> bytes:
@@ -204,7 +227,7 @@ def build_message(
         f"From: {envelope.from_header}",
         f"To: {recipient}",
         f"Subject: {encode_text(subject, 'Subject')}",
-        f"Date: {format_datetime(date or datetime.now(UTC))}",
+        f"Date: {format_datetime(date) if date else _date_now()}",
         f"Message-ID: {message_id}",
         f"List-Id: {envelope.list_id}",
     ]
