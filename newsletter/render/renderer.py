@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,11 +15,12 @@ import newsletter
 from newsletter.errors import TemplateError
 from newsletter.render.filters import FILTERS
 from newsletter.render.mjml import compile_mjml, compile_once, read_from, squeeze
-from newsletter.views import DigestItem, DigestView, PaperView, Recipient, SiteView
+from newsletter.views import DigestView, PaperView, Recipient, SiteView
 
 Kind = Literal["digest", "confirm", "welcome", "goodbye"]
 KINDS: tuple[Kind, ...] = ("digest", "confirm", "welcome", "goodbye")
 NoticeKind = Literal["confirm", "welcome", "goodbye"]
+Card = tuple[Markup, str]  # a paper's card as HTML and as plain text
 # Paper cards kept per process: a send repeats a few thousand (paper, topic) pairs
 # across every reader, each card a few KB of HTML and text.
 CARD_CACHE = 4096
@@ -85,9 +86,10 @@ class Renderer:
     """Loads `templates/email/` once; compiles each MJML template once, on first use.
 
     A paper's card looks the same to every reader who gets it for the same topic, so
-    the digest templates loop over `cards(items, fallback_url)` and
-    `cards_text(items)`: each card is rendered from `_card.mjml.j2` / `_card.txt.j2`
-    once per distinct input and reused (card_cache=0 renders every card afresh).
+    each card is rendered from `_card.mjml.j2` and `_card.txt.j2` once per distinct
+    (paper, topic, fallback link) and reused: the digest templates print `cards` (the
+    HTML cards, escaped markup) and loop over `text_cards` ((number, text) pairs).
+    card_cache=0 renders every card afresh.
     """
 
     def __init__(self, templates_dir: Path | None = None, card_cache: int = CARD_CACHE) -> None:
@@ -100,28 +102,14 @@ class Renderer:
         # Keyed by everything a card shows: the whole frozen PaperView (not its id),
         # the reader's topic and the fallback link; never by the reader's score, which
         # the card does not show and which differs from reader to reader.
-        self.card = lru_cache(maxsize=card_cache)(self._card_html)
-        self.card_text = lru_cache(maxsize=card_cache)(self._card_text)
+        self.card = lru_cache(maxsize=card_cache)(self._render_card)
 
-    def cards(self, items: Sequence[DigestItem], fallback_url: str) -> list[Markup]:
-        """Each item's HTML card, escaped markup ready to print."""
-        card = self.card
-        return [card(item.paper, item.reason, fallback_url) for item in items]
-
-    def cards_text(self, items: Sequence[DigestItem]) -> list[str]:
-        """Each item's plain-text entry, numbered from 1."""
-        card = self.card_text
-        return [card(n, item.paper, item.reason) for n, item in enumerate(items, 1)]
-
-    def _card_html(self, paper: PaperView, reason: str, fallback_url: str) -> Markup:
-        # Rendered with autoescape on, so the output is markup already: it goes into
+    def _render_card(self, paper: PaperView, reason: str, fallback_url: str) -> Card:
+        values = {"paper": paper, "reason": reason, "fallback_url": fallback_url}
+        # Rendered with autoescape on, so the HTML is markup already: it goes into
         # each message as it is and every piece of data in it is escaped exactly once.
-        template = self._template(self._markup, "_card.mjml.j2")
-        return Markup(template.render(paper=paper, reason=reason, fallback_url=fallback_url))
-
-    def _card_text(self, number: int, paper: PaperView, reason: str) -> str:
-        template = self._template(self._text, "_card.txt.j2")
-        return template.render(number=number, paper=paper, reason=reason)
+        html = self._template(self._markup, "_card.mjml.j2").render(values)
+        return Markup(html), self._template(self._text, "_card.txt.j2").render(values)
 
     def prepare(self) -> None:
         """Compile every kind now, so a broken template fails at start, not mid-send."""
@@ -147,13 +135,15 @@ class Renderer:
         return compile_mjml(self._template(self._markup, f"{kind}.mjml.j2").render(context))
 
     def context_for(self, view: DigestView | NoticeView) -> dict[str, Any]:
-        key = "digest" if isinstance(view, DigestView) else "notice"
+        common = {"site": view.site, "recipient": view.recipient}
+        if isinstance(view, NoticeView):
+            return {"notice": view, **common}
+        cards = [self.card(item.paper, item.reason, view.archive_url) for item in view.items]
         return {
-            key: view,
-            "site": view.site,
-            "recipient": view.recipient,
-            "cards": self.cards,
-            "cards_text": self.cards_text,
+            "digest": view,
+            **common,
+            "cards": Markup("".join([html for html, _ in cards])),
+            "text_cards": [(n, text) for n, (_, text) in enumerate(cards, 1)],
         }
 
     def _render(self, kind: Kind, context: dict[str, Any]) -> RenderedEmail:
