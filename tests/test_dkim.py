@@ -3,10 +3,12 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
 import pytest
+import time_machine
 
 from newsletter.errors import ConfigError
 from newsletter.mail.dkim import SIGNED_HEADERS
@@ -92,3 +94,28 @@ def test_an_unreadable_or_bad_key_fails_when_the_composer_starts(tmp_path: Path)
     bad.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     with pytest.raises(ConfigError, match="dkim"):
         signed_digest(bad)
+
+
+def test_signatures_are_byte_for_byte_what_plain_dkimpy_makes(key: tuple[Path, bytes]) -> None:
+    private, _ = key
+    c = composer(
+        dkim={"domain": "papers.example.org", "selector": "news", "private_key_path": str(private)}
+    )
+    when = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+    with time_machine.travel(when, tick=False):
+        message = c.digest(
+            subscriber_id=7, email="reader@example.org", items=sample_items(3), now=when, **WEEK
+        )
+        unsigned = message.data.split(b"\r\n", 1)[1]
+        while unsigned.startswith((b" ", b"\t")):  # the signature header's folded lines
+            unsigned = unsigned.split(b"\r\n", 1)[1]
+        reference = dkim.sign(
+            unsigned,
+            b"news",
+            b"papers.example.org",
+            private.read_bytes(),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(SIGNED_HEADERS),
+        )
+    assert unsigned.startswith(b"From: ")
+    assert message.data == bytes(reference) + unsigned
