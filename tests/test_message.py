@@ -225,3 +225,10 @@ def test_without_a_date_the_header_is_the_current_time() -> None:
         second = build(date=None)
     assert b"Date: Mon, 16 Mar 2026 08:00:00 +0000\r\n" in first
     assert b"Date: Mon, 16 Mar 2026 08:00:01 +0000\r\n" in second
+
+
+def test_long_text_lines_encode_the_same_as_short_ones() -> None:
+    long_line = "é=x " * 600  # over the cached line length
+    text = f"short\n{long_line}\n.\nend \n"
+    whole = text.replace("\n", "\r\n").encode()
+    assert qp(text) == binascii.b2a_qp(whole, istext=True)

@@ -265,3 +265,10 @@ def test_a_paper_without_links_points_at_the_archive_of_each_edition() -> None:
     assert 'class="tp-title" style' in week11.html
     assert '<a href="https://p.example.org/archive/2026-W11" class="tp-title"' in week11.html
     assert '<a href="https://p.example.org/archive/W12" class="tp-title"' in week12.html
+
+
+def test_a_paper_view_holding_lists_is_rendered_without_the_cache() -> None:
+    item = sample_items(1)[0]
+    listed = replace(item, paper=replace(item.paper, authors=list(item.paper.authors)))
+    rendered = Renderer().digest(digest((listed,)))  # type: ignore[arg-type]
+    assert rendered == Renderer(card_cache=0).digest(digest((item,)))

@@ -150,12 +150,18 @@ def qp(text: str) -> bytes:
     """
     lines = _crlf(text).split(b"\r\n")
     lines.pop()  # the empty rest after the final CRLF
-    return b"".join(map(_qp_line, lines))
+    cached = _qp_line
+    return b"".join([cached(n) if len(n) <= _QP_CACHED_LINE else _qp(n) for n in lines])
 
 
-@lru_cache(maxsize=16384)
-def _qp_line(line: bytes) -> bytes:
+def _qp(line: bytes) -> bytes:
     return binascii.b2a_qp(line + b"\r\n", istext=True)
+
+
+# Lines of a paper card are a few hundred octets; longer ones are encoded each time,
+# so the cache stays within a few MB.
+_QP_CACHED_LINE = 1024
+_qp_line = lru_cache(maxsize=8192)(_qp)
 
 
 def base64_body(text: str) -> bytes:

@@ -15,7 +15,7 @@ import newsletter
 from newsletter.errors import TemplateError
 from newsletter.render.filters import FILTERS
 from newsletter.render.mjml import compile_mjml, compile_once, read_from, squeeze
-from newsletter.views import DigestView, PaperView, Recipient, SiteView
+from newsletter.views import DigestItem, DigestView, PaperView, Recipient, SiteView
 
 Kind = Literal["digest", "confirm", "welcome", "goodbye"]
 KINDS: tuple[Kind, ...] = ("digest", "confirm", "welcome", "goodbye")
@@ -104,6 +104,12 @@ class Renderer:
         # the card does not show and which differs from reader to reader.
         self.card = lru_cache(maxsize=card_cache)(self._render_card)
 
+    def _card_for(self, item: DigestItem, fallback_url: str) -> Card:
+        try:
+            return self.card(item.paper, item.reason, fallback_url)
+        except TypeError:  # a view holding a list is not hashable: render it afresh
+            return self._render_card(item.paper, item.reason, fallback_url)
+
     def _render_card(self, paper: PaperView, reason: str, fallback_url: str) -> Card:
         values = {"paper": paper, "reason": reason, "fallback_url": fallback_url}
         # Rendered with autoescape on, so the HTML is markup already: it goes into
@@ -138,7 +144,7 @@ class Renderer:
         common = {"site": view.site, "recipient": view.recipient}
         if isinstance(view, NoticeView):
             return {"notice": view, **common}
-        cards = [self.card(item.paper, item.reason, view.archive_url) for item in view.items]
+        cards = [self._card_for(item, view.archive_url) for item in view.items]
         return {
             "digest": view,
             **common,
