@@ -23,7 +23,16 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from newsletter.matching import Candidate, Interest, Match, MatchParams, hybrid, picks, rank
+from newsletter.matching import (
+    Candidate,
+    Interest,
+    Match,
+    MatchParams,
+    hybrid,
+    picks,
+    picks_for_all,
+    rank,
+)
 from newsletter.matching.embedder import from_bytes, to_bytes
 from newsletter.matching.text import STOPWORDS, terms
 from newsletter.matching.trending import trending_scores
@@ -369,3 +378,19 @@ def test_subscribers_picks_are_unchanged() -> None:
         found = picks(ranked, mine, limit)
         assert found == reference_picks(ranked, mine, limit)
         same({"picks": found}, {"picks": reference_picks(expected, mine, limit)})
+
+
+def test_merging_once_per_signature_gives_each_subscriber_their_own_picks() -> None:
+    ranked = rank(INTERESTS, PAPERS, interest_vectors=VECTORS)
+    rng = random.Random(9)
+    popular = [i.key for i in INTERESTS[:12]]
+    subscribers = [
+        [*sorted(rng.sample(popular, rng.randint(1, 2))), f"text:own {n}"] for n in range(500)
+    ]
+    chosen = picks_for_all(ranked, subscribers, 4)
+    assert len(chosen) == len(subscribers)
+    for keys, found in zip(subscribers, chosen, strict=True):
+        assert found == reference_picks(ranked, keys, 4)
+    # Merged once per run of interests that matched something ("text:own …" matched none).
+    signatures = {tuple(key for key in keys if ranked.get(key)) for keys in subscribers}
+    assert len({id(found) for found in chosen}) == len(signatures) < len(subscribers) / 2

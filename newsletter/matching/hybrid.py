@@ -2,22 +2,29 @@
 
 All interests are scored against all papers as matrices, a block of interests at a
 time, so tens of thousands of unique interests cost a few matrix products rather than
-a Python loop over papers.
+a Python loop over papers. The matches of a whole block are found, ordered and cut to
+the limit with array operations, and the block's arrays live in buffers allocated once
+per ranking (a fresh 16 MB array per step costs more in page faults than the step).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
+from typing import Protocol
 
 import numpy as np
 
 from newsletter.matching.embedder import from_bytes
 from newsletter.matching.lexical import LexicalIndex
-from newsletter.matching.text import terms
+from newsletter.matching.text import query_terms
 from newsletter.matching.trending import combine, trending_scores
 from newsletter.matching.types import Candidate, Interest, Match, MatchParams
 
-BLOCK = 2048  # interests scored at once: bounds memory to BLOCK × papers floats
+BLOCK = 2048  # interests (query rows) scored at once: bounds memory to BLOCK × papers floats
+CHUNK = 256  # interests whose relevance is computed at once (temporaries that fit a cache)
+
+Query = tuple[str, ...]
 
 
 def semantic_text(interest: Interest) -> str:
@@ -27,11 +34,11 @@ def semantic_text(interest: Interest) -> str:
     return f"{interest.text}. {', '.join(interest.keywords)}"
 
 
-def query_rows(interest: Interest) -> list[list[str]]:
+def query_rows(interest: Interest) -> list[Query]:
     """A free-text interest is one query; a topic matches by its name or any keyword."""
-    rows = [terms(interest.label if interest.keywords else interest.text)]
-    rows.extend(terms(keyword) for keyword in interest.keywords)
-    return [row for row in rows if row] or [[]]
+    rows = [query_terms(interest.label if interest.keywords else interest.text)]
+    rows.extend(query_terms(keyword) for keyword in interest.keywords)
+    return [row for row in rows if row] or [()]
 
 
 def rank_hybrid(
@@ -44,19 +51,39 @@ def rank_hybrid(
     if not candidates:
         return {interest.key: [] for interest in interests}
     papers = _Papers(candidates, params, semantic=interest_vectors is not None)
-    ranked: dict[str, list[Match]] = {}
-    for start in range(0, len(interests), BLOCK):
-        block = interests[start : start + BLOCK]
-        vectors = None if interest_vectors is None else interest_vectors[start : start + BLOCK]
-        ranked.update(papers.rank_block(block, vectors, limit))
-    return ranked
+    queries = [query_rows(interest) for interest in interests]
+    found: list[list[Match]] = [[] for _ in interests]
+    for block in _blocks(len(interests)):
+        vectors = None if interest_vectors is None else interest_vectors[block]
+        found[block] = papers.rank_block(interests[block], queries[block], vectors, limit)
+    return {interest.key: matches for interest, matches in zip(interests, found, strict=True)}
+
+
+def _blocks(count: int) -> Iterator[slice]:
+    """BLOCK consecutive interests at a time (the semantic product's rounding depends on
+    the block's shape, so blocks are kept as they always were)."""
+    for start in range(0, count, BLOCK):
+        yield slice(start, start + BLOCK)
+
+
+def _chunks(queries: Sequence[list[Query]]) -> Iterator[tuple[int, int]]:
+    """Runs of interests with at most BLOCK query rows between them (or one interest),
+    so that a block of topics with many keywords needs no more memory than BLOCK rows."""
+    start, rows = 0, 0
+    for n, found in enumerate(queries):
+        if n > start and rows + len(found) > BLOCK:
+            yield start, n
+            start, rows = n, 0
+        rows += len(found)
+    if start < len(queries):
+        yield start, len(queries)
 
 
 class _Papers:
     """Everything about the candidates that does not depend on the interest."""
 
     def __init__(self, candidates: Sequence[Candidate], params: MatchParams, semantic: bool):
-        self.candidates = candidates
+        self.size = len(candidates)
         self.params = params
         self.ids = np.array([c.paper_id for c in candidates], dtype=np.int64)
         self.index = LexicalIndex([(c.title, c.abstract) for c in candidates])
@@ -68,96 +95,174 @@ class _Papers:
             )
         )
         self.vectors: np.ndarray | None = None
-        self.has_vector: np.ndarray | None = None
+        self.without_vector = np.arange(self.size)
         if semantic:
-            self.vectors, self.has_vector = _paper_vectors(candidates)
-        self.categories = [set(c.categories) for c in candidates]
+            self.vectors, has_vector = _paper_vectors(candidates)
+            self.without_vector = np.flatnonzero(~has_vector)
+        self.categories = _CategoryIndex(candidates)
+        self._buffers: dict[str, np.ndarray] = {}
 
     def rank_block(
-        self, interests: Sequence[Interest], vectors: np.ndarray | None, limit: int | None
-    ) -> dict[str, list[Match]]:
-        lexical = self._lexical(interests)
+        self,
+        interests: Sequence[Interest],
+        queries: Sequence[list[Query]],
+        vectors: np.ndarray | None,
+        limit: int | None,
+    ) -> list[list[Match]]:
+        """Each interest's matches, best first, in the order of `interests`.
+
+        vectors: the interests' embeddings (None: by words and categories alone).
+        """
+        lexical = self._lexical(queries)
         semantic = None
         if vectors is not None and self.vectors is not None:
-            semantic = np.asarray(vectors, dtype=np.float32) @ self.vectors.T
-        bonus = self._category_bonus(interests)
-        relevance = self._relevance(lexical, semantic, bonus)
-        return {
-            interest.key: self._matches(interest, row, lexical[i], semantic, i, bonus, limit)
-            for i, (interest, row) in enumerate(zip(interests, relevance, strict=True))
-        }
+            semantic = self._buffer("semantic", len(interests))
+            np.matmul(np.asarray(vectors, dtype=np.float32), self.vectors.T, out=semantic)
+        bonus = self.categories.bonus(interests, self.params.category_bonus, self._buffer)
+        rows, columns, relevance = self._hits(lexical, semantic, bonus)
+        if not len(rows):
+            return [[] for _ in interests]
+        codes = _ways(lexical, semantic, bonus, rows, columns)
+        return self._matches(interests, rows, columns, relevance, codes, limit)
 
-    def _lexical(self, interests: Sequence[Interest]) -> np.ndarray:
-        rows: list[list[str]] = []
-        starts: list[int] = []
-        for interest in interests:
-            starts.append(len(rows))
-            rows.extend(query_rows(interest))
-        scores = self.index.scores(self.index.query_matrix(rows))
-        if len(rows) == len(interests):
-            return scores
-        # A topic matches by its best keyword: the max over its rows.
-        return np.maximum.reduceat(scores, np.array(starts), axis=0)
+    def _buffer(self, name: str, rows: int) -> np.ndarray:
+        """`rows` × papers float32 scratch, reused from block to block."""
+        found = self._buffers.get(name)
+        if found is None or found.shape[0] < rows:
+            found = np.empty((max(rows, BLOCK), self.size), dtype=np.float32)
+            self._buffers[name] = found
+        return found[:rows]
 
-    def _category_bonus(self, interests: Sequence[Interest]) -> np.ndarray | None:
-        if not any(i.categories for i in interests) or not any(self.categories):
-            return None
-        bonus = np.zeros((len(interests), len(self.candidates)), dtype=np.float32)
-        for row, interest in enumerate(interests):
-            wanted = set(interest.categories)
-            for column, categories in enumerate(self.categories):
-                if wanted & categories:
-                    bonus[row, column] = self.params.category_bonus
-        return bonus
+    def _lexical(self, queries: Sequence[list[Query]]) -> np.ndarray:
+        lexical = self._buffer("lexical", len(queries))
+        for start, end in _chunks(queries):
+            rows = [row for found in queries[start:end] for row in found]
+            matrix = self.index.query_matrix(rows)
+            if len(rows) == end - start:
+                self.index.scores(matrix, out=lexical[start:end])
+                continue
+            scores = self.index.scores(matrix, out=self._buffer("rows", len(rows)))
+            # A topic matches by its best keyword: the max over its rows.
+            starts = np.cumsum([0] + [len(found) for found in queries[start : end - 1]])
+            np.maximum.reduceat(scores, starts, axis=0, out=lexical[start:end])
+        return lexical
+
+    def _hits(
+        self, lexical: np.ndarray, semantic: np.ndarray | None, bonus: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row, column and relevance of every pair at or above the threshold, row by row.
+
+        Relevance is computed CHUNK rows at a time: its temporaries stay in cache.
+        """
+        threshold = self.params.threshold
+        hits: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for start in range(0, len(lexical), CHUNK):
+            part = slice(start, start + CHUNK)
+            relevance = self._relevance(
+                lexical[part],
+                None if semantic is None else semantic[part],
+                None if bonus is None else bonus[part],
+            ).ravel()
+            found = np.flatnonzero(relevance >= threshold)
+            hits.append(found + start * self.size)
+            values.append(relevance[found])
+        rows, columns = np.divmod(np.concatenate(hits), self.size)
+        return rows, columns, np.concatenate(values)
 
     def _relevance(
         self, lexical: np.ndarray, semantic: np.ndarray | None, bonus: np.ndarray | None
     ) -> np.ndarray:
         p = self.params
         # Lexical-only scores are rescaled so that one threshold serves both paths.
-        relevance = lexical * (p.threshold / p.lexical_threshold)
-        if bonus is not None:
-            relevance = relevance + bonus * (p.threshold / p.lexical_threshold)
-        if semantic is not None and self.has_vector is not None:
-            hybrid = p.semantic_weight * semantic + p.lexical_weight * lexical
+        scale = p.threshold / p.lexical_threshold
+        if semantic is None:
+            relevance = lexical * scale
             if bonus is not None:
-                hybrid = hybrid + bonus
-            relevance = np.where(self.has_vector[np.newaxis, :], hybrid, relevance)
+                relevance += bonus * scale
+            return relevance
+        relevance = semantic * p.semantic_weight
+        relevance += lexical * p.lexical_weight
+        if bonus is not None:
+            relevance += bonus
+        if len(self.without_vector):
+            # Papers without an embedding keep the lexical-only relevance.
+            columns = self.without_vector
+            words = lexical[:, columns] * scale
+            if bonus is not None:
+                words += bonus[:, columns] * scale
+            relevance[:, columns] = words
         return relevance
 
     def _matches(
         self,
-        interest: Interest,
+        interests: Sequence[Interest],
+        rows: np.ndarray,
+        columns: np.ndarray,
         relevance: np.ndarray,
-        lexical: np.ndarray,
-        semantic: np.ndarray | None,
-        row: int,
-        bonus: np.ndarray | None,
+        codes: np.ndarray,
         limit: int | None,
-    ) -> list[Match]:
+    ) -> list[list[Match]]:
+        """The hits as each interest's matches, best first, cut to `limit`."""
         threshold = self.params.threshold
-        hits = np.flatnonzero(relevance >= threshold)
-        if not len(hits):
-            return []
-        above = np.clip((relevance[hits] - threshold) / max(1 - threshold, 1e-9), 0, 1)
+        above = np.clip((relevance - threshold) / max(1 - threshold, 1e-9), 0, 1)
         w = self.params.relevance_weight
-        scores = w * above + (1 - w) * self.trending[hits]
-        order = np.lexsort((self.ids[hits], -scores))
+        scores = w * above + (1 - w) * self.trending[columns]
+        # Best first within each interest: by score, then paper id (how merging expects it).
+        order = np.lexsort((self.ids[columns], -scores, rows))
         if limit is not None:
-            order = order[:limit]
-        columns = hits[order]
-        codes = _ways(lexical, semantic, row, bonus, columns)
-        reasons = _reasons(interest, codes)
-        return [
-            Match(int(pid), float(score), float(rel), reasons[code])
-            for pid, score, rel, code in zip(
-                self.ids[columns].tolist(),
+            ordered_rows = rows[order]
+            rank = np.arange(len(order)) - np.searchsorted(ordered_rows, ordered_rows)
+            order = order[rank < limit]
+        rows = rows[order]
+        reasons = _reasons(interests, rows, codes[order])
+        matches = list(
+            map(
+                Match,
+                self.ids[columns[order]].tolist(),
                 scores[order].tolist(),
-                relevance[columns].tolist(),
-                codes.tolist(),
-                strict=True,
+                relevance[order].tolist(),
+                reasons,
             )
-        ]
+        )
+        ends = np.cumsum(np.bincount(rows, minlength=len(interests))).tolist()
+        return [matches[start:end] for start, end in pairwise([0, *ends])]
+
+
+class _CategoryIndex:
+    """The candidates' arXiv categories as a papers × categories 0/1 matrix."""
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        names: dict[str, int] = {}
+        for c in candidates:
+            for category in c.categories:
+                names.setdefault(category, len(names))
+        self.names = names
+        self.matrix = np.zeros((len(candidates), len(names)), dtype=np.float32)
+        for row, c in enumerate(candidates):
+            self.matrix[row, [names[category] for category in c.categories]] = 1.0
+
+    def bonus(
+        self,
+        interests: Sequence[Interest],
+        amount: float,
+        buffer: _BufferFn,
+    ) -> np.ndarray | None:
+        """amount where an interest and a paper share a category, else 0 (None: nowhere)."""
+        if not self.names or not any(i.categories for i in interests):
+            return None
+        wanted = np.zeros((len(interests), len(self.names)), dtype=np.float32)
+        for row, interest in enumerate(interests):
+            known = [self.names[c] for c in interest.categories if c in self.names]
+            wanted[row, known] = 1.0
+        shared = buffer("bonus", len(interests))
+        np.matmul(wanted, self.matrix.T, out=shared)
+        np.multiply(shared > 0, np.float32(amount), out=shared)
+        return shared
+
+
+class _BufferFn(Protocol):
+    def __call__(self, name: str, rows: int) -> np.ndarray: ...
 
 
 _WAYS = ("its words", "its meaning", "its arXiv category")
@@ -166,27 +271,31 @@ _WAYS = ("its words", "its meaning", "its arXiv category")
 def _ways(
     lexical: np.ndarray,
     semantic: np.ndarray | None,
-    row: int,
     bonus: np.ndarray | None,
+    rows: np.ndarray,
     columns: np.ndarray,
 ) -> np.ndarray:
     """A bit per way a paper matched: 1 words, 2 meaning, 4 category."""
-    code = (lexical[columns] > 0.2).astype(np.int8)
+    code = (lexical[rows, columns] > 0.2).astype(np.int8)
     if semantic is not None:
-        code |= (semantic[row, columns] > 0.3).astype(np.int8) << 1
+        code |= (semantic[rows, columns] > 0.3).astype(np.int8) << 1
     if bonus is not None:
-        code |= (bonus[row, columns] > 0).astype(np.int8) << 2
+        code |= (bonus[rows, columns] > 0).astype(np.int8) << 2
     return np.asarray(code, dtype=np.int8)
 
 
-def _reasons(interest: Interest, codes: np.ndarray) -> dict[int, str]:
-    """ "Why you got this", once per interest and way, not once per match."""
-    reasons = {}
-    for code in set(codes.tolist()):
-        ways = [way for bit, way in enumerate(_WAYS) if code >> bit & 1]
-        how = " and ".join(ways) or "related words"
-        reasons[code] = f"Matches your interest “{interest.label}” by {how}"
-    return reasons
+def _reasons(interests: Sequence[Interest], rows: np.ndarray, codes: np.ndarray) -> list[str]:
+    """ "Why you got this", built once per interest and way, not once per match."""
+    keys = rows.astype(np.int64) * 8 + codes
+    unique, inverse = np.unique(keys, return_inverse=True)
+    texts = [_reason(interests[key >> 3].label, key & 7) for key in unique.tolist()]
+    return [texts[n] for n in inverse.tolist()]
+
+
+def _reason(label: str, code: int) -> str:
+    ways = [way for bit, way in enumerate(_WAYS) if code >> bit & 1]
+    how = " and ".join(ways) or "related words"
+    return f"Matches your interest “{label}” by {how}"
 
 
 def _paper_vectors(candidates: Sequence[Candidate]) -> tuple[np.ndarray | None, np.ndarray]:
@@ -195,6 +304,9 @@ def _paper_vectors(candidates: Sequence[Candidate]) -> tuple[np.ndarray | None, 
     if not known:
         return None, np.zeros(len(candidates), dtype=bool)
     dimension = known[0].shape[0]
+    if len(known) == len(blobs) and all(v.shape[0] == dimension for v in known):
+        joined = np.concatenate(known).reshape(len(blobs), dimension)
+        return joined, np.ones(len(candidates), dtype=bool)
     vectors = np.zeros((len(candidates), dimension), dtype=np.float32)
     has = np.zeros(len(candidates), dtype=bool)
     for i, blob in enumerate(blobs):

@@ -11,7 +11,6 @@ recognition" is only half covered by a paper about image recognition.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,60 +25,99 @@ TITLE_REPEAT = 2  # a title word counts as often as it would in two sentences
 
 class LexicalIndex:
     def __init__(self, documents: Sequence[tuple[str, str]]) -> None:
-        """documents: (title, abstract) pairs, in candidate order."""
-        counts = [Counter(_document_terms(title, abstract)) for title, abstract in documents]
-        self.size = len(counts)
-        vocabulary: dict[str, int] = {}
-        for count in counts:
-            for term in count:
-                vocabulary.setdefault(term, len(vocabulary))
+        """documents: (title, abstract) pairs, in candidate order.
+
+        Terms are numbered in order of first use (paper by paper), and counted with
+        numpy rather than a Counter per paper; the numbering fixes the order in which a
+        query's terms are summed, so it is kept as it always was.
+        """
+        every: list[str] = []
+        lengths = np.zeros(len(documents), dtype=np.float64)
+        for row, (title, abstract) in enumerate(documents):
+            found = _document_terms(title, abstract)
+            lengths[row] = len(found)
+            every.extend(found)
+        # dict.fromkeys keeps first occurrences in order: the numbering a loop would give.
+        vocabulary = {term: n for n, term in enumerate(dict.fromkeys(every))}
+        columns = np.fromiter(map(vocabulary.__getitem__, every), np.int64, len(every))
+        self.size = len(documents)
         self.vocabulary = vocabulary
-        self.matrix = _saturation_matrix(counts, vocabulary)
+        self.matrix = _saturation_matrix(lengths, columns, vocabulary)
         df = np.bincount(self.matrix.indices, minlength=len(vocabulary)).astype(np.float64)
         self.idf = _idf(df, self.size)
         self.unknown_idf = float(_idf(np.zeros(1), self.size)[0])
+        # Weights by column, the last one for a term no paper uses (column -1).
+        self._weights = np.append(self.idf, self.unknown_idf)
+        # Queries multiply with the terms × papers matrix: built once, not per product.
+        self.by_term = self.matrix.T.tocsr()
 
     def query_matrix(self, queries: Sequence[Sequence[str]]) -> sparse.csr_matrix:
         """One row per query (a list of terms), weights summing to 1 over all its terms."""
-        rows: list[int] = []
-        cols: list[int] = []
-        values: list[float] = []
-        for row, query in enumerate(queries):
-            unique = dict.fromkeys(query)
-            known = [(self.vocabulary.get(term), term) for term in unique]
-            total = sum(self.unknown_idf if c is None else self.idf[c] for c, _ in known)
-            for column, _term in known:
-                if column is not None and total > 0:
-                    rows.append(row)
-                    cols.append(column)
-                    values.append(float(self.idf[column]) / total)
-        shape = (len(queries), len(self.vocabulary))
-        return sparse.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
+        unique = [dict.fromkeys(query) for query in queries]
+        counts = np.fromiter(map(len, unique), dtype=np.intp, count=len(unique))
+        find = self.vocabulary.get
+        columns = np.fromiter(
+            (find(term, -1) for terms_ in unique for term in terms_),
+            dtype=np.intp,
+            count=int(counts.sum()),
+        )
+        weights = self._weights[columns]
+        rows = np.repeat(np.arange(len(unique)), counts)
+        total = _row_totals(weights, rows, counts)[rows]
+        keep = (columns >= 0) & (total > 0)
+        rows, columns = rows[keep], columns[keep]
+        values = weights[keep] / total[keep]
+        order = np.lexsort((columns, rows))  # canonical CSR: columns sorted in each row
+        indptr = np.zeros(len(unique) + 1, dtype=np.intp)
+        np.cumsum(np.bincount(rows, minlength=len(unique)), out=indptr[1:])
+        shape = (len(unique), len(self.vocabulary))
+        return sparse.csr_matrix(
+            (values[order].astype(np.float32), columns[order], indptr), shape=shape
+        )
 
-    def scores(self, queries: sparse.csr_matrix) -> np.ndarray:
-        """Coverage of each query row by each paper: a dense (queries × papers) array."""
-        product = queries @ self.matrix.T
-        return np.asarray(product.toarray(), dtype=np.float32)
+    def scores(self, queries: sparse.csr_matrix, out: np.ndarray | None = None) -> np.ndarray:
+        """Coverage of each query row by each paper: a dense (queries × papers) array.
+
+        out: a float32 array of that shape to write into (reused between blocks: fresh
+        arrays of this size cost page faults on every block).
+        """
+        product = queries @ self.by_term
+        return np.asarray(product.toarray(out=out), dtype=np.float32)
 
 
 def _document_terms(title: str, abstract: str) -> list[str]:
     return terms(title) * TITLE_REPEAT + terms(abstract)
 
 
-def _saturation_matrix(counts: list[Counter[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
-    lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
-    average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
-    rows: list[int] = []
-    cols: list[int] = []
-    values: list[float] = []
-    for row, count in enumerate(counts):
-        norm = K1 * (1 - B + B * lengths[row] / average)
-        for term, tf in count.items():
-            rows.append(row)
-            cols.append(vocabulary[term])
-            values.append(tf / (tf + norm))  # BM25's tf(k1+1)/(tf+norm), scaled to [0, 1)
-    shape = (len(counts), len(vocabulary))
-    return sparse.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float32)
+def _row_totals(weights: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each query's summed weights, added term by term in query order (as Python's sum
+    did); numpy's pairwise reductions would round differently for long queries."""
+    width = int(counts.max(initial=0))
+    table = np.zeros((len(counts), width), dtype=np.float64)
+    starts = np.cumsum(counts) - counts
+    table[rows, np.arange(len(rows)) - starts[rows]] = weights
+    total = np.zeros(len(counts), dtype=np.float64)
+    for column in table.T:
+        total += column
+    return total
+
+
+def _saturation_matrix(
+    lengths: np.ndarray, columns: np.ndarray, vocabulary: dict[str, int]
+) -> sparse.csr_matrix:
+    """papers × terms: BM25's tf(k1+1)/(tf+norm), scaled to [0, 1)."""
+    size = len(lengths)
+    width = max(len(vocabulary), 1)
+    rows = np.repeat(np.arange(size, dtype=np.int64), lengths.astype(np.int64))
+    pairs, tf = np.unique(rows * width + columns, return_counts=True)
+    row_of, column_of = np.divmod(pairs, width)
+    average = float(lengths.mean()) if size and lengths.mean() > 0 else 1.0
+    norm = K1 * (1 - B + B * lengths / average)
+    values = tf / (tf + norm[row_of])
+    indptr = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of, minlength=size), out=indptr[1:])
+    shape = (size, len(vocabulary))
+    return sparse.csr_matrix((values.astype(np.float32), column_of, indptr), shape=shape)
 
 
 def _idf(df: np.ndarray, n: int) -> np.ndarray:

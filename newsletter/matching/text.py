@@ -36,13 +36,17 @@ def stem(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=200_000)
+def _word(token: str) -> str | None:
+    """One token's content word, or None for a stop word or punctuation (cached: a
+    paper's thousands of tokens are mostly the same few hundred words)."""
+    return None if token in STOPWORDS or not token[0].isalnum() else stem(token)
+
+
 def words(text: str) -> list[str | None]:
     """Stemmed content words in order; None marks a stop word or punctuation (a break)."""
     normal = unicodedata.normalize("NFKC", text).lower().replace("'s", "")
-    out: list[str | None] = []
-    for token in _TOKEN.findall(normal):
-        out.append(None if token in STOPWORDS or not token[0].isalnum() else stem(token))
-    return out
+    return list(map(_word, _TOKEN.findall(normal)))
 
 
 def terms(text: str) -> list[str]:
@@ -55,3 +59,10 @@ def terms(text: str) -> list[str]:
         if first is not None and second is not None
     ]
     return unigrams + pairs
+
+
+@functools.lru_cache(maxsize=100_000)
+def query_terms(text: str) -> tuple[str, ...]:
+    """`terms` of a short query text, cached: the same interests come back every edition
+    (and every `newsletter match`), so each unique text is tokenised once per process."""
+    return tuple(terms(text))
