@@ -89,7 +89,10 @@ class Renderer:
     each card is rendered from `_card.mjml.j2` and `_card.txt.j2` once per distinct
     (paper, topic, fallback link) and reused: the digest templates print `cards` (the
     HTML cards, escaped markup) and loop over `text_cards` ((number, text) pairs).
-    card_cache=0 renders every card afresh.
+    card_cache=0 renders every card afresh. `_card.mjml.j2` is the HTML that sits in
+    the digest's <mj-text>, which MJML copies through; it is written the way MJML
+    prints it (`<img ... />`), so cards skip MJML and the compiled-once output still
+    equals MJML per email (tests/test_render.py holds us to that).
     """
 
     def __init__(self, templates_dir: Path | None = None, card_cache: int = CARD_CACHE) -> None:
