@@ -126,10 +126,11 @@ class _Papers:
         return self._matches(interests, rows, columns, relevance, codes, limit)
 
     def _buffer(self, name: str, rows: int) -> np.ndarray:
-        """`rows` × papers float32 scratch, reused from block to block."""
+        """`rows` × papers float32 scratch, reused from block to block (the first block
+        is the largest)."""
         found = self._buffers.get(name)
         if found is None or found.shape[0] < rows:
-            found = np.empty((max(rows, BLOCK), self.size), dtype=np.float32)
+            found = np.empty((rows, self.size), dtype=np.float32)
             self._buffers[name] = found
         return found[:rows]
 
