@@ -27,6 +27,7 @@ __all__ = [
     "Interest",
     "Match",
     "MatchParams",
+    "collection_paused",
     "picks",
     "picks_for_all",
     "rank",
@@ -42,7 +43,7 @@ def rank(
     params: MatchParams | None = None,
     limit: int | None = None,
 ) -> dict[str, list[Match]]:
-    """Every interest's matching candidates, best first.
+    """Every interest's matching candidates (distinct paper ids), best first.
 
     interest_vectors: one normalized embedding row per interest (same model as the
     candidates' embeddings); None ranks by words and categories alone.
