@@ -23,7 +23,7 @@ from newsletter import db, relevance
 from newsletter.config import DigestConfig, Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.matching import Interest, Match
+from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.embedder import paper_text
 from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
@@ -159,17 +159,18 @@ def choose_for(
     limit = settings.digest.max_papers
     shared: dict[tuple[str, ...], tuple[store.PlannedPaper, ...]] = {}
     chosen: dict[int, tuple[store.PlannedPaper, ...]] = {}
-    for reader in readers:
-        mine = interests[reader.id]
-        seen = delivered.get(reader.id, set())
-        signature = tuple(i.key for i in mine)
-        if not seen and signature in shared:
-            chosen[reader.id] = shared[signature]
-            continue
-        picks = _merge(mine, ranked, seen, limit)
-        chosen[reader.id] = picks
-        if not seen:
-            shared[signature] = picks
+    with collection_paused():  # many small objects, no cycles: see its docstring
+        for reader in readers:
+            mine = interests[reader.id]
+            seen = delivered.get(reader.id, set())
+            signature = tuple(i.key for i in mine)
+            if not seen and signature in shared:
+                chosen[reader.id] = shared[signature]
+                continue
+            picks = _merge(mine, ranked, seen, limit)
+            chosen[reader.id] = picks
+            if not seen:
+                shared[signature] = picks
     return chosen
 
 
@@ -179,7 +180,10 @@ def _merge(
     seen: set[int],
     limit: int,
 ) -> tuple[store.PlannedPaper, ...]:
-    streams = [_stream(i, ranked.get(i.key, ())) for i in interests]
+    # Skipping already-sent papers only removes items: each list's first
+    # limit + len(seen) matches are all the merge can ever take.
+    depth = limit + len(seen)
+    streams = [_stream(i, ranked.get(i.key, ())[:depth]) for i in interests]
     picks: list[store.PlannedPaper] = []
     taken: set[int] = set()
     for neg_score, paper_id, label in heapq.merge(*streams):
