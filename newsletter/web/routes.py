@@ -162,6 +162,17 @@ def subscriber_id(state: WebState, purpose: str, token: str) -> int | HTMLRespon
         return link_problem(state, expired=False)
 
 
+def reader_for(state: WebState, purpose: str, token: str) -> SubscriberInfo | HTMLResponse:
+    """The reader a link names, or the friendly "link not valid" page."""
+    sid = subscriber_id(state, purpose, token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    try:
+        return subscriptions.get_preferences(state.context, sid)
+    except NotFound:
+        return link_problem(state, expired=True)
+
+
 def send_later(
     background: BackgroundTasks,
     send: Callable[[Context, SubscriberInfo], object],
@@ -286,13 +297,9 @@ def check_inbox(state: Web) -> HTMLResponse:
     responses=html_responses(404),
 )
 def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
-    sid = subscriber_id(state, "confirm", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    try:
-        info = subscriptions.get_preferences(state.context, sid)
-    except NotFound:
-        return link_problem(state, expired=True)
+    info = reader_for(state, "confirm", token)
+    if isinstance(info, HTMLResponse):
+        return info
     if info.status == "active":
         return confirmed(state, info, already=True)
     if info.status != "pending":
@@ -349,13 +356,9 @@ def confirmed(state: WebState, info: SubscriberInfo, already: bool) -> HTMLRespo
     responses=html_responses(404),
 )
 def preferences_page(request: Request, state: Web, token: Token) -> HTMLResponse:
-    sid = subscriber_id(state, "preferences", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    try:
-        info = subscriptions.get_preferences(state.context, sid)
-    except NotFound:
-        return link_problem(state, expired=True)
+    info = reader_for(state, "preferences", token)
+    if isinstance(info, HTMLResponse):
+        return info
     return preferences_form(request, state, token, info)
 
 
