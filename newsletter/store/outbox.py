@@ -532,17 +532,8 @@ def mark_retry(
     retry_at: datetime,
     now: datetime,
 ) -> None:
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
-        .values(
-            status="queued",
-            attempts=Delivery.attempts + 1,
-            next_attempt_at=retry_at,
-            last_error=error,
-            lease_owner=None,
-            leased_until=None,
-        )
+    _end_attempt(
+        session, delivery, owner, status="queued", next_attempt_at=retry_at, last_error=error
     )
     _attempt(session, delivery, now, ok=False, error=error)
 
@@ -556,18 +547,17 @@ def mark_failed(
     *,
     permanent: bool,
 ) -> None:
+    _end_attempt(session, delivery, owner, status="failed", last_error=error)
+    _attempt(session, delivery, now, ok=False, permanent=permanent, error=error)
+
+
+def _end_attempt(session: Session, delivery: ClaimedDelivery, owner: str, **values: object) -> None:
+    """Count the attempt and give up the lease (only if it is still this owner's)."""
     session.execute(
         update(Delivery)
         .where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
-        .values(
-            status="failed",
-            attempts=Delivery.attempts + 1,
-            last_error=error,
-            lease_owner=None,
-            leased_until=None,
-        )
+        .values(attempts=Delivery.attempts + 1, lease_owner=None, leased_until=None, **values)
     )
-    _attempt(session, delivery, now, ok=False, permanent=permanent, error=error)
 
 
 def record_hard_bounce(
