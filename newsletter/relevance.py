@@ -154,12 +154,6 @@ def _notice(message: str) -> None:
     log.warning(message)  # once per process, not once per edition or subscriber
 
 
-def embed_papers(session: Session, settings: Settings, papers: Sequence[Paper]) -> int:
-    """Embed (at ingest, say) the papers the configured model has not embedded yet."""
-    model = configured_embedder(settings.matching)
-    return 0 if model is None else ensure_embeddings(session, papers, model)
-
-
 def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embedder) -> int:
     """Embed the papers lacking an embedding from this model; returns how many were."""
     stale = [p for p in papers if p.embedding is None or p.embedding_model != embedder.name]

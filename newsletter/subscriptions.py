@@ -248,13 +248,6 @@ def request_subscription(
         return SubscriptionRequest(SubscriberInfo.of(subscriber), send_confirmation=due)
 
 
-def confirmation_due(context: Context, subscriber_id: int, now: datetime | None = None) -> bool:
-    """True when no confirmation email went to this subscriber within the cooldown."""
-    with db.transaction(context.sessions) as session:
-        subscriber = store.get_subscriber_by_id(session, subscriber_id)
-        return subscriber is not None and _confirmation_due(subscriber, context, now or utcnow())
-
-
 def _confirmation_due(subscriber: Subscriber, context: Context, now: datetime) -> bool:
     sent = subscriber.confirmation_sent_at
     cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)

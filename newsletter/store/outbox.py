@@ -280,23 +280,6 @@ def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Deliv
     )
 
 
-def papers_of_deliveries(
-    session: Session, delivery_ids: Sequence[int]
-) -> dict[int, list[DeliveryPaper]]:
-    """Each delivery's papers in their planned order."""
-    found: dict[int, list[DeliveryPaper]] = {d: [] for d in delivery_ids}
-    for start in range(0, len(delivery_ids), _CHUNK):
-        chunk = delivery_ids[start : start + _CHUNK]
-        query = (
-            select(DeliveryPaper)
-            .where(DeliveryPaper.delivery_id.in_(chunk))
-            .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
-        )
-        for row in session.scalars(query):
-            found[row.delivery_id].append(row)
-    return found
-
-
 def planned_papers(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[PlannedPaper]]:
     """Each delivery's papers in their planned order, as plain values (no ORM objects)."""
     found: dict[int, list[PlannedPaper]] = {d: [] for d in delivery_ids}
@@ -319,17 +302,6 @@ def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]
         chunk = paper_ids[start : start + _CHUNK]
         found.update((p.id, p) for p in session.scalars(select(Paper).where(Paper.id.in_(chunk))))
     return found
-
-
-def edition_paper_ids(session: Session, edition_id: int) -> list[int]:
-    """Every paper any delivery of the edition carries (loaded once per worker)."""
-    query = (
-        select(DeliveryPaper.paper_id)
-        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-        .where(Delivery.edition_id == edition_id)
-        .distinct()
-    )
-    return list(session.scalars(query))
 
 
 # --- claiming and outcomes ------------------------------------------------------------
@@ -438,28 +410,6 @@ def _attempt(
     )
 
 
-def mark_sent(session: Session, delivery: ClaimedDelivery, message_id: str, now: datetime) -> None:
-    """The server accepted it: recorded whoever holds the lease now (it *was* sent)."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id)
-        .values(
-            status="sent",
-            message_id=message_id,
-            sent_at=now,
-            attempts=Delivery.attempts + 1,
-            last_error=None,
-            lease_owner=None,
-            leased_until=None,
-        )
-    )
-    _attempt(session, delivery, now, ok=True)
-    if delivery.hard_bounces:  # a success ends a run of hard bounces
-        session.execute(
-            update(Subscriber).where(Subscriber.id == delivery.subscriber_id).values(hard_bounces=0)
-        )
-
-
 @dataclass(frozen=True)
 class SentMark:
     """A delivery the server accepted (250), waiting to be recorded."""
@@ -490,7 +440,8 @@ def _sent_statements() -> tuple[Update, Insert]:
 
 
 def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
-    """mark_sent for several deliveries in few statements (the caller commits once).
+    """Mark deliveries sent (message id, time, an ok attempt) in few statements; the
+    caller commits once.
 
     Plain Core statements executed with many parameter sets: the per-message cost of
     recording stays far below the cost of composing the message.
@@ -581,14 +532,6 @@ def record_hard_bounce(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_skipped(session: Session, delivery_id: int) -> None:
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(status="skipped", lease_owner=None, leased_until=None)
-    )
-
-
 # --- reading the state ----------------------------------------------------------------
 
 
@@ -607,15 +550,6 @@ def failure_share(session: Session, edition_id: int, window: int) -> tuple[int, 
     return int(failed or 0), int(total or 0)
 
 
-def status_counts(session: Session, edition_id: int) -> dict[str, int]:
-    query = (
-        select(Delivery.status, func.count())
-        .where(Delivery.edition_id == edition_id)
-        .group_by(Delivery.status)
-    )
-    return {status: int(count) for status, count in session.execute(query)}
-
-
 def count_open(session: Session, edition_id: int) -> int:
     query = select(func.count()).where(
         Delivery.edition_id == edition_id, Delivery.status.in_(OPEN_STATUSES)
@@ -632,11 +566,6 @@ def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
         leased = leased.where(Delivery.edition_id == edition_id)
     times = [t for t in (session.scalar(queued), session.scalar(leased)) if t is not None]
     return min(times) if times else None
-
-
-def sending_editions(session: Session) -> list[EditionInfo]:
-    rows = session.scalars(select(Edition).where(Edition.status == "sending").order_by(Edition.id))
-    return [EditionInfo.of(r) for r in rows]
 
 
 def interests_of(
