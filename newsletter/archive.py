@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from newsletter import db
 from newsletter.context import Context
-from newsletter.digest import paper_view
+from newsletter.digest import general_top, paper_view
 from newsletter.models import Edition
 from newsletter.store import papers as paper_store
 from newsletter.store import web as store
@@ -45,14 +45,15 @@ class EditionPage:
 
 
 def trending(context: Context, limit: int | None = None) -> Trending:
-    """The most upvoted papers among the latest `digest.window_days` of listings."""
+    """The most trending papers among the latest `digest.window_days` of listings."""
     limit = limit or context.settings.web.home_papers
     with db.transaction(context.sessions) as session:
         end = paper_store.latest_listing(session)
         if end is None:
             return Trending((), None, None)
         start = end - timedelta(days=context.settings.digest.window_days)
-        papers = store.trending_papers(session, start, limit)
+        listed = paper_store.papers_listed_between(session, start, end + timedelta(seconds=1))
+        papers = general_top(listed, context.settings.matching.half_life_days, limit)
         return Trending(tuple(paper_view(p) for p in papers), start, end)
 
 

@@ -25,6 +25,7 @@ from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.embedder import paper_text
+from newsletter.matching.trending import most_trending
 from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
@@ -202,10 +203,15 @@ def _stream(interest: Interest, matches: Sequence[Match]) -> Iterator[tuple[floa
         yield -match.score, match.paper_id, interest.label
 
 
-def general_top(papers: Sequence[Paper], limit: int = ARCHIVE_PAPERS) -> list[int]:
-    """The edition's non-personal selection: what the community upvoted most."""
-    ordered = sorted(papers, key=lambda p: (-(p.upvotes or 0), -(p.comments or 0), p.id))
-    return [p.id for p in ordered[:limit]]
+def general_top(
+    papers: Sequence[Paper], half_life_days: float, limit: int = ARCHIVE_PAPERS
+) -> list[Paper]:
+    """The non-personal selection (an edition's archive page, the home page): the most
+    trending papers, by the score digests use."""
+    order = most_trending(
+        [(p.upvotes, p.comments) for p in papers], [p.listed_at for p in papers], half_life_days
+    )
+    return [papers[i] for i in order[:limit]]
 
 
 def paper_view(paper: Paper) -> PaperView:
@@ -323,7 +329,8 @@ def plan_in(
     if not subscribers:
         return PlanResult(edition, created, 0, 0, 0, 0)
     papers = papers_listed_between(session, edition.window_start, edition.window_end)
-    store.add_edition_papers(session, edition.id, general_top(papers))
+    top = general_top(papers, settings.matching.half_life_days)
+    store.add_edition_papers(session, edition.id, [p.id for p in top])
     readers = [Reader.of(s) for s in subscribers]
     delivered = store.delivered_papers(session, [p.id for p in papers])
     chosen = choose_for(session, settings, readers, papers, delivered)

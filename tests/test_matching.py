@@ -11,7 +11,7 @@ from newsletter.matching import Candidate, Interest, Match, MatchParams, picks, 
 from newsletter.matching.embedder import from_bytes, to_bytes
 from newsletter.matching.expand import expand, topic_names
 from newsletter.matching.text import terms
-from newsletter.matching.trending import combine, trending_scores
+from newsletter.matching.trending import combine, most_trending, trending_scores
 
 DAY = datetime(2026, 3, 11, tzinfo=UTC)
 
@@ -181,3 +181,10 @@ def test_a_word_close_in_meaning_to_a_topic_name_is_read_as_it() -> None:
     found = expand([text("medicine"), text("robotics")], [HEALTH], embed, threshold=0.7)
     assert found[0].keywords == HEALTH.keywords
     assert found[1] == text("robotics")
+
+
+def test_the_general_selection_ranks_by_the_digest_trending_score() -> None:
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    counts = [(40, 0), (30, 0), (None, None), (31, 0)]
+    listed = [day - timedelta(days=6), day, day, day]  # the 40-upvote paper is a week old
+    assert most_trending(counts, listed, half_life_days=3.5) == [3, 1, 0, 2]

@@ -43,6 +43,20 @@ def trending_scores(
     return scores
 
 
+def most_trending(
+    counts: Sequence[tuple[int | None, int | None]],
+    listed: Sequence[datetime | None],
+    half_life_days: float,
+) -> list[int]:
+    """Indexes of the items, most trending first; ties keep the given order.
+
+    The one definition of "trending" for everything that is not personal: the home
+    page and an edition's general selection order papers exactly as digests weigh them.
+    """
+    scores = trending_scores(counts, listed, half_life_days)
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+
 def combine(relevance: float, threshold: float, trending: float, relevance_weight: float) -> float:
     """A digest's order: relevance above the threshold, rescaled to [0, 1], mixed with trending.
 

@@ -1,4 +1,4 @@
-"""Queries the public web app needs: trending papers, the edition archive, pending purge."""
+"""Queries the public web app needs: the edition archive and the pending purge."""
 
 from __future__ import annotations
 
@@ -9,17 +9,6 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Edition, EditionPaper, Paper, Subscriber
-
-
-def trending_papers(session: Session, since: datetime, limit: int) -> Sequence[Paper]:
-    """Papers listed since `since`, most upvoted first (unknown counts last)."""
-    query = (
-        select(Paper)
-        .where(Paper.listed_at >= since)
-        .order_by(Paper.upvotes.is_(None), Paper.upvotes.desc(), Paper.listed_at.desc(), Paper.id)
-        .limit(limit)
-    )
-    return session.scalars(query).all()
 
 
 def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:
