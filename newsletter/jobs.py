@@ -27,6 +27,7 @@ from newsletter.mail.message import OutgoingMessage
 from newsletter.relevance import interests_for
 from newsletter.store import outbox as store
 from newsletter.store.outbox import ClaimedDelivery, EditionInfo
+from newsletter.store.papers import papers_by_id
 from newsletter.views import DigestItem, PaperView
 
 
@@ -76,7 +77,7 @@ class JobLoader:
         planned = store.planned_papers(session, ids)
         missing = {p.paper_id for rows in planned.values() for p in rows} - self._papers.keys()
         if missing:
-            rows = store.papers_by_id(session, sorted(missing))
+            rows = papers_by_id(session, sorted(missing))
             self._papers.update((i, paper_view(p)) for i, p in rows.items())
         chosen = store.interests_of(session, sorted({d.subscriber_id for d in deliveries}))
         jobs = []

@@ -12,7 +12,7 @@ from newsletter.context import Context
 from newsletter.errors import DeliveryError
 from newsletter.mail.smtp import SendError, SmtpPool
 from newsletter.models import utcnow
-from newsletter.store.outbox import mark_confirmation_sent
+from newsletter.store.subscribers import mark_confirmation_sent
 from newsletter.subscriptions import SubscriberInfo
 
 

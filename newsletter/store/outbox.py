@@ -37,7 +37,6 @@ from newsletter.models import (
     DeliveryPaper,
     Edition,
     EditionPaper,
-    Paper,
     Subscriber,
     SubscriberInterest,
     SubscriberTopic,
@@ -293,14 +292,6 @@ def planned_papers(session: Session, delivery_ids: Sequence[int]) -> dict[int, l
         )
         for delivery_id, paper_id, score, reason in session.execute(query):
             found[delivery_id].append(PlannedPaper(paper_id, score, reason))
-    return found
-
-
-def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]:
-    found: dict[int, Paper] = {}
-    for start in range(0, len(paper_ids), _CHUNK):
-        chunk = paper_ids[start : start + _CHUNK]
-        found.update((p.id, p) for p in session.scalars(select(Paper).where(Paper.id.in_(chunk))))
     return found
 
 
@@ -611,12 +602,6 @@ def open_deliveries(
         )
         for r in session.execute(query)
     ]
-
-
-def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) -> None:
-    session.execute(
-        update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now)
-    )
 
 
 def previous_window_end(session: Session, key: str) -> datetime | None:

@@ -141,3 +141,12 @@ def set_embeddings(session: Session, model: str, vectors: Mapping[int, bytes]) -
     rows = [{"paper_id": paper_id, "vector": vector} for paper_id, vector in vectors.items()]
     if rows:
         session.connection().execute(statement, rows)
+
+
+def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]:
+    """The papers with these ids, by id (in chunks under the bound-parameter limit)."""
+    found: dict[int, Paper] = {}
+    for start in range(0, len(paper_ids), _CHUNK):
+        chunk = paper_ids[start : start + _CHUNK]
+        found.update((p.id, p) for p in session.scalars(select(Paper).where(Paper.id.in_(chunk))))
+    return found

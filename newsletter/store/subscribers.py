@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
@@ -73,3 +73,9 @@ def set_status(subscriber: Subscriber, status: str, now: datetime | None = None)
         subscriber.unsubscribed_at = now
     elif status == "bounced":
         subscriber.bounced_at = now
+
+
+def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) -> None:
+    session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now)
+    )
