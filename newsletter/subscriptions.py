@@ -244,14 +244,11 @@ def request_subscription(
             if subscriber.status == "unsubscribed":
                 store.set_status(subscriber, "pending", now)
             session.flush()
-        due = subscriber.status == "pending" and _confirmation_due(subscriber, context, now)
+        cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)
+        due = subscriber.status == "pending" and store.claim_confirmation(
+            session, subscriber.id, now, cooldown
+        )
         return SubscriptionRequest(SubscriberInfo.of(subscriber), send_confirmation=due)
-
-
-def _confirmation_due(subscriber: Subscriber, context: Context, now: datetime) -> bool:
-    sent = subscriber.confirmation_sent_at
-    cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)
-    return sent is None or now - sent >= cooldown
 
 
 def confirm(context: Context, subscriber_id: int) -> StatusChange:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,19 @@ def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Conte
     )
     assert again.subscriber.topics == ("llms", "vision")
     assert again.subscriber.interests == ("video diffusion", "robotics")
+
+
+def test_at_most_one_confirmation_per_address_within_the_cooldown(any_context: Context) -> None:
+    now = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    first = subscriptions.request_subscription(any_context, "ada@example.org", ["llms"], now=now)
+    again = subscriptions.request_subscription(
+        any_context, "ADA@example.org", ["llms"], now=now + timedelta(minutes=1)
+    )
+    later = subscriptions.request_subscription(
+        any_context, "ada@example.org", ["llms"], now=now + timedelta(hours=25)
+    )
+    assert (first.send_confirmation, again.send_confirmation, later.send_confirmation) == (
+        True,
+        False,
+        True,
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
@@ -79,3 +79,26 @@ def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) 
     session.execute(
         update(Subscriber).where(Subscriber.id == subscriber_id).values(confirmation_sent_at=now)
     )
+
+
+def claim_confirmation(
+    session: Session, subscriber_id: int, now: datetime, cooldown: timedelta
+) -> bool:
+    """Take the right to send a confirmation email now: at most one per cooldown.
+
+    A conditional UPDATE, so two requests racing for the same address (on any backend)
+    cannot both win.
+    """
+    statement = (
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            or_(
+                Subscriber.confirmation_sent_at.is_(None),
+                Subscriber.confirmation_sent_at <= now - cooldown,
+            ),
+        )
+        .values(confirmation_sent_at=now)
+        .returning(Subscriber.id)
+    )
+    return session.execute(statement).first() is not None
