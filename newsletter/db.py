@@ -77,6 +77,20 @@ def transaction(sessions: sessionmaker[Session], immediate: bool = False) -> Ite
         session.close()
 
 
+@contextmanager
+def rolled_back(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction that is always undone: dry runs and previews plan for real
+    inside it and record nothing."""
+    session = sessions()
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
 def _alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))

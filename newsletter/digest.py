@@ -29,8 +29,8 @@ from newsletter.matching.trending import most_trending
 from newsletter.models import Paper, Subscriber, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
-from newsletter.store.papers import papers_listed_between
-from newsletter.store.subscribers import get_subscriber, list_subscribers
+from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
+from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, list_subscribers
 from newsletter.views import PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -101,18 +101,27 @@ def planned_window(
 ) -> tuple[datetime, datetime]:
     """The window an edition planned at `now` covers.
 
-    Planned before its send instant (the scheduler plans ahead so that readers east of
-    `digest.timezone` get their morning), it ends now: a paper listed later belongs to
-    the next edition. It starts where the previous edition's window ended when that is
-    earlier (at most one extra window back), so nothing listed between two plannings
-    is ever skipped. Overlap is harmless: no paper is sent to a reader twice.
+    It ends when it is planned: ahead of its send instant (the scheduler plans early so
+    that readers east of `digest.timezone` get their morning) and after it alike (a
+    late scheduler, `send-now` or `preview` mid-week), so every paper listed until then
+    is in, and a paper listed later belongs to the next edition. A week after its send
+    instant the following edition takes over, so the end never goes past that. It
+    starts where the previous edition's window ended when that is earlier (at most one
+    extra window back), so nothing listed between two plannings is skipped. Overlap is
+    harmless: no paper is sent to a reader twice.
     """
-    end = min(schedule.window_end, max(now, schedule.window_start))
+    end = min(max(now, schedule.window_start), schedule.window_end + timedelta(days=7))
     start = schedule.window_start
     oldest = start - timedelta(days=window_days)
     if previous_end is not None and oldest <= previous_end < start:
         start = previous_end
     return start, end
+
+
+def following_key(config: DigestConfig, key: str) -> str:
+    """The edition after `key`."""
+    instant = send_instant(key, config.weekday_index, config.time, config.zone)
+    return edition_key(instant + timedelta(days=7), config.zone)
 
 
 def week_dates(
@@ -122,6 +131,52 @@ def week_dates(
     zone = config.zone
     last = window_end.astimezone(zone) - timedelta(microseconds=1)
     return window_start.astimezone(zone).date(), last.date()
+
+
+# --- why an edition has nothing -------------------------------------------------------
+
+_INACTIVE = {
+    "pending": "has not confirmed the subscription yet",
+    "unsubscribed": "has unsubscribed",
+    "bounced": "is marked bounced (too many hard bounces)",
+}
+
+
+def why_nothing(session: Session, edition: store.EditionInfo, email: str | None = None) -> str:
+    """The one reason planning gave a reader (or, without `email`, anyone) nothing.
+
+    In the order an admin would check: the reader, then the window's papers, then
+    matching. Reads only.
+    """
+    if email is not None:
+        subscriber = get_subscriber(session, email)
+        if subscriber is None:
+            return f"there is no subscriber with address {email}"
+        if subscriber.status != "active":
+            return f"{email} {_INACTIVE.get(subscriber.status, 'is ' + subscriber.status)}"
+        if subscriber.paused:
+            return f"{email} has paused their digest"
+    elif not count_readers_to_mail(session):
+        return "there is no active reader (or every active reader has paused their digest)"
+    start, end = edition.window_start, edition.window_end
+    papers = count_listed_between(session, start, end)
+    if not papers:
+        newest = latest_listing(session)
+        stored = "no paper is stored" if newest is None else f"the newest was {_moment(newest)}"
+        return (
+            f"no paper was listed in the window of edition {edition.key} "
+            f"({_moment(start)} to {_moment(end)}); {stored}: run `newsletter ingest`"
+        )
+    whose = f"{email}'s" if email is not None else "any reader's"
+    return (
+        f"none of the {papers} papers listed in the window of edition {edition.key} "
+        f"({_moment(start)} to {_moment(end)}) matched {whose} topics and interests, "
+        "and digest.skip_empty is on"
+    )
+
+
+def _moment(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- choosing papers ------------------------------------------------------------------
@@ -325,6 +380,8 @@ def plan_in(
     edition, created = store.ensure_edition(
         session, schedule.key, start, end, schedule.scheduled_for
     )
+    if not created and edition.window_end < end:
+        edition = store.widen_empty_edition(session, edition.id, start, end)
     subscribers = store.subscribers_to_plan(session, edition.id, email)
     if not subscribers:
         return PlanResult(edition, created, 0, 0, 0, 0)

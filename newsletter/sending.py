@@ -17,16 +17,26 @@ from sqlalchemy.orm import Session
 from newsletter import db, digest
 from newsletter.addresses import normalize_email
 from newsletter.compose import Composer
+from newsletter.config import Settings
 from newsletter.context import Context
 from newsletter.errors import NotFound, NothingToSend
 from newsletter.jobs import JobLoader, compose
 from newsletter.mail.message import OutgoingMessage
-from newsletter.models import Delivery, utcnow
+from newsletter.models import utcnow
 from newsletter.outbox import Counters, DrainOptions, Transport, drain
 from newsletter.store import outbox as store
 from newsletter.store.outbox import ClaimedDelivery
+from newsletter.store.papers import count_listed_between
 from newsletter.store.subscribers import get_subscriber
 from newsletter.views import DigestItem
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """Why a run has nothing to send, when it has nothing to send."""
+
+    nothing: str | None = None  # the reason nobody (or the one reader) gets anything
+    complete: str | None = None  # the edition was already delivered: what waits next
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,7 @@ class SendNowResult:
     resumed: bool
     counters: Counters
     dry_run_bytes: list[int] = field(default_factory=list)  # message sizes, --dry-run only
-
-
-class _Rollback(Exception):
-    """Raised inside a transaction to undo it (dry runs and previews record nothing)."""
+    outlook: Outlook = field(default_factory=Outlook)
 
 
 def send_now(
@@ -62,16 +69,25 @@ def send_now(
     only).
     """
     address = _known_address(context, email) if email else None
+    now = clock()
     if dry_run:
-        return _dry_run(context, address, clock())
-    plan = digest.plan_edition(context, clock(), address)
+        return _dry_run(context, address, now)
+    plan = digest.plan_edition(context, now, address)
     edition = plan.edition
     subscriber_id = None
     with db.transaction(context.sessions) as session:
-        resumed = store.resume_edition(session, edition.id) and edition.status == "paused"
-        open_count = store.count_open(session, edition.id)
         if address is not None:
             subscriber_id = _subscriber_id(session, address)
+        open_count = store.count_open(session, edition.id, subscriber_id)
+        outlook = Outlook()
+        if not open_count:
+            outlook = _outlook(session, context.settings, edition, address, now)
+        # An edition with nothing open is left as it is: resuming it would only
+        # mark it done again, or open an empty one.
+        resumed = bool(open_count) and store.resume_edition(session, edition.id)
+        resumed = resumed and edition.status == "paused"
+    if not open_count:
+        return SendNowResult(edition.key, plan.planned, False, Counters(), outlook=outlook)
     if on_planned is not None:
         on_planned(open_count)
     options = DrainOptions(
@@ -87,26 +103,53 @@ def send_now(
     return SendNowResult(edition.key, plan.planned, resumed, counters)
 
 
+def _outlook(
+    session: Session,
+    settings: Settings,
+    edition: store.EditionInfo,
+    address: str | None,
+    now: datetime,
+) -> Outlook:
+    """Nothing is open in the edition (or for the one reader): say why."""
+    if address is None:
+        delivered = store.count_deliveries(session, edition.id) > 0
+    else:
+        reader = _subscriber_id(session, address)
+        delivered = store.delivery_for(session, edition.id, reader) is not None
+    if not delivered:
+        return Outlook(nothing=digest.why_nothing(session, edition, address))
+    waiting = count_listed_between(session, edition.window_end, now)
+    following = digest.following_key(settings.digest, edition.key)
+    return Outlook(
+        complete=(
+            f"edition {edition.key} is already complete"
+            + (f" for {address}" if address else "")
+            + f"; new papers listed since, waiting for the next edition ({following}): "
+            f"{waiting}"
+        )
+    )
+
+
 def _dry_run(context: Context, address: str | None, now: datetime) -> SendNowResult:
     digest.embed_window(context, now)  # kept, although the plan below is rolled back
     composer = Composer(context.settings, context.secret_key)
     counters = Counters()
     sizes: list[int] = []
-    result: list[tuple[str, int]] = []
-    try:
-        with db.transaction(context.sessions, immediate=True) as session:
-            plan = digest.plan_in(session, context.settings, now, address)
-            subscriber_id = _subscriber_id(session, address) if address else None
-            deliveries = store.open_deliveries(session, plan.edition.id, subscriber_id)
-            for job in JobLoader(context).load(session, deliveries):
-                sizes.append(len(compose(composer, job).data))
-            result.append((plan.edition.key, plan.planned))
-            raise _Rollback
-    except _Rollback:
-        pass
-    counters.finished = time.monotonic()
-    key, planned = result[0]
-    return SendNowResult(key, planned, False, counters, sizes)
+    result: list[SendNowResult] = []
+    with db.rolled_back(context.sessions) as session:
+        plan = digest.plan_in(session, context.settings, now, address)
+        subscriber_id = _subscriber_id(session, address) if address else None
+        deliveries = store.open_deliveries(session, plan.edition.id, subscriber_id)
+        for job in JobLoader(context).load(session, deliveries):
+            sizes.append(len(compose(composer, job).data))
+        outlook = Outlook()
+        if not deliveries:
+            outlook = _outlook(session, context.settings, plan.edition, address, now)
+        counters.finished = time.monotonic()
+        result.append(
+            SendNowResult(plan.edition.key, plan.planned, False, counters, sizes, outlook)
+        )
+    return result[0]
 
 
 def _known_address(context: Context, email: str) -> str:
@@ -130,36 +173,36 @@ class Preview:
 
 
 def preview(context: Context, email: str, now: datetime | None = None) -> Preview:
-    """Exactly what send-now would send this reader now; records nothing."""
+    """Exactly what this reader would be sent next if send-now ran now; records nothing.
+
+    That is this week's edition, or the next one once this week's has reached them.
+    """
     address = _known_address(context, email)
     now = now or utcnow()
-    digest.embed_window(context, now)  # kept, although the plan below is rolled back
-    composer = Composer(context.settings, context.secret_key)
-    found: list[Preview] = []
-    try:
-        with db.transaction(context.sessions, immediate=True) as session:
-            subscriber_id = _subscriber_id(session, address)
-            plan = digest.plan_in(session, context.settings, now, address)
-            row = session.get(Delivery, _delivery_id(session, plan.edition.id, subscriber_id))
-            assert row is not None
-            claimed = ClaimedDelivery(
-                row.id, row.edition_id, subscriber_id, address, row.kind, row.attempts, 0
-            )
-            job = JobLoader(context).load(session, [claimed])[0]
-            found.append(
-                Preview(job.edition_key, compose(composer, job), job.items, row.kind, row.status)
-            )
-            raise _Rollback
-    except _Rollback:
-        pass
-    return found[0]
-
-
-def _delivery_id(session: Session, edition_id: int, subscriber_id: int) -> int:
-    row = store.delivery_for(session, edition_id, subscriber_id)
-    if row is None:
-        raise NothingToSend(
-            "nothing would be sent to this address this week: it is not active, is paused, "
-            "or no paper matched its topics (digest.skip_empty is on)"
+    settings = context.settings
+    with db.transaction(context.sessions) as session:
+        key = _next_key_for(session, settings, now, _subscriber_id(session, address))
+    digest.embed_window(context, now, key)  # kept, although the plan below is rolled back
+    composer = Composer(settings, context.secret_key)
+    with db.rolled_back(context.sessions) as session:
+        subscriber_id = _subscriber_id(session, address)
+        plan = digest.plan_in(session, settings, now, address, key)
+        row = store.delivery_for(session, plan.edition.id, subscriber_id)
+        if row is None:
+            reason = digest.why_nothing(session, plan.edition, address)
+            raise NothingToSend(f"nothing would be sent to {address} in edition {key}: {reason}")
+        claimed = ClaimedDelivery(
+            row.id, row.edition_id, subscriber_id, address, row.kind, row.attempts, 0
         )
-    return row.id
+        job = JobLoader(context).load(session, [claimed])[0]
+        return Preview(job.edition_key, compose(composer, job), job.items, row.kind, row.status)
+
+
+def _next_key_for(session: Session, settings: Settings, now: datetime, subscriber_id: int) -> str:
+    """This week's edition, unless it has already reached (or failed for) this reader."""
+    key = digest.current_schedule(settings.digest, now).key
+    edition = store.get_edition(session, key)
+    row = None if edition is None else store.delivery_for(session, edition.id, subscriber_id)
+    if row is not None and row.status not in store.OPEN_STATUSES:
+        return digest.following_key(settings.digest, key)
+    return key

@@ -97,7 +97,7 @@ def test_the_window_is_the_days_before_the_send_instant(context: Context) -> Non
     )
 
 
-def test_an_edition_planned_ahead_ends_its_window_when_it_is_planned() -> None:
+def test_an_edition_ends_its_window_when_it_is_planned_ahead_or_late() -> None:
     schedule = digest.EditionSchedule(
         "2026-W48",
         datetime(2026, 11, 16, 8, tzinfo=UTC),
@@ -105,11 +105,13 @@ def test_an_edition_planned_ahead_ends_its_window_when_it_is_planned() -> None:
         datetime(2026, 11, 23, 8, tzinfo=UTC),
     )
     ahead = datetime(2026, 11, 22, 18, tzinfo=UTC)  # planned 14 h early, for Tokyo's morning
-    late = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    midweek = datetime(2026, 11, 25, 12, tzinfo=UTC)  # send-now or a late scheduler
     assert digest.planned_window(schedule, None, ahead, 7) == (schedule.window_start, ahead)
-    assert digest.planned_window(schedule, None, late, 7) == (
-        schedule.window_start,
-        schedule.window_end,
+    assert digest.planned_window(schedule, None, midweek, 7) == (schedule.window_start, midweek)
+    # A week after its send instant the next edition takes over.
+    months_later = datetime(2027, 3, 1, tzinfo=UTC)
+    assert digest.planned_window(schedule, None, months_later, 7)[1] == datetime(
+        2026, 11, 30, 8, tzinfo=UTC
     )
 
 

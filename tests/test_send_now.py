@@ -17,7 +17,7 @@ from sqlalchemy import func, inspect, select, text, update
 
 from newsletter import db, digest, subscriptions
 from newsletter.context import Context
-from newsletter.models import Delivery, Subscriber
+from newsletter.models import Delivery, DeliveryPaper, Edition, Paper, Subscriber
 from newsletter.smtpcapture import CaptureServer
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
@@ -26,7 +26,7 @@ from tests.process_helpers import current_window_instant
 from tests.smtp_faults import FaultHandler, fault_server
 
 SUMMARY = re.compile(
-    r"Edition (?P<key>\d{4}-W\d\d): planned (?P<planned>\d+) new delivery\(ies\); "
+    r"Edition (?P<key>\d{4}-W\d\d): planned (?P<planned>\d+) new deliver(?:y|ies); "
     r"sent (?P<sent>\d+), failed (?P<failed>\d+), skipped (?P<skipped>\d+), "
     r"retried (?P<retried>\d+) in (?P<seconds>[\d.]+)s \((?P<rate>[\d.]+) messages/second\)\."
 )
@@ -121,8 +121,9 @@ def test_running_send_now_again_sends_nobody_the_edition_twice(
         add_subscriber(session, "late@example.org", status="active", topics=["llms"])
     second = summary(cli("send-now"))
     assert (second["key"], second["planned"], second["sent"]) == (first["key"], "1", "1")
-    third = summary(cli("send-now"))
-    assert (third["planned"], third["sent"]) == ("0", "0")
+    third = cli("send-now")
+    assert third.exit_code == 0, third.stderr
+    assert f"Edition {first['key']} is already complete" in " ".join(third.stdout.split())
     assert received_by(faulty) == dict.fromkeys([*readers, "late@example.org"], 1)
 
 
@@ -140,7 +141,7 @@ def test_a_dry_run_sends_and_records_nothing(
     before = row_counts(context)
     result = cli("send-now", "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert "4 message(s) would be sent" in result.stdout
+    assert "4 messages would be sent" in result.stdout
     assert "nothing was sent or recorded" in result.stdout
     assert row_counts(context) == before and before["deliveries"] == 0
     assert faulty.messages == []
@@ -225,3 +226,154 @@ def test_worker_drains_due_deliveries_and_leaves_later_ones(
     assert waiting == "queued"
     again = cli("worker")
     assert "Worker: sent 0" in again.stdout
+
+
+# --- the week's window, completion, and why nothing is sent ----------------------------
+
+MONDAY_SEND = datetime(2026, 11, 23, 8, tzinfo=UTC)  # 2026-W48's send time (UTC)
+TUESDAY = datetime(2026, 11, 24, 9, tzinfo=UTC)
+WEDNESDAY = datetime(2026, 11, 25, 12, tzinfo=UTC)
+THURSDAY = datetime(2026, 11, 26, 9, tzinfo=UTC)
+FRIDAY = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def one_line(result: CliResult) -> str:
+    return " ".join(result.stdout.split())
+
+
+def edition_papers(context: Context, key: str) -> dict[str, set[int]]:
+    """Each reader's papers in edition `key`."""
+    query = (
+        select(Subscriber.email, DeliveryPaper.paper_id)
+        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Edition.key == key)
+    )
+    found: dict[str, set[int]] = {}
+    with db.transaction(context.sessions) as session:
+        for email, paper_id in session.execute(query):
+            found.setdefault(email, set()).add(paper_id)
+    return found
+
+
+def paper_ids_listed_from(context: Context, start: datetime) -> set[int]:
+    with db.transaction(context.sessions) as session:
+        return set(session.scalars(select(Paper.id).where(Paper.listed_at >= start)))
+
+
+def test_preview_and_send_now_cover_papers_listed_after_the_weeks_send_time(
+    context: Context, cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 6, TUESDAY)  # after Monday's send time, before the run
+    readers = add_readers(context, 2)
+    with time_machine.travel(WEDNESDAY, tick=True):
+        shown = cli("preview", readers[0])
+        assert shown.exit_code == 0, shown.stderr
+        assert "Edition 2026-W48" in shown.stdout
+        assert "Paper 0 on large language model" in shown.stdout
+        dry = cli("send-now", "--dry-run")
+        assert dry.exit_code == 0, dry.stderr
+        assert "2 messages would be sent" in one_line(dry)
+        sent = summary(cli("send-now"))
+    assert (sent["key"], sent["sent"]) == ("2026-W48", "2")
+    assert received_by(faulty) == dict.fromkeys(readers, 1)
+
+
+def test_after_a_midweek_send_now_the_next_edition_continues_and_nothing_is_sent_twice(
+    context: Context, cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 6, TUESDAY)
+    readers = add_readers(context, 2)
+    with time_machine.travel(WEDNESDAY, tick=True):
+        summary(cli("send-now"))
+    add_papers(context, 6, THURSDAY)  # after this week's edition went out
+    with time_machine.travel(FRIDAY, tick=True):
+        again = cli("send-now")
+        assert again.exit_code == 0, again.stderr
+        assert "Edition 2026-W48 is already complete" in one_line(again)
+        assert "waiting for the next edition (2026-W49): 6" in one_line(again)
+        shown = cli("preview", readers[0])
+        assert shown.exit_code == 0, shown.stderr
+        assert "Edition 2026-W49" in shown.stdout
+    assert received_by(faulty) == dict.fromkeys(readers, 1)
+    # The scheduled run of next week picks up exactly the papers listed since.
+    ahead = MONDAY_SEND + timedelta(days=7, hours=-14)  # as the scheduler plans ahead
+    digest.plan_edition(words_only(context), ahead, key="2026-W49")
+    first, second = edition_papers(context, "2026-W48"), edition_papers(context, "2026-W49")
+    thursday_papers = paper_ids_listed_from(context, THURSDAY - timedelta(hours=1))
+    for reader in readers:
+        assert second[reader] and second[reader] <= thursday_papers
+        assert not first[reader] & second[reader]
+
+
+def test_send_now_with_no_paper_in_the_window_fails_with_the_reason_then_fills_later(
+    context: Context, cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 3, datetime(2026, 9, 1, 9, tzinfo=UTC))  # an old ingest only
+    readers = add_readers(context, 2)
+    with time_machine.travel(WEDNESDAY, tick=True):
+        dry = cli("send-now", "--dry-run")
+        failed = cli("send-now")
+    for result in (dry, failed):
+        assert result.exit_code == 1
+        assert "no paper was listed in the window of edition 2026-W48" in result.stderr
+        assert "the newest was 2026-09-01" in result.stderr
+        assert "newsletter ingest" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert faulty.messages == []
+    add_papers(context, 6, WEDNESDAY + timedelta(hours=2))  # ingested after that run
+    with time_machine.travel(WEDNESDAY + timedelta(hours=3), tick=True):
+        sent = summary(cli("send-now"))
+    assert (sent["key"], sent["sent"]) == ("2026-W48", "2")
+    assert received_by(faulty) == dict.fromkeys(readers, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": "unsubscribed"}, "has unsubscribed"),
+        ({"status": "pending"}, "has not confirmed the subscription yet"),
+        ({"status": "bounced"}, "is marked bounced"),
+        ({"paused": True}, "has paused their digest"),
+    ],
+)
+def test_preview_names_the_one_reason_a_reader_gets_nothing(
+    context: Context, cli: Cli, change: dict[str, Any], reason: str
+) -> None:
+    add_papers(context, 6, current_window_instant(context))
+    (reader,) = add_readers(context, 1)
+    with db.transaction(context.sessions) as session:
+        session.execute(update(Subscriber).where(Subscriber.email == reader).values(**change))
+    result = cli("preview", reader)
+    assert result.exit_code == 1
+    assert f"{reader} {reason}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_preview_says_when_nothing_in_the_window_matched(context: Context, cli: Cli) -> None:
+    add_papers(context, 6, current_window_instant(context))
+    (reader,) = add_readers(context, 1, topics=(), interests=["protein folding in yeast"])
+    result = cli("preview", reader)
+    assert result.exit_code == 1
+    assert "none of the 6 papers listed in the window" in result.stderr
+    assert f"matched {reader}'s topics and interests" in result.stderr
+
+
+def test_send_now_exits_non_zero_when_the_edition_pauses(
+    context: Context, config_file: Callable[..., Path], run_cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 6, current_window_instant(context))
+    readers = add_readers(context, 12)
+    handler = faulty.handler
+    assert isinstance(handler, FaultHandler)
+    for reader in readers:
+        handler.data_replies[reader] = ["550 5.1.1 No such user"]
+    path = config_file(
+        smtp={"host": faulty.host, "port": faulty.port, "connections": 1},
+        delivery={"failure_window": 10, "failure_threshold": 0.05},
+        matching={"semantic": "off"},
+    )
+    result = run_cli("--config", str(path), "send-now")
+    assert result.exit_code == 1, result.stdout
+    assert "Edition paused" in one_line(result)

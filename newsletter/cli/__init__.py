@@ -16,7 +16,11 @@ __all__ = ["cli", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="newsletter", standalone_mode=False)
+        # Without standalone mode click returns a command's `Exit` code instead of
+        # exiting; it must still become the process's exit status.
+        code = cli.main(args=argv, prog_name="newsletter", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter import outbox, sending
 from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.errors import NothingToSend
 
 
 @contextmanager
@@ -65,28 +66,33 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     context = state.context()
     if dry_run:
         result = sending.send_now(context, email=email, dry_run=True)
-        sizes = sorted(result.dry_run_bytes)
-        median = sizes[len(sizes) // 2] if sizes else 0
-        console.print(
-            f"Dry run of edition {result.edition_key}: {len(sizes)} message(s) would be sent "
-            f"(median size {median / 1024:.1f} KB); nothing was sent or recorded."
-        )
+        _dry_run_report(result)
         return
-    with stop_on_signals() as stop, _progress() as progress:
-        task = progress.add_task("Sending", total=None)
-        result = sending.send_now(
-            context,
-            email=email,
-            workers=workers,
-            stop=stop,
-            on_planned=lambda total: progress.update(task, total=total),
-            progress=lambda c: progress.update(task, completed=c.done),
-        )
+    progress = _progress()
+    task = progress.add_task("Sending", total=None)
+
+    def planned(total: int) -> None:  # the bar shows once there is something to send
+        progress.update(task, total=total)
+        progress.start()
+
+    with stop_on_signals() as stop:
+        try:
+            result = sending.send_now(
+                context,
+                email=email,
+                workers=workers,
+                stop=stop,
+                on_planned=planned,
+                progress=lambda c: progress.update(task, completed=c.done),
+            )
+        finally:
+            progress.stop()
+    _nothing_to_send(result)
     counters = result.counters
     if result.resumed:
         console.print(f"Resumed the paused edition {result.edition_key}.")
     console.print(
-        f"Edition {result.edition_key}: planned {result.planned} new delivery(ies); "
+        f"Edition {result.edition_key}: planned {plural(result.planned, 'new delivery')}; "
         + summary(counters)
         + "."
     )
@@ -96,6 +102,36 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     if stop.is_set():
         console.print("Stopped; unsent deliveries were released for the next run.")
         raise click.exceptions.Exit(130)
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 new delivery', '3 new deliveries', '0 messages'."""
+    if count == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
+
+
+def _dry_run_report(result: sending.SendNowResult) -> None:
+    sizes = sorted(result.dry_run_bytes)
+    median = sizes[len(sizes) // 2] if sizes else 0
+    if sizes:
+        console.print(
+            f"Dry run of edition {result.edition_key}: {plural(len(sizes), 'message')} "
+            f"would be sent (median size {median / 1024:.1f} KB); nothing was sent or recorded."
+        )
+    _nothing_to_send(result)
+
+
+def _nothing_to_send(result: sending.SendNowResult) -> None:
+    """Say why a run had nothing to send: already complete (fine) or the one reason."""
+    outlook = result.outlook
+    if outlook.complete:
+        console.print(outlook.complete[0].upper() + outlook.complete[1:] + ".")
+        raise click.exceptions.Exit(0)
+    if outlook.nothing:
+        raise NothingToSend(f"nothing to send in edition {result.edition_key}: {outlook.nothing}")
 
 
 def _progress() -> Progress:

@@ -156,6 +156,30 @@ def add_edition_papers(session: Session, edition_id: int, paper_ids: Sequence[in
         session.execute(_insert(session, EditionPaper).on_conflict_do_nothing(), rows)
 
 
+def widen_empty_edition(
+    session: Session, edition_id: int, window_start: datetime, window_end: datetime
+) -> EditionInfo:
+    """Give an edition that has no delivery yet a new window (planned again later).
+
+    An edition planned before any paper was ingested would otherwise keep its empty
+    window for good; once a delivery exists the window is what readers were sent.
+    """
+    has_deliveries = select(Delivery.id).where(Delivery.edition_id == edition_id).exists()
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, ~has_deliveries)
+        .values(window_start=window_start, window_end=window_end)
+    )
+    edition = get_edition_by_id(session, edition_id)
+    assert edition is not None
+    return edition
+
+
+def count_deliveries(session: Session, edition_id: int) -> int:
+    query = select(func.count()).where(Delivery.edition_id == edition_id)
+    return int(session.scalar(query) or 0)
+
+
 def pause_edition(session: Session, edition_id: int, reason: str) -> None:
     session.execute(
         update(Edition)
@@ -175,8 +199,12 @@ def resume_edition(session: Session, edition_id: int) -> bool:
 
 
 def finish_edition_if_complete(session: Session, edition_id: int, now: datetime) -> bool:
-    """Mark the edition done when no delivery of it is left to send."""
-    if count_open(session, edition_id):
+    """Mark the edition done when it has deliveries and none is left to send.
+
+    An edition with no delivery at all stays open: it was planned before there was
+    anything to send, and planning it again may still fill it.
+    """
+    if count_open(session, edition_id) or not count_deliveries(session, edition_id):
         return False
     result = session.execute(
         update(Edition)
@@ -541,10 +569,12 @@ def failure_share(session: Session, edition_id: int, window: int) -> tuple[int, 
     return int(failed or 0), int(total or 0)
 
 
-def count_open(session: Session, edition_id: int) -> int:
+def count_open(session: Session, edition_id: int, subscriber_id: int | None = None) -> int:
     query = select(func.count()).where(
         Delivery.edition_id == edition_id, Delivery.status.in_(OPEN_STATUSES)
     )
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
     return int(session.scalar(query) or 0)
 
 

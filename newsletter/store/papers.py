@@ -127,6 +127,11 @@ def count_papers(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Paper)) or 0
 
 
+def count_listed_between(session: Session, start: datetime, end: datetime) -> int:
+    query = select(func.count()).where(Paper.listed_at >= start, Paper.listed_at < end)
+    return session.scalar(query) or 0
+
+
 def latest_listing(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Paper.listed_at)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
@@ -25,6 +25,12 @@ def list_subscribers(session: Session, status: str | None = None) -> Sequence[Su
     if status is not None:
         query = query.where(Subscriber.status == status)
     return session.scalars(query).all()
+
+
+def count_readers_to_mail(session: Session) -> int:
+    """Active readers who have not paused their digest."""
+    query = select(func.count()).where(Subscriber.status == "active", Subscriber.paused.is_(False))
+    return int(session.scalar(query) or 0)
 
 
 def add_subscriber(
