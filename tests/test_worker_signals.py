@@ -59,3 +59,24 @@ def test_sigterm_finishes_in_flight_releases_the_rest_and_exits(
         assert again.wait(timeout=60) == 0, (tmp_path / "again.log").read_text()
     assert received_by(server) == dict.fromkeys(emails, 1)
     assert statuses(context) == {"sent": READERS}
+
+
+def test_send_now_stopped_by_sigterm_exits_non_zero_and_says_so(
+    context: Context, tmp_path: Path
+) -> None:
+    add_papers(context, 10, current_window_instant(context))
+    bulk_readers(context, READERS)
+    with fault_server() as server:
+        server.handler.delay = 0.05
+        smtp = {"host": server.host, "port": server.port, "connections": 2}
+        config = write_config(tmp_path / "config.yaml", context.settings.database.url, smtp=smtp)
+        sender = start(config, "send-now", log=tmp_path / "send-now.log")
+        deadline = time.monotonic() + 30
+        while len(server.messages) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sender.send_signal(signal.SIGTERM)
+        code = sender.wait(timeout=30)
+    log = (tmp_path / "send-now.log").read_text()
+    assert code == 130, log
+    assert "Stopped; unsent deliveries were released for the next run." in " ".join(log.split())
+    assert len(server.messages) < READERS
