@@ -1,186 +1,270 @@
-"""Plan and send one edition to an SMTP server; print JSON with the time of each phase.
+"""What a user runs, timed: `newsletter send-now` on the shipped config, against Postfix.
 
-    smtp-sink -u nobody -c 127.0.0.1:2525 1000 &
-    .venv/bin/python benchmarks/send.py --port 2525 --subscribers 20000 --connections 4 \
-        [--workers 2] [--compare]
+    .venv/bin/python benchmarks/send.py --subscribers 10000
+    .venv/bin/python benchmarks/send.py --subscribers 50000 \
+        --database postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Compare with Postfix's smtp-source sending messages of the median size printed here
-over the same number of connections (--compare runs it right after the pipeline and
-prints the ratio, so both figures come from the same moment of a shared machine):
+It starts Postfix's `smtp-sink` on a free loopback port (Debian package `postfix`),
+builds a store with `--papers` papers listed this week and `--subscribers` readers
+(topics and typed interests, imported with `newsletter import-subscribers`), then runs,
+each as its own process from start to exit, exactly as a user would:
 
-    smtp-source -s 4 -m 20000 -l SIZE -c 127.0.0.1:2525
+1. `newsletter send-now --dry-run` once, which embeds the new papers and interests
+   (the one-off cost after an ingest; the semantic extra is used when installed);
+2. `newsletter send-now --dry-run` again: plan and render, no SMTP;
+3. `newsletter send-now [--workers N]`: the real edition, to the sink;
+4. `smtp-source -d -s CONNECTIONS -m SENT -l MEDIAN_SIZE` to the same sink: the
+   reference, with persistent connections (its strongest setting), in the same run.
 
---workers N sends from N processes that share the 4 connections (planning stays one
-process); CPU seconds of this process and its children are printed too.
+Every setting is the shipped `config.yaml`'s but the database, the SMTP address and
+the secret key. It prints one JSON line: each phase, messages/second, the ratio to
+smtp-source, and the peak resident memory of the send-now process.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import resource
-import statistics
+import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sqlalchemy as sa
+import yaml
 
-from newsletter import db, digest, sending
-from newsletter.config import parse_settings
-from newsletter.context import Context
-from newsletter.models import Subscriber, SubscriberTopic
-from newsletter.records import PaperRecord
-from newsletter.store.papers import upsert_papers
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-WORDS = [
-    "language",
-    "model",
-    "image",
-    "segmentation",
-    "memory",
-    "retrieval",
-    "diffusion",
-    "alignment",
+from newsletter import db  # noqa: E402
+from newsletter.config import load_settings  # noqa: E402
+from newsletter.context import Context  # noqa: E402
+from newsletter.records import PaperRecord  # noqa: E402
+from newsletter.store.papers import upsert_papers  # noqa: E402
+
+# Typed interests as readers write them: a few words naming what they follow.
+INTERESTS = [
+    "point cloud registration",
+    "retrieval-augmented generation",
+    "continual learning",
+    "episodic memory",
+    "long-term memory for LLM agents",
+    "diffusion models for video",
+    "medical imaging",
+    "reinforcement learning from human feedback",
+    "code generation",
+    "speech recognition",
+    "graph neural networks",
+    "multimodal reasoning",
+    "robot manipulation",
+    "efficient transformers",
+    "model compression and quantization",
+    "evaluation of language models",
+    "protein structure prediction",
+    "3D reconstruction from images",
+    "mixture of experts",
+    "AI safety and alignment",
 ]
-TOPICS = ["llms", "computer-vision", "memory", "rag", "diffusion", "safety"]
+SUBJECTS = [
+    "large language models",
+    "image segmentation",
+    "episodic memory",
+    "retrieval",
+    "video diffusion",
+    "alignment",
+    "point cloud registration",
+    "speech recognition",
+    "robot manipulation",
+    "quantization",
+]
 
 
-def build(context: Context, subscribers: int, papers: int) -> None:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def smtp_sink(port: int) -> Iterator[None]:
+    """Postfix's smtp-sink: accepts everything, keeps nothing (-u: drop root)."""
+    sink = subprocess.Popen(
+        ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+@contextmanager
+def database(url: str | None, folder: Path) -> Iterator[str]:
+    """A new SQLite file, or a new schema on the PostgreSQL server at `url`."""
+    if url is None:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def write_config(folder: Path, url: str, port: int) -> Path:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["database"] = {"url": url}
+    raw["smtp"] = {**raw["smtp"], "host": "127.0.0.1", "port": port}
+    raw["secret_key"] = "benchmark-secret-key-0123456789"
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def add_papers(config: Path, count: int, now: datetime) -> None:
+    """Papers listed over the last six days, with counts as the daily papers API has."""
     records = [
         PaperRecord(
             f"arxiv:2611.{i:05d}",
-            f"A study of {WORDS[i % len(WORDS)]} and {WORDS[(i * 7) % len(WORDS)]} number {i}",
-            "json",
-            abstract=" ".join(WORDS[(i + j) % len(WORDS)] for j in range(120)) + ".",
+            f"Scaling {SUBJECTS[i % len(SUBJECTS)]} with {SUBJECTS[(i * 7) % len(SUBJECTS)]}",
+            "hf",
+            abstract=" ".join(
+                f"We study {SUBJECTS[(i + j) % len(SUBJECTS)]} and report results."
+                for j in range(12)
+            ),
             authors=("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
             upvotes=i % 300,
             comments=i % 17,
-            url=f"https://papers.example.org/{i}",
+            url=f"https://huggingface.co/papers/2611.{i:05d}",
             pdf_url=f"https://arxiv.org/pdf/2611.{i:05d}",
-            listed_at=NOW - timedelta(days=6, minutes=i),
+            listed_at=now - timedelta(days=6) + timedelta(seconds=i * 200),
         )
-        for i in range(papers)
+        for i in range(count)
     ]
-    with db.transaction(context.sessions) as session:
-        upsert_papers(session, records)
-        for i in range(subscribers):
-            reader = Subscriber(email=f"reader{i:06d}@example.org", status="active")
-            picks = {TOPICS[i % len(TOPICS)], TOPICS[(i // len(TOPICS)) % len(TOPICS)]}
-            reader.topics = [SubscriberTopic(topic=t) for t in sorted(picks)]
-            session.add(reader)
+    context = Context(load_settings(config))
+    try:
+        with db.transaction(context.sessions) as session:
+            upsert_papers(session, records)
+    finally:
+        context.close()
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (sending processes)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def write_readers(path: Path, count: int, topics: list[str]) -> None:
+    """Readers with one or two topics, and for two in three, one or two typed interests."""
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "topics", "interests"])
+        for i in range(count):
+            picked = sorted({topics[i % len(topics)], topics[(i // 7) % len(topics)]})
+            typed = [] if i % 3 == 0 else [INTERESTS[i % len(INTERESTS)]]
+            if i % 5 == 1:
+                typed.append(INTERESTS[(i // 5) % len(INTERESTS)])
+            writer.writerow([f"reader{i:06d}@example.org", ";".join(picked), ";".join(typed)])
 
 
-def smtp_source(args: argparse.Namespace, size: int, count: int) -> dict[str, float]:
-    """Postfix's smtp-source: the same count, size and connections to the same sink."""
-    command = ["smtp-source", "-s", str(args.connections), "-m", str(count), "-l", str(size)]
+def newsletter(config: Path, *args: str) -> tuple[float, int, str]:
+    """Run `newsletter --config CONFIG ARGS…` from start to exit, as a user does:
+    (seconds, peak resident memory of that process in KiB, its output)."""
+    command = [str(Path(sys.executable).with_name("newsletter")), "--config", str(config)]
+    log = config.parent / "run.log"
     start = time.perf_counter()
-    subprocess.run(
-        [*command, "-c", f"{args.host}:{args.port}"], check=True, stdout=subprocess.DEVNULL
-    )
+    with log.open("wb") as out:
+        process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    return {
-        "smtp_source_seconds": round(seconds, 3),
-        "smtp_source_messages_per_second": round(count / seconds, 1),
-    }
+    text = log.read_text(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise SystemExit(f"`newsletter {' '.join(args)}` failed ({code}):\n{text}")
+    return seconds, usage.ru_maxrss, text
+
+
+def smtp_source(port: int, connections: int, count: int, size: int) -> float:
+    start = time.perf_counter()
+    command = ["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-l", str(size)]
+    subprocess.run(
+        [*command, "-c", f"127.0.0.1:{port}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2525)
-    parser.add_argument("--subscribers", type=int, default=20_000)
+    parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=2_000)
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--semantic", default="off", choices=["off", "auto"])
-    parser.add_argument("--workers", type=int, default=1, help="sending processes")
-    parser.add_argument("--compare", action="store_true", help="also time smtp-source")
-    parser.add_argument("--database", help="database URL (default: a new SQLite file)")
+    parser.add_argument("--workers", type=int, default=1, help="send-now --workers N")
+    parser.add_argument("--database", help="a PostgreSQL URL (default: a new SQLite file)")
     args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="send-bench-")
-    url = args.database or f"sqlite:///{folder}/bench.db"
-    config = Path(__file__).resolve().parent.parent / "config.yaml"
-    import yaml
+    for tool in ("smtp-sink", "smtp-source"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install postfix")
 
-    raw = yaml.safe_load(config.read_text())
-    raw.update(
-        database={"url": url},
-        secret_key="benchmark-secret-key-0123456789",
-        smtp={"host": args.host, "port": args.port, "connections": args.connections},
-        delivery={"batch_size": 500},
-        matching={**raw.get("matching", {}), "semantic": args.semantic},
-    )
-    context = Context(parse_settings(raw))
-    db.upgrade(context.engine)
-    phases: dict[str, float] = {}
-    start = time.perf_counter()
-    build(context, args.subscribers, args.papers)
-    phases["build_database"] = time.perf_counter() - start
+    folder = Path(tempfile.mkdtemp(prefix="send-bench-"))
+    port = free_port()
+    figures: dict[str, object] = {"subscribers": args.subscribers, "papers": args.papers}
+    with smtp_sink(port), database(args.database, folder) as url:
+        config = write_config(folder, url, port)
+        settings = load_settings(config)
+        figures["backend"] = url.split(":", 1)[0]
+        figures["connections"] = settings.smtp.connections
+        figures["semantic"] = settings.matching.semantic
+        newsletter(config, "init")
+        add_papers(config, args.papers, datetime.now(UTC))
+        readers = folder / "readers.csv"
+        write_readers(readers, args.subscribers, [t.slug for t in settings.topics])
+        seconds, _, _ = newsletter(config, "import-subscribers", str(readers))
+        figures["import_subscribers_seconds"] = round(seconds, 2)
+        figures["import_rows_per_second"] = round(args.subscribers / seconds)
 
-    start = time.perf_counter()
-    plan = digest.plan_edition(context, NOW)
-    phases["plan"] = time.perf_counter() - start
+        embed_seconds, _, _ = newsletter(config, "send-now", "--dry-run")
+        figures["first_dry_run_seconds_with_embedding"] = round(embed_seconds, 2)
+        dry_seconds, _, dry = newsletter(config, "send-now", "--dry-run")
+        figures["dry_run_seconds"] = round(dry_seconds, 2)
+        size = re.search(r"median size ([\d.]+) KB", " ".join(dry.split()))
+        median = int(float(size.group(1)) * 1024) if size else 0
+        figures["median_message_bytes"] = median
 
-    # One reader's real message, composed and rolled back, gives the size to compare with.
-    sizes = sending.send_now(context, dry_run=True, email="reader000001@example.org").dry_run_bytes
-    start = time.perf_counter()
-    cpu = _cpu_seconds()
-    result = sending.send_now(
-        context,
-        clock=lambda: NOW + timedelta(seconds=time.perf_counter()),
-        workers=args.workers,
-    )
-    phases["send"] = time.perf_counter() - start
-    send_cpu = _cpu_seconds() - cpu
-    sent = result.counters.sent
-    with db.transaction(context.sessions) as session:
-        from sqlalchemy import text
+        send_args = ["send-now"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+        seconds, peak_kib, output = newsletter(config, *send_args)
+        sent_match = re.search(r"sent (\d+), failed (\d+)", " ".join(output.split()))
+        sent = int(sent_match.group(1)) if sent_match else 0
+        figures["workers"] = args.workers
+        figures["send_now_seconds"] = round(seconds, 2)
+        figures["sent"] = sent
+        figures["send_now_messages_per_second"] = round(sent / seconds, 1)
+        figures["send_now_peak_rss_mib"] = round(peak_kib / 1024)
 
-        row = session.execute(text("select count(*) from deliveries where status='sent'")).one()
-    total = phases["plan"] + phases["send"]
-    median = int(statistics.median(sizes)) if sizes else 0
-    source = smtp_source(args, median, sent) if args.compare else None
-    print(
-        json.dumps(
-            {
-                "subscribers": args.subscribers,
-                "papers": args.papers,
-                "connections": args.connections,
-                "workers": args.workers,
-                "planned": plan.planned,
-                "sent": sent,
-                "sent_in_db": row[0],
-                "failed": result.counters.failed,
-                "phases_seconds": {k: round(v, 3) for k, v in phases.items()},
-                "send_messages_per_second": round(sent / phases["send"], 1),
-                "pipeline_messages_per_second": round(sent / total, 1),
-                "send_cpu_seconds": round(send_cpu, 2),
-                "median_message_bytes": median,
-                **(source or {}),
-                **(
-                    {
-                        "pipeline_ratio_to_smtp_source": round(
-                            sent / total / source["smtp_source_messages_per_second"], 3
-                        )
-                    }
-                    if source
-                    else {}
-                ),
-            },
-            indent=2,
-        )
-    )
+        reference = smtp_source(port, settings.smtp.connections, sent, median)
+        figures["smtp_source_d_seconds"] = round(reference, 2)
+        figures["smtp_source_d_messages_per_second"] = round(sent / reference, 1)
+        figures["ratio_to_smtp_source_d"] = round(reference / seconds, 3)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
