@@ -10,7 +10,9 @@ weekly run loads the model once.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,14 +37,22 @@ class EmbedderUnavailable(Exception):
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, name: str, model: Any) -> None:
+    """A sentence-transformers model, loaded the first time it has text to embed.
+
+    Importing torch and sentence-transformers takes seconds: a run whose papers and
+    interests all have stored vectors never pays it.
+    """
+
+    def __init__(self, name: str, location: Path | None) -> None:
         self.name = name
-        self._model = model
+        self._location = location
+        self._model: Any = None
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self.model.encode(
             list(texts),
             batch_size=BATCH_SIZE,
             normalize_embeddings=True,
@@ -53,27 +63,45 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = _load_model(self.name, self._location)
+            return self._model
 
 
 @functools.lru_cache(maxsize=4)
 def load_embedder(name: str) -> SentenceTransformerEmbedder:
-    """The named model, loaded once per process; EmbedderUnavailable if it cannot be."""
+    """The named model, once per process; EmbedderUnavailable if it cannot be had.
+
+    The packaged model is only checked for here (is the library installed, are its
+    files there) and loads on first use; any other model is loaded now, since only
+    loading it tells whether it can be had.
+    """
     location = _packaged_path() if name in _PACKAGED_NAMES else None
-    if location is not None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged copy needs no hub
-    try:
-        _quiet_transformers()
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
+    if importlib.util.find_spec("sentence_transformers") is None:
         raise EmbedderUnavailable(
             "sentence-transformers is not installed (pip install 'trending-papers[semantic]')"
-        ) from None
+        )
+    embedder = SentenceTransformerEmbedder(name, location)
+    if location is None:
+        embedder.model  # noqa: B018  (loads it, or raises EmbedderUnavailable)
+    return embedder
+
+
+def _load_model(name: str, location: Path | None) -> Any:
+    if location is not None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged copy needs no hub
+    _quiet_transformers()
     try:
-        model = SentenceTransformer(str(location or name), device="cpu")
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(location or name), device="cpu")
     except Exception as exc:  # offline hub, unknown name, broken files: all mean "absent"
         raise EmbedderUnavailable(f"cannot load model {name!r}: {type(exc).__name__}") from None
-    return SentenceTransformerEmbedder(name, model)
 
 
 def _packaged_path() -> Path | None:
