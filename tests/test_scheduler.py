@@ -153,9 +153,9 @@ W49_DEADLINE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
     ids=["75s-before-send-time", "2min-after", "just-before-the-deadline"],
 )
 def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoever_is_due(
-    context: Context, smtp_server: CaptureServer, offset: timedelta
+    any_context: Context, smtp_server: CaptureServer, offset: timedelta
 ) -> None:
-    ctx = configured(context, smtp_server, digest=UTC_MONDAY_0800)
+    ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
     add_reader(ctx, "tokyo@example.org", "Asia/Tokyo")  # due Sunday 23:00 UTC
     add_reader(ctx, "utc@example.org")
@@ -188,9 +188,9 @@ def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoev
 
 
 def test_a_scheduler_started_after_the_whole_week_passed_skips_it_and_says_so(
-    context: Context, caplog: pytest.LogCaptureFixture
+    any_context: Context, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ctx = configured(context, digest=UTC_MONDAY_0800)
+    ctx = configured(any_context, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
     add_readers(ctx, 2)
     jobs = RecordingJobs()
@@ -236,9 +236,9 @@ def test_a_scheduler_started_before_the_plan_moment_does_not_plan_early(
 
 
 def test_a_new_leader_does_not_plan_a_finished_edition_again(
-    context: Context, smtp_server: CaptureServer
+    any_context: Context, smtp_server: CaptureServer
 ) -> None:
-    ctx = configured(context, smtp_server, digest=UTC_MONDAY_0800)
+    ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
     add_readers(ctx, 2)
     at = MONDAY_0800_UTC + timedelta(minutes=5)
