@@ -5,9 +5,12 @@ that takes or renews the `scheduler` lease (store.leases). Only the lease holder
 runs APScheduler, whose jobs live in the app's own database (table
 `apscheduler_jobs`), so a restart or a standby that takes over finds the weekly job
 and its next run time there: a run missed by less than `schedule.misfire_grace_hours`
-still happens. Running a job twice is harmless anyway: the edition key and the
-one-delivery-per-reader constraint turn a second planning into a no-op, and
-deliveries are claimed with leases.
+still happens. A run missed for longer is caught up when a scheduler takes the lead:
+while a reader's due time of that week's edition is ahead (or passed less than the
+grace ago), the weekly job runs at once (see status.latest_week); once the whole week
+has passed, the edition is skipped and the log says so. Running a job twice is
+harmless anyway: the edition key and the one-delivery-per-reader constraint turn a
+second planning into a no-op, and deliveries are claimed with leases.
 
 Persistent jobs must name their function by import path and pickle their arguments,
 so a job carries only the lease owner's name; the function finds the live Scheduler
@@ -16,6 +19,7 @@ of that owner in this process (`_LEADERS`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -76,6 +81,7 @@ def run_weekly_job(owner: str) -> None:
     scheduler = _leader(owner)
     if scheduler is not None:
         scheduler.plan_week()
+        scheduler.drain_soon()
 
 
 def run_drain_job(owner: str) -> None:
@@ -124,6 +130,8 @@ class Scheduler:
         self._jobs_stop = threading.Event()
         self._aps: BackgroundScheduler | None = None
         self._thread: threading.Thread | None = None
+        # The edition this leader planned at once on taking the lead (None: no catch-up).
+        self.catching_up: str | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -188,6 +196,7 @@ class Scheduler:
             _LEADERS[self.owner] = self
         try:
             install_jobs(aps, self.context, self.owner, self.clock())
+            self._catch_up(aps)
         except SQLAlchemyError as exc:
             log.warning("cannot install the scheduled jobs: %s", exc)
             aps.shutdown(wait=False)
@@ -198,6 +207,31 @@ class Scheduler:
         aps.resume()
         log.info("%s leads the scheduler", self.owner)
         self.on_change(True)
+
+    def _catch_up(self, aps: BackgroundScheduler) -> None:
+        """Run the weekly job at once when its latest run was missed but still matters.
+
+        Through the persisted job itself (coalesced, one instance), so a run that
+        APScheduler would also fire as a misfire plans once, and the job then waits for
+        the next week's run: a catch-up never plans a later week early.
+        """
+        now = self.clock()
+        latest = status.latest_week(self.context, now)
+        week = latest.week
+        self.catching_up = week.key if latest.plan_now else None
+        if latest.plan_now:
+            if latest.edition_status is None:
+                log.warning(
+                    "edition %s was due to be planned at %s and was not: planning it now "
+                    "(its last reader is due at %s)",
+                    week.key,
+                    _when(week.plan_at),
+                    _when(week.last_send),
+                )
+            # APScheduler keeps real time; self.clock only tells which week it is.
+            aps.modify_job(WEEKLY_JOB_ID, jobstore="default", next_run_time=datetime.now(UTC))
+        elif latest.skipped:
+            log.warning("%s", status.skip_note(self.settings, week, now))
 
     def step_down(self, release: bool) -> None:
         aps, self._aps = self._aps, None
@@ -225,6 +259,17 @@ class Scheduler:
 
     def drain(self) -> object:
         return self.jobs.drain(self.context, self._jobs_stop)
+
+    def drain_soon(self) -> None:
+        """Drain now rather than at the next interval: a late plan has readers due."""
+        aps = self._aps
+        if aps is not None:
+            with contextlib.suppress(JobLookupError):  # stepped down meanwhile
+                aps.modify_job(DRAIN_JOB_ID, jobstore="memory", next_run_time=datetime.now(UTC))
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _apscheduler(context: Context, grace_hours: float) -> BackgroundScheduler:

@@ -2,11 +2,18 @@
 
 The schedule's times live here, not in the scheduler, so that `status` (and the web
 app) can show them without starting a scheduler: the scheduler builds its trigger
-from `weekly_trigger` below.
+from `weekly_trigger` below, and asks `latest_week` whether a run it missed (down,
+deployed late, or its planning moment hours before digest.time) must be caught up.
+
+An edition is due to readers at digest.time in each reader's own zone, so its last
+reader gets it when that local time reaches UTC-12. Until then, and for
+`schedule.misfire_grace_hours` after, a scheduler that starts late still plans it;
+later the week is skipped, and `status` says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,6 +33,8 @@ LEASE_NAME = "scheduler"
 # UTC+14 (Kiribati): where a given local time arrives first on Earth. Planning then
 # leaves every reader's due time in the future. (Etc/ zones have inverted signs.)
 EARLIEST_ZONE = ZoneInfo("Etc/GMT-14")
+# UTC-12: where it arrives last, the due time of an edition's last reader.
+LATEST_ZONE = ZoneInfo("Etc/GMT+12")
 WEEK_MINUTES = 7 * 24 * 60
 
 
@@ -79,6 +88,72 @@ def edition_for_fire(settings: Settings, fire: datetime) -> tuple[str, datetime]
     raise AssertionError("a send instant always follows within two weeks")
 
 
+@dataclass(frozen=True)
+class Week:
+    """An edition as the weekly run sees it: when it is planned, sent, and given up."""
+
+    key: str
+    plan_at: datetime  # the weekly run that plans it
+    send_at: datetime  # digest.time in digest.timezone
+    last_send: datetime  # digest.time at UTC-12: the last reader's due time
+    deadline: datetime  # last_send + the misfire grace: a late scheduler plans it until then
+
+
+def week_of_run(settings: Settings, fire: datetime) -> Week:
+    key, send_at = edition_for_fire(settings, fire)
+    digest = settings.digest
+    last_send = send_instant(key, digest.weekday_index, digest.time, LATEST_ZONE)
+    grace = timedelta(hours=settings.schedule.misfire_grace_hours)
+    return Week(key, fire, send_at, last_send, last_send + grace)
+
+
+def skip_note(settings: Settings, week: Week, now: datetime) -> str:
+    """What the log and `status` say of a week that passed before anyone planned it."""
+    upcoming = week_of_run(settings, next_fire(settings, now))
+    return (
+        f"edition {week.key} was not planned: its last send time passed at "
+        f"{_when(week.last_send)} (more than the "
+        f"{settings.schedule.misfire_grace_hours:g} h grace); the next is {upcoming.key}, "
+        f"planned at {_when(upcoming.plan_at)}"
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- catching up ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatestWeek:
+    """The edition of the latest weekly run at `now`, and whether it was planned."""
+
+    week: Week
+    edition_status: str | None  # None: not planned
+    now: datetime
+
+    @property
+    def plan_now(self) -> bool:
+        """A scheduler taking the lead plans it at once (a no-op when already planned).
+
+        Only while some reader's due time is ahead or within the grace, and not once the
+        edition finished: new deliveries on a finished edition would never be sent.
+        """
+        return self.now < self.week.deadline and self.edition_status in (None, "sending")
+
+    @property
+    def skipped(self) -> bool:
+        return self.edition_status is None and self.now >= self.week.deadline
+
+
+def latest_week(context: Context, now: datetime) -> LatestWeek:
+    week = week_of_run(context.settings, last_fire(context.settings, now))
+    with db.transaction(context.sessions) as session:
+        found = progress.edition_status(session, week.key)
+    return LatestWeek(week, found, now)
+
+
 # --- the report -------------------------------------------------------------------------
 
 
@@ -91,6 +166,7 @@ class EditionProgress:
     completed_at: datetime | None
     tally: DeliveryTally
     failure_reasons: tuple[tuple[str, int], ...] = ()
+    empty_reason: str | None = None  # why it planned nobody
 
 
 @dataclass(frozen=True)
@@ -102,10 +178,15 @@ class StatusReport:
     leader: LeaseInfo | None  # the process running the scheduler, if any
     current: EditionProgress | None
     recent: tuple[EditionProgress, ...] = field(default=())
+    # The latest run's edition, not planned yet: a scheduler that starts plans it at once.
+    overdue: Week | None = None
+    # Weeks that passed unplanned, newest first, each with the note the log printed.
+    skipped: tuple[tuple[Week, str], ...] = field(default=())
 
 
 def report(context: Context, now: datetime | None = None, recent: int = 5) -> StatusReport:
-    """Next run, the current edition's progress and the last few editions' totals."""
+    """Next run, the current edition's progress, the last few editions' totals, and
+    any week not planned (overdue now, or skipped because it passed)."""
     now = now or utcnow()
     settings = context.settings
     run = next_fire(settings, now)
@@ -115,6 +196,11 @@ def report(context: Context, now: datetime | None = None, recent: int = 5) -> St
         rows = progress.latest_editions(session, recent + 1)
         counts = progress.tallies(session, [r.id for r in rows], now)
         reasons = progress.failure_reasons(session, rows[0].id) if rows else []
+        empty = {
+            r.id: empty_reason(progress.planning_facts(session, r), r)
+            for r in rows
+            if r.id not in counts
+        }
     editions = [
         EditionProgress(
             r.key,
@@ -123,10 +209,61 @@ def report(context: Context, now: datetime | None = None, recent: int = 5) -> St
             r.paused_reason,
             r.completed_at,
             counts.get(r.id, DeliveryTally()),
+            empty_reason=empty.get(r.id),
         )
         for r in rows
     ]
     current = None
     if editions:
         current = EditionProgress(**{**editions[0].__dict__, "failure_reasons": tuple(reasons)})
-    return StatusReport(now, run, key, send_at, leader, current, tuple(editions[1:]))
+    latest = week_of_run(settings, last_fire(settings, now))
+    planned = {r.key for r in rows}
+    overdue = latest if latest.key not in planned and now < latest.deadline else None
+    skipped = tuple(
+        (week, skip_note(settings, week, now))
+        for week in _unplanned_weeks(settings, now, rows, recent + 1)
+    )
+    return StatusReport(
+        now, run, key, send_at, leader, current, tuple(editions[1:]), overdue, skipped
+    )
+
+
+def _unplanned_weeks(
+    settings: Settings, now: datetime, rows: Sequence[progress.EditionRow], limit: int
+) -> list[Week]:
+    """Weeks past their deadline with no edition, newest first: back to the oldest
+    edition listed (a store with no edition yet: only the latest week, not the years
+    before it was installed)."""
+    planned = {r.key for r in rows}
+    oldest = rows[-1].scheduled_for if rows else None
+    found: list[Week] = []
+    fire = last_fire(settings, now)
+    for _ in range(limit):
+        week = week_of_run(settings, fire)
+        if oldest is not None and week.send_at <= oldest:
+            break
+        if week.key not in planned and now >= week.deadline:
+            found.append(week)
+        if oldest is None:
+            break
+        fire = last_fire(settings, fire - timedelta(seconds=1))
+    return found
+
+
+def empty_reason(facts: progress.PlanningFacts, edition: progress.EditionRow) -> str:
+    """Why an edition planned no delivery, in the order a reader would be ruled out."""
+    if facts.active_readers == 0:
+        return "no reader was active"
+    if facts.unpaused_readers == 0:
+        return "every active reader had paused their mail"
+    if facts.papers_in_window == 0:
+        newest = (
+            f"the newest paper was listed at {_when(facts.newest_listing)}"
+            if facts.newest_listing is not None
+            else "no paper has been ingested yet"
+        )
+        return (
+            f"no paper was listed in its window ({_when(edition.window_start)} to "
+            f"{_when(edition.window_end)}); {newest}"
+        )
+    return "no paper matched any reader's interests (digest.skip_empty is on)"

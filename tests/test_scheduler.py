@@ -114,22 +114,145 @@ def test_a_run_missed_by_minutes_still_plans_that_weeks_edition(context: Context
     assert len(due_times(ctx)) == 3
 
 
-def test_a_run_missed_beyond_the_grace_time_waits_for_next_week(context: Context) -> None:
+def test_a_run_missed_beyond_the_grace_still_plans_while_a_reader_is_due(
+    context: Context,
+) -> None:
+    # Monday 15:00 in Berlin: the run was at 08:00, but readers as far west as UTC-12
+    # are due at 20:00 UTC.
     ctx = berlin(context, misfire_grace_hours=6, **AT_SEND_TIME)
+    add_papers(ctx, listed_at=IN_W49_WINDOW)
+    add_readers(ctx, 3)
     _install_before_fire_time(ctx)
     jobs = RecordingJobs()
     with time_machine.travel(MONDAY_0800_BERLIN + timedelta(hours=7)):
         later = Scheduler(configured(ctx), jobs=jobs, owner="later")
         assert later.step()
         try:
+            assert later.catching_up == "2026-W49"
+            assert jobs.planned.wait(20)
             aps = later._aps
             assert aps is not None
             next_week = MONDAY_0800_BERLIN + timedelta(days=7)
             wait_until(lambda: aps.get_job(WEEKLY_JOB_ID).next_run_time == next_week)
         finally:
-            later.stop()  # waits for the executor: a run it started would be finished
-    assert jobs.planned_for == []
-    assert editions(ctx) == []
+            later.stop()
+    assert jobs.planned_keys == ["2026-W49"]
+    assert len(due_times(ctx)) == 3
+
+
+# Default plan moment: Monday 08:00 at UTC+14 (Sunday 18:00 UTC); the last reader, at
+# UTC-12, is due Monday 20:00 UTC; six hours of grace after that.
+UTC_MONDAY_0800 = {"timezone": "UTC", "weekday": "monday", "time": "08:00"}
+MONDAY_0800_UTC = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+W49_DEADLINE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [timedelta(seconds=-75), timedelta(minutes=2), timedelta(hours=17, minutes=59)],
+    ids=["75s-before-send-time", "2min-after", "just-before-the-deadline"],
+)
+def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoever_is_due(
+    any_context: Context, smtp_server: CaptureServer, offset: timedelta
+) -> None:
+    ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
+    add_papers(ctx, listed_at=IN_W49_WINDOW)
+    add_reader(ctx, "tokyo@example.org", "Asia/Tokyo")  # due Sunday 23:00 UTC
+    add_reader(ctx, "utc@example.org")
+    add_reader(ctx, "baker@example.org", "Etc/GMT+12")  # the last: Monday 20:00 UTC
+    start = MONDAY_0800_UTC + offset
+    with time_machine.travel(start):
+        scheduler = Scheduler(ctx, owner="late")
+        assert scheduler.step()
+        try:
+            assert scheduler.catching_up == "2026-W49"
+            wait_until(lambda: len(due_times(ctx)) == 3)
+            wait_until(lambda: "tokyo@example.org" in received_by(smtp_server))
+            assert scheduler._aps is not None
+            job = scheduler._aps.get_job(WEEKLY_JOB_ID)
+            assert job.next_run_time == datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
+        finally:
+            scheduler.stop()
+    assert editions(ctx) == ["2026-W49"]
+    assert due_times(ctx) == {
+        "tokyo@example.org": datetime(2026, 11, 29, 23, 0, tzinfo=UTC),
+        "utc@example.org": MONDAY_0800_UTC,
+        "baker@example.org": datetime(2026, 11, 30, 20, 0, tzinfo=UTC),
+    }
+    # The drain sends whoever is due; the others wait for their morning.
+    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: start)
+    due = {e for e, at in due_times(ctx).items() if at <= start}
+    received = received_by(smtp_server)
+    assert due <= set(received) and set(received.values()) == {1}
+    assert ("baker@example.org" in received) == ("baker@example.org" in due)
+
+
+def test_a_scheduler_started_after_the_whole_week_passed_skips_it_and_says_so(
+    any_context: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = configured(any_context, digest=UTC_MONDAY_0800)
+    add_papers(ctx, listed_at=IN_W49_WINDOW)
+    add_readers(ctx, 2)
+    jobs = RecordingJobs()
+    with time_machine.travel(W49_DEADLINE + timedelta(minutes=1), tick=False):
+        scheduler = Scheduler(ctx, jobs=jobs, owner="too-late")
+        assert scheduler.step()
+        assert scheduler.catching_up is None
+        try:
+            assert scheduler._aps is not None
+            job = scheduler._aps.get_job(WEEKLY_JOB_ID)
+            assert job.next_run_time == datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
+        finally:
+            scheduler.stop()
+        report = status.report(ctx)
+    assert jobs.planned_keys == [] and editions(ctx) == []
+    note = (
+        "edition 2026-W49 was not planned: its last send time passed at 2026-11-30 20:00 UTC "
+        "(more than the 6 h grace); the next is 2026-W50, planned at 2026-12-06 18:00 UTC"
+    )
+    assert note in caplog.text
+    assert [(week.key, text) for week, text in report.skipped] == [("2026-W49", note)]
+    assert report.overdue is None
+
+
+def test_a_scheduler_started_before_the_plan_moment_does_not_plan_early(
+    context: Context,
+) -> None:
+    ctx = configured(context, digest=UTC_MONDAY_0800)
+    add_papers(ctx, listed_at=IN_W49_WINDOW)
+    add_readers(ctx, 2)
+    jobs = RecordingJobs()
+    plan_moment = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
+    with time_machine.travel(plan_moment - timedelta(seconds=75), tick=False):
+        scheduler = Scheduler(ctx, jobs=jobs, owner="early")
+        assert scheduler.step()
+        assert scheduler.catching_up is None
+        try:
+            assert scheduler._aps is not None
+            assert scheduler._aps.get_job(WEEKLY_JOB_ID).next_run_time == plan_moment
+        finally:
+            scheduler.stop()
+    assert jobs.planned_keys == [] and editions(ctx) == []
+
+
+def test_a_new_leader_does_not_plan_a_finished_edition_again(
+    any_context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
+    add_papers(ctx, listed_at=IN_W49_WINDOW)
+    add_readers(ctx, 2)
+    at = MONDAY_0800_UTC + timedelta(minutes=5)
+    Scheduler(ctx, clock=lambda: at).plan_week()
+    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: at)
+    assert len(received_by(smtp_server)) == 2
+    add_reader(ctx, "joined-later@example.org", "Asia/Tokyo")
+    jobs = RecordingJobs()
+    with time_machine.travel(at + timedelta(minutes=1), tick=False):
+        scheduler = Scheduler(configured(ctx, smtp_server), jobs=jobs, owner="next")
+        assert scheduler.step()
+        assert scheduler.catching_up is None  # done: new deliveries would never be sent
+        scheduler.stop()
+    assert len(due_times(ctx)) == 2
 
 
 def test_a_late_run_plans_its_own_week_even_after_the_week_turned(context: Context) -> None:

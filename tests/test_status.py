@@ -7,16 +7,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import time_machine
 from sqlalchemy import update
 
 from newsletter import db, outbox, status
 from newsletter.context import Context
-from newsletter.models import Delivery
+from newsletter.models import Delivery, Subscriber
 from newsletter.scheduler import Scheduler
 from newsletter.smtpcapture import CaptureServer
 from newsletter.store import leases
 from newsletter.store import outbox as outbox_store
+from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
 from tests.delivery_helpers import add_papers, add_readers, configured
 from tests.scheduler_support import add_reader
@@ -139,3 +141,136 @@ def test_status_without_a_schema_is_a_one_line_error(
     result = run_cli("--config", str(config_file()), "status")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: the database has no schema yet: run `newsletter init`"
+
+
+# --- weeks not planned, and editions that planned nobody ---------------------------------
+
+MONDAY_W49 = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # 08:00 in Berlin
+W49_LAST_READER = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # Monday 08:00 at UTC-12
+
+
+def test_an_unplanned_edition_is_overdue_while_a_reader_is_still_due(
+    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Context
+) -> None:
+    path = config_file(digest=BERLIN)
+    with time_machine.travel(MONDAY_W49 + timedelta(hours=2), tick=False):
+        report = status.report(configured(context, digest=BERLIN))
+        result = run_cli("--config", str(path), "status")
+    assert report.overdue is not None and report.overdue.key == "2026-W49"
+    assert report.overdue.deadline == W49_LAST_READER + timedelta(hours=6)
+    assert report.skipped == ()
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "Overdue: edition 2026-W49 was due to be planned at 2026-11-29 18:00 UTC and is not; "
+        "a scheduler plans it as soon as it leads, until 2026-12-01 02:00 UTC"
+    ) in " ".join(result.stdout.split())
+
+
+def test_the_status_command_says_which_week_was_skipped_and_when_the_next_is_planned(
+    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Context
+) -> None:
+    path = config_file(digest=BERLIN)
+    with time_machine.travel(W49_LAST_READER + timedelta(hours=6, minutes=1), tick=False):
+        text = run_cli("--config", str(path), "status")
+        data = json.loads(run_cli("--config", str(path), "status", "--json").stdout)
+    note = (
+        "edition 2026-W49 was not planned: its last send time passed at 2026-11-30 20:00 UTC "
+        "(more than the 6 h grace); the next is 2026-W50, planned at 2026-12-06 18:00 UTC"
+    )
+    assert text.exit_code == 0, text.stderr
+    assert f"Skipped: {note}." in " ".join(text.stdout.split())
+    assert data["overdue"] is None
+    assert [(s["key"], s["note"]) for s in data["skipped"]] == [("2026-W49", note)]
+
+
+def test_a_week_skipped_between_two_editions_is_listed(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = _planned(context, smtp_server, W48_FIRE, readers=2)
+    w50_fire = W49_FIRE + timedelta(days=7)
+    add_papers(ctx, listed_at=w50_fire - timedelta(days=2))
+    Scheduler(ctx, clock=lambda: w50_fire).plan_week()
+    report = status.report(ctx, now=w50_fire + timedelta(hours=1))
+    assert report.current is not None and report.current.key == "2026-W50"
+    assert [e.key for e in report.recent] == ["2026-W48"]
+    assert [week.key for week, _ in report.skipped] == ["2026-W49"]
+
+
+def _pause_everyone(ctx: Context) -> None:
+    with db.transaction(ctx.sessions) as session:
+        session.execute(update(Subscriber).values(paused=True))
+
+
+def _unsubscribe_everyone(ctx: Context) -> None:
+    with db.transaction(ctx.sessions) as session:
+        session.execute(update(Subscriber).values(status="unsubscribed"))
+
+
+EMPTY_CASES: dict[str, tuple[Callable[[Context], None], str]] = {
+    "no-reader": (_unsubscribe_everyone, "no reader was active"),
+    "all-paused": (_pause_everyone, "every active reader had paused their mail"),
+    "no-paper": (
+        lambda ctx: None,
+        # planned ahead, at Sunday 18:00 UTC: the window ends then
+        "no paper was listed in its window (2026-11-23 07:00 UTC to 2026-11-29 18:00 UTC); "
+        "the newest paper was listed at 2026-11-12 18:00 UTC",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EMPTY_CASES.values(), ids=EMPTY_CASES.keys())
+def test_it_names_why_an_edition_planned_nobody(
+    context: Context, case: tuple[Callable[[Context], None], str]
+) -> None:
+    arrange, reason = case
+    ctx = configured(context, digest=BERLIN, matching={"semantic": "off"})
+    add_papers(ctx, listed_at=W49_FIRE - timedelta(days=17))  # two windows back
+    add_readers(ctx, 2)
+    arrange(ctx)
+    Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()
+    report = status.report(ctx, now=W49_FIRE)
+    assert report.current is not None and report.current.tally.planned == 0
+    assert report.current.empty_reason == reason
+
+
+def test_it_says_nothing_matched_when_readers_and_papers_were_there(context: Context) -> None:
+    ctx = configured(context, digest=BERLIN, matching={"semantic": "off"})
+    add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
+    with db.transaction(ctx.sessions) as session:
+        add_subscriber(session, "x@example.org", status="active", interests=["ornithology"])
+    Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()
+    report = status.report(ctx, now=W49_FIRE)
+    assert report.current is not None and report.current.tally.planned == 0
+    assert report.current.empty_reason == (
+        "no paper matched any reader's interests (digest.skip_empty is on)"
+    )
+
+
+def test_earlier_editions_show_their_pause_reason_and_why_they_sent_nothing(
+    run_cli: Callable[..., CliResult],
+    config_file: Callable[..., Path],
+    context: Context,
+    smtp_server: CaptureServer,
+) -> None:
+    path = config_file(digest=BERLIN)
+    ctx = configured(context, smtp_server, digest=BERLIN)
+    add_readers(ctx, 2)
+    Scheduler(ctx, clock=lambda: W48_FIRE - timedelta(days=7)).plan_week()  # W47: no paper
+    add_papers(ctx, listed_at=W48_FIRE - timedelta(days=2))
+    Scheduler(ctx, clock=lambda: W48_FIRE).plan_week()
+    with db.transaction(ctx.sessions) as session:
+        edition = outbox_store.get_edition(session, "2026-W48")
+        assert edition is not None
+        outbox_store.pause_edition(session, edition.id, "the relay refused 2 of 2")
+    add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
+    Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()
+    with time_machine.travel(W49_FIRE + timedelta(hours=1), tick=False):
+        text = run_cli("--config", str(path), "status", "--editions", "3")
+        data = json.loads(run_cli("--config", str(path), "status", "--json").stdout)
+    assert text.exit_code == 0, text.stderr
+    assert "2026-W48: paused: the relay refused 2 of 2." in text.stdout
+    assert "2026-W47: sent nothing: no paper was listed in its window" in text.stdout
+    recent = {e["key"]: e for e in data["recent"]}
+    assert recent["2026-W48"]["paused_reason"] == "the relay refused 2 of 2"
+    assert recent["2026-W47"]["planned"] == 0
+    assert recent["2026-W47"]["empty_reason"].startswith("no paper was listed in its window")

@@ -32,21 +32,24 @@ def scheduler(state: State) -> None:
     context = state.context()
     runner = Scheduler(context)
     runner.on_change = lambda leading: console.print(
-        f"{runner.owner} {'leads: running the weekly job' if leading else 'stepped down'}.",
+        f"{runner.owner} {_leading(runner.catching_up) if leading else 'stepped down'}.",
         markup=False,
+        soft_wrap=True,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    report = status_service.report(context)
+    report = status_service.report(context, recent=0)
     console.print(
         f"Scheduler {runner.owner} started; next edition {report.next_edition} is planned "
         f"at {_when(report.next_run)}.",
         markup=False,
         soft_wrap=True,
     )
+    for _, note in report.skipped:
+        console.print(f"Skipped: {note}.", markup=False, soft_wrap=True)
     try:
         runner.run()
     finally:
@@ -72,12 +75,20 @@ def status(state: State, as_json: bool, editions: int) -> None:
         click.echo(json.dumps(_as_dict(report), indent=2))
         return
     _print_schedule(report)
+    for _, note in report.skipped:
+        console.print(f"Skipped: {note}.", markup=False, soft_wrap=True)
     if report.current is None:
         console.print("No edition has been planned yet.")
         return
     _print_current(report.current)
     if report.recent:
         _print_recent(report.recent)
+
+
+def _leading(catching_up: str | None) -> str:
+    if catching_up is None:
+        return "leads: running the weekly job"
+    return f"leads: planning edition {catching_up} now (its planning time passed), then weekly"
 
 
 def _when(moment: datetime) -> str:
@@ -93,6 +104,15 @@ def _print_schedule(report: status_service.StatusReport) -> None:
         markup=False,
     )
     console.print(f"Scheduler: {who}.", markup=False)
+    week = report.overdue
+    if week is not None:
+        console.print(
+            f"Overdue: edition {week.key} was due to be planned at {_when(week.plan_at)} and "
+            f"is not; a scheduler plans it as soon as it leads, until "
+            f"{_when(week.deadline)} (its last reader is due at {_when(week.last_send)}).",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _print_current(edition: status_service.EditionProgress) -> None:
@@ -116,6 +136,8 @@ def _print_current(edition: status_service.EditionProgress) -> None:
     console.print(table)
     if edition.status == "paused":
         console.print(f"Paused: {edition.paused_reason}", markup=False)
+    if edition.empty_reason is not None:
+        console.print(f"Nothing to send: {edition.empty_reason}.", markup=False, soft_wrap=True)
     if t.retrying:
         console.print(f"{t.retrying} delivery(ies) wait for a retry after a temporary failure.")
     for error, count in edition.failure_reasons:
@@ -145,6 +167,25 @@ def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
             _when(e.scheduled_for),
         )
     console.print(table)
+    for e in recent:  # below the table: a reason is a sentence, too long for a column
+        if why := _why(e):
+            console.print(f"{e.key}: {why}.", markup=False, soft_wrap=True)
+
+
+def _why(edition: status_service.EditionProgress) -> str:
+    if edition.status == "paused" and edition.paused_reason:
+        return f"paused: {edition.paused_reason}"
+    return f"sent nothing: {edition.empty_reason}" if edition.empty_reason else ""
+
+
+def _week_dict(week: status_service.Week) -> dict[str, str]:
+    return {
+        "key": week.key,
+        "plan_at": week.plan_at.isoformat(),
+        "send_at": week.send_at.isoformat(),
+        "last_send": week.last_send.isoformat(),
+        "deadline": week.deadline.isoformat(),
+    }
 
 
 def _edition_dict(edition: status_service.EditionProgress) -> dict[str, Any]:
@@ -156,6 +197,7 @@ def _edition_dict(edition: status_service.EditionProgress) -> dict[str, Any]:
         "completed_at": edition.completed_at.isoformat() if edition.completed_at else None,
         **_tally_dict(edition.tally),
         "failure_reasons": [{"error": e, "count": n} for e, n in edition.failure_reasons],
+        "empty_reason": edition.empty_reason,
     }
 
 
@@ -175,4 +217,6 @@ def _as_dict(report: status_service.StatusReport) -> dict[str, Any]:
         else {"owner": leader.owner, "expires_at": leader.expires_at.isoformat()},
         "current": None if report.current is None else _edition_dict(report.current),
         "recent": [_edition_dict(e) for e in report.recent],
+        "overdue": None if report.overdue is None else _week_dict(report.overdue),
+        "skipped": [{**_week_dict(week), "note": note} for week, note in report.skipped],
     }

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Delivery, Edition
+from newsletter.models import Delivery, Edition, Paper, Subscriber
 
 _COUNTED = ("sent", "sending", "failed", "skipped")  # in the order tallies() reads them
 
@@ -22,6 +22,19 @@ class EditionRow:
     status: str
     paused_reason: str | None
     completed_at: datetime | None
+    window_start: datetime
+    window_end: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PlanningFacts:
+    """What an edition that planned nobody had to work with (see status.report)."""
+
+    active_readers: int  # active when it was planned (by subscription time)
+    unpaused_readers: int
+    papers_in_window: int
+    newest_listing: datetime | None  # of any paper
 
 
 @dataclass(frozen=True)
@@ -42,9 +55,39 @@ def latest_editions(session: Session, limit: int) -> list[EditionRow]:
     """The newest editions first (by send time)."""
     query = select(Edition).order_by(Edition.scheduled_for.desc(), Edition.id.desc()).limit(limit)
     return [
-        EditionRow(e.id, e.key, e.scheduled_for, e.status, e.paused_reason, e.completed_at)
+        EditionRow(
+            e.id,
+            e.key,
+            e.scheduled_for,
+            e.status,
+            e.paused_reason,
+            e.completed_at,
+            e.window_start,
+            e.window_end,
+            e.created_at,
+        )
         for e in session.scalars(query)
     ]
+
+
+def edition_status(session: Session, key: str) -> str | None:
+    """The edition's status, or None when it was never planned."""
+    found: str | None = session.scalar(select(Edition.status).where(Edition.key == key))
+    return found
+
+
+def planning_facts(session: Session, edition: EditionRow) -> PlanningFacts:
+    active = (Subscriber.status == "active") & (Subscriber.created_at <= edition.created_at)
+    readers = session.execute(
+        select(
+            func.count(),
+            func.sum(case((Subscriber.paused.is_(False), 1), else_=0)),
+        ).where(active)
+    ).one()
+    in_window = (Paper.listed_at >= edition.window_start) & (Paper.listed_at < edition.window_end)
+    papers = session.scalar(select(func.count()).select_from(Paper).where(in_window)) or 0
+    newest = session.scalar(select(func.max(Paper.listed_at)))
+    return PlanningFacts(int(readers[0]), int(readers[1] or 0), int(papers), newest)
 
 
 def tallies(
