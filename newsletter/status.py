@@ -23,7 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from newsletter import db
 from newsletter.config import WEEKDAYS, Settings
 from newsletter.context import Context
-from newsletter.digest import edition_key, send_instant
+from newsletter.digest import edition_key, send_instant, why_nothing
 from newsletter.models import utcnow
 from newsletter.store import leases, progress
 from newsletter.store.leases import LeaseInfo
@@ -196,11 +196,7 @@ def report(context: Context, now: datetime | None = None, recent: int = 5) -> St
         rows = progress.latest_editions(session, recent + 1)
         counts = progress.tallies(session, [r.id for r in rows], now)
         reasons = progress.failure_reasons(session, rows[0].id) if rows else []
-        empty = {
-            r.id: empty_reason(progress.planning_facts(session, r), r)
-            for r in rows
-            if r.id not in counts
-        }
+        empty = {r.id: why_nothing(session, r) for r in rows if r.id not in counts}
     editions = [
         EditionProgress(
             r.key,
@@ -248,22 +244,3 @@ def _unplanned_weeks(
             break
         fire = last_fire(settings, fire - timedelta(seconds=1))
     return found
-
-
-def empty_reason(facts: progress.PlanningFacts, edition: progress.EditionRow) -> str:
-    """Why an edition planned no delivery, in the order a reader would be ruled out."""
-    if facts.active_readers == 0:
-        return "no reader was active"
-    if facts.unpaused_readers == 0:
-        return "every active reader had paused their mail"
-    if facts.papers_in_window == 0:
-        newest = (
-            f"the newest paper was listed at {_when(facts.newest_listing)}"
-            if facts.newest_listing is not None
-            else "no paper has been ingested yet"
-        )
-        return (
-            f"no paper was listed in its window ({_when(edition.window_start)} to "
-            f"{_when(edition.window_end)}); {newest}"
-        )
-    return "no paper matched any reader's interests (digest.skip_empty is on)"

@@ -206,14 +206,15 @@ def _unsubscribe_everyone(ctx: Context) -> None:
         session.execute(update(Subscriber).values(status="unsubscribed"))
 
 
+NO_READER = "there is no active reader (or every active reader has paused their digest)"
 EMPTY_CASES: dict[str, tuple[Callable[[Context], None], str]] = {
-    "no-reader": (_unsubscribe_everyone, "no reader was active"),
-    "all-paused": (_pause_everyone, "every active reader had paused their mail"),
+    "no-reader": (_unsubscribe_everyone, NO_READER),
+    "all-paused": (_pause_everyone, NO_READER),
     "no-paper": (
         lambda ctx: None,
         # planned ahead, at Sunday 18:00 UTC: the window ends then
-        "no paper was listed in its window (2026-11-23 07:00 UTC to 2026-11-29 18:00 UTC); "
-        "the newest paper was listed at 2026-11-12 18:00 UTC",
+        "no paper was listed in the window of edition 2026-W49 (2026-11-23 07:00 UTC to "
+        "2026-11-29 18:00 UTC); the newest was 2026-11-12 18:00 UTC: run `newsletter ingest`",
     ),
 }
 
@@ -242,7 +243,9 @@ def test_it_says_nothing_matched_when_readers_and_papers_were_there(context: Con
     report = status.report(ctx, now=W49_FIRE)
     assert report.current is not None and report.current.tally.planned == 0
     assert report.current.empty_reason == (
-        "no paper matched any reader's interests (digest.skip_empty is on)"
+        "none of the 30 papers listed in the window of edition 2026-W49 (2026-11-23 07:00 UTC "
+        "to 2026-11-29 18:00 UTC) matched any reader's topics and interests, and "
+        "digest.skip_empty is on"
     )
 
 
@@ -269,8 +272,11 @@ def test_earlier_editions_show_their_pause_reason_and_why_they_sent_nothing(
         data = json.loads(run_cli("--config", str(path), "status", "--json").stdout)
     assert text.exit_code == 0, text.stderr
     assert "2026-W48: paused: the relay refused 2 of 2." in text.stdout
-    assert "2026-W47: sent nothing: no paper was listed in its window" in text.stdout
+    assert (
+        "2026-W47: sent nothing: no paper was listed in the window of edition 2026-W47"
+        in text.stdout
+    )
     recent = {e["key"]: e for e in data["recent"]}
     assert recent["2026-W48"]["paused_reason"] == "the relay refused 2 of 2"
     assert recent["2026-W47"]["planned"] == 0
-    assert recent["2026-W47"]["empty_reason"].startswith("no paper was listed in its window")
+    assert recent["2026-W47"]["empty_reason"].startswith("no paper was listed in the window")

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Delivery, Edition, Paper, Subscriber
+from newsletter.models import Delivery, Edition
 
 _COUNTED = ("sent", "sending", "failed", "skipped")  # in the order tallies() reads them
 
@@ -25,16 +25,6 @@ class EditionRow:
     window_start: datetime
     window_end: datetime
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class PlanningFacts:
-    """What an edition that planned nobody had to work with (see status.report)."""
-
-    active_readers: int  # active when it was planned (by subscription time)
-    unpaused_readers: int
-    papers_in_window: int
-    newest_listing: datetime | None  # of any paper
 
 
 @dataclass(frozen=True)
@@ -74,20 +64,6 @@ def edition_status(session: Session, key: str) -> str | None:
     """The edition's status, or None when it was never planned."""
     found: str | None = session.scalar(select(Edition.status).where(Edition.key == key))
     return found
-
-
-def planning_facts(session: Session, edition: EditionRow) -> PlanningFacts:
-    active = (Subscriber.status == "active") & (Subscriber.created_at <= edition.created_at)
-    readers = session.execute(
-        select(
-            func.count(),
-            func.sum(case((Subscriber.paused.is_(False), 1), else_=0)),
-        ).where(active)
-    ).one()
-    in_window = (Paper.listed_at >= edition.window_start) & (Paper.listed_at < edition.window_end)
-    papers = session.scalar(select(func.count()).select_from(Paper).where(in_window)) or 0
-    newest = session.scalar(select(func.max(Paper.listed_at)))
-    return PlanningFacts(int(readers[0]), int(readers[1] or 0), int(papers), newest)
 
 
 def tallies(
