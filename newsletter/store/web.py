@@ -39,9 +39,11 @@ def edition_papers(session: Session, edition_id: int) -> Sequence[Paper]:
 
 def delete_pending_before(session: Session, cutoff: datetime) -> int:
     """Delete subscriptions still pending that were neither created nor sent a
-    confirmation since `cutoff`. Their topics and interests go with them (ON DELETE)."""
+    confirmation since `cutoff`. Their topics and interests go with them (ON DELETE).
+    A returning reader (confirmed once, pending again) keeps their history."""
     stale = and_(
         Subscriber.status == "pending",
+        Subscriber.confirmed_at.is_(None),
         Subscriber.created_at < cutoff,
         or_(Subscriber.confirmation_sent_at.is_(None), Subscriber.confirmation_sent_at < cutoff),
     )

@@ -268,7 +268,12 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
             zone=zone,
         )
     if result.send_confirmation:
-        send_later(background, notices.send_confirmation, state, result.subscriber)
+        claimed_at = result.claimed_at
+
+        def send_confirmation(context: Context, info: SubscriberInfo) -> None:
+            notices.send_confirmation(context, info, claimed_at=claimed_at)
+
+        send_later(background, send_confirmation, state, result.subscriber)
     background.add_task(subscriptions.purge_pending, state.context)
     return done
 
