@@ -113,7 +113,14 @@ class Composer:
         return self._finish(self.renderer.digest(view), view.recipient, message_id, True, now)
 
     def notice_view(
-        self, kind: NoticeKind, *, subscriber_id: int, email: str, topics: Sequence[str] = ()
+        self,
+        kind: NoticeKind,
+        *,
+        subscriber_id: int,
+        email: str,
+        topics: Sequence[str] = (),
+        interests: Sequence[str] = (),
+        delivery: str = "",
     ) -> NoticeView:
         action = ""
         if kind == "confirm":
@@ -123,6 +130,8 @@ class Composer:
             recipient=self.recipient(subscriber_id, email),
             action_url=action,
             topics=tuple(topics),
+            interests=tuple(interests),
+            delivery=delivery,
         )
 
     def notice(
@@ -132,9 +141,18 @@ class Composer:
         subscriber_id: int,
         email: str,
         topics: Sequence[str] = (),
+        interests: Sequence[str] = (),
+        delivery: str = "",
         now: datetime | None = None,
     ) -> OutgoingMessage:
-        view = self.notice_view(kind, subscriber_id=subscriber_id, email=email, topics=topics)
+        view = self.notice_view(
+            kind,
+            subscriber_id=subscriber_id,
+            email=email,
+            topics=topics,
+            interests=interests,
+            delivery=delivery,
+        )
         rendered = self.renderer.notice(kind, view)
         message_id = random_message_id(kind, self.domain)
         return self._finish(

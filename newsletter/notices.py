@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 
 from newsletter import db
 from newsletter.compose import Composer, NoticeKind
+from newsletter.config import DigestConfig
 from newsletter.context import Context
+from newsletter.digest import reader_zone
 from newsletter.errors import DeliveryError
 from newsletter.mail.smtp import SendError, SmtpPool
 from newsletter.models import utcnow
@@ -34,7 +36,14 @@ def send_notice(context: Context, kind: NoticeKind, info: SubscriberInfo) -> str
     """Compose and send one notice now; returns its Message-ID."""
     composer = Composer(context.settings, context.secret_key)
     topics = [_topic_name(context, slug) for slug in info.topics]
-    message = composer.notice(kind, subscriber_id=info.id, email=info.email, topics=topics)
+    message = composer.notice(
+        kind,
+        subscriber_id=info.id,
+        email=info.email,
+        topics=topics,
+        interests=info.interests,
+        delivery=delivery_time(context.settings.digest, info.timezone),
+    )
     pool = SmtpPool(context.settings.smtp, size=1)
     try:
         pool.send(message.sender, message.recipient, message.data)
@@ -104,6 +113,12 @@ def send_welcome(context: Context, info: SubscriberInfo) -> None:
 
 def send_goodbye(context: Context, info: SubscriberInfo) -> None:
     send_notice(context, "goodbye", info)
+
+
+def delivery_time(config: DigestConfig, timezone: str | None) -> str:
+    """When a reader's digest arrives: the send time is local to their own time zone."""
+    zone = reader_zone(timezone, config.zone).key  # as planning does: unknown → default
+    return f"every {config.weekday.capitalize()} at {config.time:%H:%M} ({zone} time)"
 
 
 def _topic_name(context: Context, slug: str) -> str:

@@ -225,3 +225,20 @@ def test_worker_drains_due_deliveries_and_leaves_later_ones(
     assert waiting == "queued"
     again = cli("worker")
     assert "Worker: sent 0" in again.stdout
+
+
+def test_a_reader_who_picked_nothing_is_sent_the_general_trending_digest(
+    context: Context, cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 20, current_window_instant(context))
+    with db.transaction(context.sessions) as session:
+        add_subscriber(session, "ada@example.org", status="active")
+    assert summary(cli("send-now"))["sent"] == "1"
+    [received] = faulty.messages
+    message = message_from_bytes(received.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for kind in ("plain", "html"):
+        part = message.get_body(preferencelist=(kind,))
+        assert part is not None
+        body = str(part.get_content())  # type: ignore[attr-defined]
+        assert "general trending digest" in body and "Trending this week" in body

@@ -282,3 +282,8 @@ def test_it_mails_an_internationalized_domain_in_its_ascii_form(web: Rig) -> Non
     assert subscribe(web.client, "leser@bücher.example").status_code == 303
     [message] = web.smtp.messages
     assert message.recipients == ("leser@xn--bcher-kva.example",)
+
+
+def test_the_form_says_a_reader_who_picks_nothing_gets_the_general_digest(web: Rig) -> None:
+    page = html.unescape(web.client.get("/").text)
+    assert "pick none for the general trending digest: the week's most upvoted papers" in page

@@ -12,7 +12,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from newsletter.views import PaperView
+from newsletter.views import PaperView, reason_line
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
@@ -110,4 +110,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "week_range": week_range,
     "count": count,
     "stats": stats,
+    "reason_line": reason_line,
 }
