@@ -233,6 +233,7 @@ def request_subscription(
     address = mailable_email(email)
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
+    timezone = check_timezone(timezone) if timezone else None
     with db.transaction(context.sessions) as session:
         subscriber = store.get_subscriber(session, address)
         if subscriber is None:

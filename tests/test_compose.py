@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -79,7 +80,16 @@ def test_hostile_data_stays_text_in_the_finished_message() -> None:
     text, html = parts(parsed)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert HOSTILE in text
-    assert str(parsed["Subject"]).startswith(f"Trending Papers: {HOSTILE}")
+    assert str(parsed["Subject"]).startswith(f"Your papers this week: {HOSTILE}")
+
+
+def test_a_title_with_cr_lf_stays_on_the_subject_line() -> None:
+    [item] = sample_items(1)
+    item = replace(item, paper=replace(item.paper, title="Attention\r\nBcc: v@example.org"))
+    message = composer().digest(subscriber_id=7, email="r@example.org", items=[item], **WEEK)
+    parsed = parse(message.data)
+    assert parsed["Bcc"] is None
+    assert str(parsed["Subject"]) == "Trending this week: Attention Bcc: v@example.org"
 
 
 def test_a_subscriber_address_with_cr_lf_cannot_inject_headers() -> None:

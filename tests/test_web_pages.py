@@ -46,6 +46,24 @@ def test_home_leaves_out_papers_older_than_the_digest_window(web: Rig) -> None:
     assert "Paper number 1" in page and "An old favourite" not in page
 
 
+def test_paper_counts_hide_zeros_and_agree_in_number(web: Rig) -> None:
+    with db.transaction(web.context.sessions) as session:
+        for i, (upvotes, comments) in enumerate([(0, 0), (3, 1), (7, 2)]):
+            session.add(
+                Paper(
+                    external_id=f"arxiv:2501.0000{i}",
+                    title=f"Counted paper {i}",
+                    upvotes=upvotes,
+                    comments=comments,
+                    source="test",
+                    listed_at=datetime.now(UTC),
+                )
+            )
+    page = web.client.get("/").text
+    assert "▲ 0" not in page and "0 comments" not in page
+    assert "1 comment<" in page and "1 comments" not in page and "2 comments" in page
+
+
 def test_home_without_papers_says_so(web: Rig) -> None:
     page = web.client.get("/")
     assert page.status_code == 200 and "No papers yet" in page.text

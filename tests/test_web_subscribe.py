@@ -169,10 +169,11 @@ def test_it_refuses_cr_lf_in_the_address_and_flattens_it_in_interests(web: Rig) 
     assert all(m.recipients == ("ada@example.org",) for m in web.smtp.messages)
 
 
-def test_it_ignores_an_unknown_browser_time_zone(web: Rig) -> None:
-    subscribe(web.client, "ada@example.org", timezone="Mars/Olympus\r\nX: y")
-    reader = stored(web, "ada@example.org")
-    assert reader is not None and reader.timezone is None
+def test_it_refuses_an_unknown_time_zone_with_a_message(web: Rig) -> None:
+    answer = subscribe(web.client, "ada@example.org", timezone="Mars/Olympus\r\nX: y")
+    assert answer.status_code == 400
+    assert "unknown time zone" in answer.text
+    assert stored(web, "ada@example.org") is None and web.smtp.messages == []
 
 
 def test_it_answers_413_to_a_huge_body(web: Rig) -> None:

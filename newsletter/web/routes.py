@@ -106,7 +106,15 @@ def error_page(state: WebState, status_code: int, title: str, message: str) -> H
 
 def link_problem(state: WebState, expired: bool) -> HTMLResponse:
     """One answer for every link that leads nowhere: 404, whatever the address behind it."""
-    return state.pages.render("token_invalid.html", 404, expired=expired)
+    return state.pages.render("token_invalid.html", 404, expired=expired, unsubscribed=False)
+
+
+def left_already(state: WebState) -> HTMLResponse:
+    """A confirm link of a reader who has since unsubscribed: say so, not "expired".
+
+    Only the owner of the signed link sees it, so it reveals nothing to anyone else.
+    """
+    return state.pages.render("token_invalid.html", 200, expired=False, unsubscribed=True)
 
 
 async def parsed_form(
@@ -254,7 +262,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
         if problem:
             raise InvalidInput(problem)
         result = subscriptions.request_subscription(
-            state.context, email, topics, interest_lines(interests), timezone=_zone_or_none(zone)
+            state.context, email, topics, interest_lines(interests), timezone=zone or None
         )
     except InvalidInput as exc:
         return home(
@@ -278,14 +286,6 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
     return done
 
 
-def _zone_or_none(zone: str) -> str | None:
-    # Filled in by the browser: an unknown name is not the reader's mistake; use the default.
-    try:
-        return subscriptions.check_timezone(zone) if zone.strip() else None
-    except InvalidInput:
-        return None
-
-
 @router.get("/check-your-inbox", response_class=HTMLResponse, summary="After subscribing")
 def check_inbox(state: Web) -> HTMLResponse:
     days = state.context.settings.web.pending_expiry_days
@@ -307,6 +307,8 @@ def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
         return info
     if info.status == "active":
         return confirmed(state, info, already=True)
+    if info.status == "unsubscribed":
+        return left_already(state)
     if info.status != "pending":
         return link_problem(state, expired=True)
     return form_page(request, state, "confirm.html", email=info.email)
@@ -334,6 +336,8 @@ async def confirm(
         change = subscriptions.confirm(state.context, sid)
     except NotFound:
         return link_problem(state, expired=True)
+    if change.subscriber.status == "unsubscribed":
+        return left_already(state)
     if change.subscriber.status != "active":
         return link_problem(state, expired=True)
     if change.changed:
@@ -458,9 +462,9 @@ def unsubscribe_page(request: Request, state: Web, token: Token) -> HTMLResponse
     try:
         info = subscriptions.get_preferences(state.context, sid)
     except NotFound:
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     if info.status in ("unsubscribed", "bounced"):
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     return form_page(request, state, "unsubscribe.html", email=info.email)
 
 
@@ -494,11 +498,12 @@ async def unsubscribe(
     try:
         change = subscriptions.unsubscribe_by_id(state.context, sid)
     except NotFound:  # purged: nothing will be sent to it anyway
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     # One-click comes from a mailbox provider, not the reader: send them nothing at all.
-    if change.changed and not one_click:
+    goodbye = change.changed and not one_click
+    if goodbye:
         send_later(background, notices.send_goodbye, state, change.subscriber)
-    return state.pages.render("unsubscribed.html")
+    return state.pages.render("unsubscribed.html", goodbye=goodbye)
 
 
 # --- archive and health ------------------------------------------------------------
