@@ -66,6 +66,11 @@ class Composer:
         token = make_token(self.secret_key, purpose, subscriber_id)
         return f"{self.site.base_url}/{purpose}/{token}"
 
+    def _digest_link(self, edition_key: str, subscriber_id: int) -> str:
+        """'View in browser': this reader's own digest, behind a read-only signed token."""
+        token = make_token(self.secret_key, "digest", subscriber_id)
+        return f"{self.site.base_url}/digest/{edition_key}/{token}"
+
     def digest_view(
         self,
         *,
@@ -84,7 +89,7 @@ class Composer:
             week_start=week_start,
             week_end=week_end,
             items=tuple(items),
-            archive_url=f"{self.site.base_url}/archive/{edition_key}",
+            archive_url=self._digest_link(edition_key, subscriber_id),
             topics=tuple(topics),
         )
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Edition, EditionPaper, Paper, Subscriber
+from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
 
 
 def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:
@@ -35,6 +35,27 @@ def edition_papers(session: Session, edition_id: int) -> Sequence[Paper]:
         .order_by(EditionPaper.position, Paper.id)
     )
     return session.scalars(query).all()
+
+
+def delivered_papers_of(
+    session: Session, edition_id: int, subscriber_id: int
+) -> Sequence[tuple[Paper, str]] | None:
+    """The papers planned for one reader in one edition with their reasons, in the
+    email's order; None when that reader has no delivery in it."""
+    delivery = session.scalar(
+        select(Delivery.id).where(
+            Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber_id
+        )
+    )
+    if delivery is None:
+        return None
+    query = (
+        select(Paper, DeliveryPaper.reason)
+        .join(DeliveryPaper, DeliveryPaper.paper_id == Paper.id)
+        .where(DeliveryPaper.delivery_id == delivery)
+        .order_by(DeliveryPaper.position, Paper.id)
+    )
+    return [(paper, str(reason)) for paper, reason in session.execute(query).all()]
 
 
 def delete_pending_before(session: Session, cutoff: datetime) -> int:

@@ -530,6 +530,30 @@ def archive_edition(
 
 
 @router.get(
+    "/digest/{edition}/{token}",
+    response_class=HTMLResponse,
+    summary="A reader's own digest of one edition: the email's 'View in browser' (read only)",
+    responses=html_responses(404),
+)
+def reader_digest(
+    state: Web, edition: Annotated[str, Path(min_length=1, max_length=40)], token: Token
+) -> HTMLResponse:
+    sid = subscriber_id(state, "digest", token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    page = archive.reader_digest(state.context, edition, sid)
+    if page is None:
+        return error_page(state, 404, "Digest not found", "There is no such digest.")
+    preferences = make_token(state.context.secret_key, "preferences", sid)
+    return state.pages.render(
+        "digest.html",
+        page=page,
+        preferences_url=f"/preferences/{preferences}",
+        archive_url=f"/archive/{page.edition.key}",
+    )
+
+
+@router.get(
     "/healthz",
     summary="Liveness and database check for monitors",
     responses={503: {"description": "The database is unreachable or not migrated"}},
