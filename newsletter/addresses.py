@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.errors import InvalidInput
+from newsletter.errors import HeaderInjection, InvalidInput
+from newsletter.mail.message import ascii_address
 
 
 def normalize_email(raw: str) -> str:
@@ -23,3 +24,26 @@ def normalize_email(raw: str) -> str:
         raise InvalidInput(f"invalid email address {raw!r}: {exc}") from None
     local, _, domain = result.normalized.rpartition("@")
     return f"{local.lower()}@{domain.lower()}"
+
+
+def mailable_email(raw: str) -> str:
+    """`normalize_email`, refusing addresses this newsletter can never deliver to.
+
+    The SMTP client speaks plain SMTP (no SMTPUTF8), so the part before the @ must be
+    ASCII; an internationalized domain is fine (it is sent in its IDNA form).
+    """
+    address = normalize_email(raw)
+    local = address.rpartition("@")[0]
+    if not local.isascii():
+        raise InvalidInput(
+            f"cannot send mail to {address}: the part before the @ has non-ASCII characters,"
+            " which our mail server cannot deliver to; please use another address"
+        )
+    try:
+        ascii_address(address)
+    except HeaderInjection:
+        raise InvalidInput(
+            f"cannot send mail to {address}: our mail server cannot deliver to an address"
+            " written this way; please use another address"
+        ) from None
+    return address

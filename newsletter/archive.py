@@ -16,7 +16,7 @@ from newsletter.digest import general_top, paper_view
 from newsletter.models import Edition
 from newsletter.store import papers as paper_store
 from newsletter.store import web as store
-from newsletter.views import PaperView
+from newsletter.views import TRENDING_REASON, DigestItem, PaperView
 
 EDITION_KEY = re.compile(r"^\d{4}-W\d{2}$")
 ARCHIVE_LIMIT = 520  # ten years of weekly editions
@@ -42,6 +42,18 @@ class EditionSummary:
 class EditionPage:
     edition: EditionSummary
     papers: tuple[PaperView, ...]
+
+
+@dataclass(frozen=True)
+class ReaderDigestPage:
+    """One reader's digest of one edition, as their email showed it."""
+
+    edition: EditionSummary
+    items: tuple[DigestItem, ...]
+
+    @property
+    def general(self) -> bool:
+        return bool(self.items) and all(i.reason == TRENDING_REASON for i in self.items)
 
 
 def trending(context: Context, limit: int | None = None) -> Trending:
@@ -73,6 +85,22 @@ def edition(context: Context, key: str) -> EditionPage | None:
             return None
         papers = tuple(paper_view(p) for p in store.edition_papers(session, found.id))
         return EditionPage(_summary(found, len(papers)), papers)
+
+
+def reader_digest(context: Context, key: str, subscriber_id: int) -> ReaderDigestPage | None:
+    """A reader's own digest of edition `key`, from the papers planned for them (so the
+    page shows what the email showed); None when they had no delivery in it."""
+    if not EDITION_KEY.match(key):
+        return None
+    with db.transaction(context.sessions) as session:
+        found = store.get_edition(session, key)
+        if found is None:
+            return None
+        planned = store.delivered_papers_of(session, found.id, subscriber_id)
+        if planned is None:
+            return None
+        items = tuple(DigestItem(paper_view(p), reason) for p, reason in planned)
+        return ReaderDigestPage(_summary(found, len(items)), items)
 
 
 def _summary(edition: Edition, count: int) -> EditionSummary:

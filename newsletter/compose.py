@@ -66,6 +66,11 @@ class Composer:
         token = make_token(self.secret_key, purpose, subscriber_id)
         return f"{self.site.base_url}/{purpose}/{token}"
 
+    def _digest_link(self, edition_key: str, subscriber_id: int) -> str:
+        """'View in browser': this reader's own digest, behind a read-only signed token."""
+        token = make_token(self.secret_key, "digest", subscriber_id)
+        return f"{self.site.base_url}/digest/{edition_key}/{token}"
+
     def digest_view(
         self,
         *,
@@ -84,7 +89,7 @@ class Composer:
             week_start=week_start,
             week_end=week_end,
             items=tuple(items),
-            archive_url=f"{self.site.base_url}/archive/{edition_key}",
+            archive_url=self._digest_link(edition_key, subscriber_id),
             topics=tuple(topics),
         )
 
@@ -113,7 +118,14 @@ class Composer:
         return self._finish(self.renderer.digest(view), view.recipient, message_id, True, now)
 
     def notice_view(
-        self, kind: NoticeKind, *, subscriber_id: int, email: str, topics: Sequence[str] = ()
+        self,
+        kind: NoticeKind,
+        *,
+        subscriber_id: int,
+        email: str,
+        topics: Sequence[str] = (),
+        interests: Sequence[str] = (),
+        delivery: str = "",
     ) -> NoticeView:
         action = ""
         if kind == "confirm":
@@ -123,6 +135,8 @@ class Composer:
             recipient=self.recipient(subscriber_id, email),
             action_url=action,
             topics=tuple(topics),
+            interests=tuple(interests),
+            delivery=delivery,
         )
 
     def notice(
@@ -132,9 +146,18 @@ class Composer:
         subscriber_id: int,
         email: str,
         topics: Sequence[str] = (),
+        interests: Sequence[str] = (),
+        delivery: str = "",
         now: datetime | None = None,
     ) -> OutgoingMessage:
-        view = self.notice_view(kind, subscriber_id=subscriber_id, email=email, topics=topics)
+        view = self.notice_view(
+            kind,
+            subscriber_id=subscriber_id,
+            email=email,
+            topics=topics,
+            interests=interests,
+            delivery=delivery,
+        )
         rendered = self.renderer.notice(kind, view)
         message_id = random_message_id(kind, self.domain)
         return self._finish(

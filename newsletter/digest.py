@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
 from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
 from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, list_subscribers
-from newsletter.views import PaperView
+from newsletter.views import INTEREST_REASON, TOPIC_REASON, TRENDING_REASON, PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
 ARCHIVE_PAPERS = 50  # the general selection the web archive shows per edition
@@ -142,7 +143,20 @@ _INACTIVE = {
 }
 
 
-def why_nothing(session: Session, edition: store.EditionInfo, email: str | None = None) -> str:
+class EditionWindow(Protocol):
+    """What `why_nothing` reads of an edition (any of its shapes)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def window_start(self) -> datetime: ...
+
+    @property
+    def window_end(self) -> datetime: ...
+
+
+def why_nothing(session: Session, edition: EditionWindow, email: str | None = None) -> str:
     """The one reason planning gave a reader (or, without `email`, anyone) nothing.
 
     In the order an admin would check: the reader, then the window's papers, then
@@ -204,6 +218,9 @@ def choose_for(
 ) -> dict[int, tuple[store.PlannedPaper, ...]]:
     """Each reader's papers, best first, at most digest.max_papers. Reads only.
 
+    A reader with no topics or interests gets the general selection: the window's
+    most trending papers, the same order as the archive and the home page.
+
     Ranking runs once per unique interest for all readers; each reader then merges
     their interests' ranked lists lazily (stopping at max_papers), skipping papers
     they were already sent. Readers with the same interests and no history share
@@ -223,7 +240,10 @@ def choose_for(
             if not seen and signature in shared:
                 chosen[reader.id] = shared[signature]
                 continue
-            picks = _merge(mine, ranked, seen, limit)
+            if not mine:  # picked nothing: the general trending digest
+                picks = _general(settings, papers, seen, limit)
+            else:
+                picks = _merge(mine, ranked, seen, limit)
             chosen[reader.id] = picks
             if not seen:
                 shared[signature] = picks
@@ -254,8 +274,26 @@ def _merge(
 
 def _stream(interest: Interest, matches: Sequence[Match]) -> Iterator[tuple[float, int, str]]:
     # The matcher returns best first by (-score, paper_id): this order merges cleanly.
+    reason = _reason(interest)
     for match in matches:
-        yield -match.score, match.paper_id, interest.label
+        yield -match.score, match.paper_id, reason
+
+
+def _reason(interest: Interest) -> str:
+    kind = TOPIC_REASON if interest.key.startswith("topic:") else INTEREST_REASON
+    return kind + interest.label
+
+
+def _general(
+    settings: Settings, papers: Sequence[Paper], seen: set[int], limit: int
+) -> tuple[store.PlannedPaper, ...]:
+    top = general_top(papers, settings.matching.half_life_days, limit + len(seen))
+    fresh = [p for p in top if p.id not in seen][:limit]
+    # Scores only order a reader's list: rank 1 scores highest.
+    return tuple(
+        store.PlannedPaper(p.id, 1.0 - rank / (len(fresh) + 1), TRENDING_REASON)
+        for rank, p in enumerate(fresh)
+    )
 
 
 def general_top(

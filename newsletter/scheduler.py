@@ -37,7 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter import db, digest, outbox, status
+from newsletter import db, digest, notices, outbox, status
 from newsletter.context import Context
 from newsletter.models import utcnow
 from newsletter.store import leases
@@ -69,6 +69,7 @@ class DeliveryJobs:
         return digest.plan_edition(context, now, key=key)
 
     def drain(self, context: Context, stop: threading.Event) -> object:
+        notices.retry_confirmations(context)
         return outbox.drain(context, outbox.DrainOptions(), stop=stop)
 
 

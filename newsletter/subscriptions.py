@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.orm import Session
 
 from newsletter import db
-from newsletter.addresses import normalize_email
+from newsletter.addresses import mailable_email, normalize_email
 from newsletter.config import Settings
 from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
@@ -100,7 +100,7 @@ def subscribe(
     An active subscriber stays active; an unsubscribed one comes back as pending (or
     active with `confirmed`), so a re-subscription is confirmed again by its owner.
     """
-    address = normalize_email(email)
+    address = mailable_email(email)
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
     with db.transaction(context.sessions) as session:
@@ -159,7 +159,7 @@ def import_csv(context: Context, path: Path) -> ImportReport:
     good: dict[str, list[str]] = {}
     for line, row in rows:
         try:
-            address = normalize_email(row.get("email") or "")
+            address = mailable_email(row.get("email") or "")
             good[address] = check_topics(context.settings, (row.get("topics") or "").split(";"))
         except InvalidInput as exc:
             report.problems.append(f"line {line}: {exc}")
@@ -205,6 +205,7 @@ class SubscriptionRequest:
 
     subscriber: SubscriberInfo
     send_confirmation: bool  # pending, and no confirmation went out within the cooldown
+    claimed_at: datetime | None = None  # the cooldown claim to give back if sending fails
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,10 @@ def request_subscription(
     address. New and unsubscribed addresses become pending until their owner confirms.
     """
     now = now or utcnow()
-    address = normalize_email(email)
+    address = mailable_email(email)
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
+    timezone = check_timezone(timezone) if timezone else None
     with db.transaction(context.sessions) as session:
         subscriber = store.get_subscriber(session, address)
         if subscriber is None:
@@ -248,7 +250,9 @@ def request_subscription(
         due = subscriber.status == "pending" and store.claim_confirmation(
             session, subscriber.id, now, cooldown
         )
-        return SubscriptionRequest(SubscriberInfo.of(subscriber), send_confirmation=due)
+        return SubscriptionRequest(
+            SubscriberInfo.of(subscriber), send_confirmation=due, claimed_at=now if due else None
+        )
 
 
 def confirm(context: Context, subscriber_id: int) -> StatusChange:

@@ -21,7 +21,8 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from newsletter.errors import ExpiredToken, InvalidToken
 
-Purpose = Literal["confirm", "unsubscribe", "preferences"]
+# "digest": the email's "view in browser" link to that reader's own digests (read only).
+Purpose = Literal["confirm", "unsubscribe", "preferences", "digest"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
 # zlib output is never shorter than 8 bytes, so itsdangerous leaves JSON of up to 9
 # characters uncompressed: every id below a billion is plain base64 of its digits.

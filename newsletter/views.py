@@ -29,6 +29,18 @@ class PaperView:
     listed_at: datetime | None = None
 
 
+# "Why you got this", as stored with each planned paper and printed on its card.
+TOPIC_REASON = "Matched your topic: "
+INTEREST_REASON = "Matched your interest: "
+TRENDING_REASON = "Trending this week"
+_REASONS = (TOPIC_REASON, INTEREST_REASON, TRENDING_REASON)
+
+
+def reason_line(reason: str) -> str:
+    """The card's line for a stored reason; a bare label is a topic name."""
+    return reason if reason.startswith(_REASONS) else TOPIC_REASON + reason
+
+
 @dataclass(frozen=True)
 class DigestItem:
     paper: PaperView
@@ -64,3 +76,8 @@ class DigestView:
     items: tuple[DigestItem, ...] = ()
     archive_url: str = ""  # "view in browser"
     topics: tuple[str, ...] = field(default=())  # the subscriber's interests, for the footer
+
+    @property
+    def general(self) -> bool:
+        """A reader with no topics or interests gets the general trending digest."""
+        return not self.topics

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -49,7 +50,9 @@ def test_a_digest_is_a_complete_message_with_signed_links() -> None:
     preferences = re.search(rf"{BASE}/preferences/[A-Za-z0-9_.-]+", text)
     assert preferences and preferences[0] in html
     assert read_token(SECRET, "preferences", token_in(preferences[0], "preferences")) == 7
-    assert f"{BASE}/archive/2026-W11" in html and f"{BASE}/archive/2026-W11" in text
+    own = re.search(rf"{BASE}/digest/2026-W11/([A-Za-z0-9_.-]+)", text)
+    assert own and own[0] in html  # "View in browser": this reader's digest, not everyone's
+    assert read_token(SECRET, "digest", own[1]) == 7
     for item in sample_items(10):
         assert item.paper.title in text
 
@@ -79,7 +82,16 @@ def test_hostile_data_stays_text_in_the_finished_message() -> None:
     text, html = parts(parsed)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert HOSTILE in text
-    assert str(parsed["Subject"]).startswith(f"Trending Papers: {HOSTILE}")
+    assert str(parsed["Subject"]).startswith(f"Your papers this week: {HOSTILE}")
+
+
+def test_a_title_with_cr_lf_stays_on_the_subject_line() -> None:
+    [item] = sample_items(1)
+    item = replace(item, paper=replace(item.paper, title="Attention\r\nBcc: v@example.org"))
+    message = composer().digest(subscriber_id=7, email="r@example.org", items=[item], **WEEK)
+    parsed = parse(message.data)
+    assert parsed["Bcc"] is None
+    assert str(parsed["Subject"]) == "Trending this week: Attention Bcc: v@example.org"
 
 
 def test_a_subscriber_address_with_cr_lf_cannot_inject_headers() -> None:

@@ -257,8 +257,40 @@ def test_a_reader_gets_at_most_max_papers_best_first_with_the_matched_interest(
         titles = {p.id: p.title for p in session.scalars(select(Paper))}
     for pick in chosen:
         title = titles[pick.paper_id]
-        expected = "Large language models" if "language model" in title else "image segmentation"
+        expected = (
+            "Matched your topic: Large language models"
+            if "language model" in title
+            else "Matched your interest: image segmentation"
+        )
         assert "memory" not in title and pick.reason == expected, (title, pick.reason)
+
+
+def test_a_reader_who_picked_nothing_gets_the_weeks_most_trending_papers(
+    context: Context,
+) -> None:
+    ctx = words_only(context, digest={"max_papers": 5})
+    add_papers(ctx, 12)
+    add_reader(ctx, "ada@example.org")
+    plan = digest.plan_edition(ctx, NOW)
+    assert (plan.planned, plan.digests, plan.without_papers) == (1, 1, 0)
+    chosen = picks(ctx, "ada@example.org")
+    with db.transaction(ctx.sessions) as session:
+        upvotes = {p.id: p.upvotes for p in session.scalars(select(Paper))}
+    assert [upvotes[p.paper_id] for p in chosen] == [11, 10, 9, 8, 7]
+    assert {p.reason for p in chosen} == {"Trending this week"}
+
+
+def test_the_general_digest_skips_papers_the_reader_already_got(context: Context) -> None:
+    ctx = words_only(context, digest={"max_papers": 3})
+    add_papers(ctx, 12)
+    with db.transaction(ctx.sessions) as session:
+        papers = list(session.scalars(select(Paper)))
+        by_upvotes = [p.id for p in sorted(papers, key=lambda p: -p.upvotes)]
+        reader = digest.Reader(1, (), ())
+        chosen = digest.choose_for(
+            session, ctx.settings, [reader], papers, {1: set(by_upvotes[:2])}
+        )
+    assert [p.paper_id for p in chosen[1]] == by_upvotes[2:5]
 
 
 def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(

@@ -83,6 +83,37 @@ def test_the_welcome_names_the_readers_topics_and_offers_unsubscribe(
     assert message["List-Unsubscribe"] and "/unsubscribe/" in message["List-Unsubscribe"]
 
 
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def test_the_welcome_says_when_the_digest_comes_and_lists_typed_interests(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = configured(context, smtp_server, digest={"weekday": "tuesday", "time": "07:30"})
+    info = subscriptions.subscribe(
+        ctx, "ada@example.org", ["llms"], ["diffusion models for video"], timezone="Asia/Tokyo"
+    ).subscriber
+    notices.send_welcome(ctx, info)
+    message = only_message(smtp_server)
+    for body in (text_of(message), html_of(message)):
+        assert "every Tuesday at 07:30 (Asia/Tokyo time)" in body
+        assert "Large language models" in body and "diffusion models for video" in body
+        assert "general trending digest" not in body
+
+
+def test_the_welcome_tells_a_reader_who_picked_nothing_about_the_general_digest(
+    context: Context, smtp_server: CaptureServer
+) -> None:
+    ctx = configured(context, smtp_server)
+    notices.send_welcome(ctx, subscriptions.subscribe(ctx, "ada@example.org").subscriber)
+    message = only_message(smtp_server)
+    for body in (text_of(message), html_of(message)):
+        assert "general trending digest" in body and "every Monday at 08:00 (UTC time)" in body
+
+
 def test_the_goodbye_is_sent_without_an_unsubscribe_header(
     context: Context, smtp_server: CaptureServer
 ) -> None:

@@ -272,3 +272,46 @@ def test_a_paper_view_holding_lists_is_rendered_without_the_cache() -> None:
     listed = replace(item, paper=replace(item.paper, authors=list(item.paper.authors)))
     rendered = Renderer().digest(digest((listed,)))  # type: ignore[arg-type]
     assert rendered == Renderer(card_cache=0).digest(digest((item,)))
+
+
+def test_the_subject_names_the_first_paper_how_many_more_and_the_topics(
+    renderer: Renderer,
+) -> None:
+    items = longest_items(9)
+    view = replace(digest(items), topics=("LLMs", "Vision"))
+    subject = renderer.digest(view).subject
+    assert subject == "Your papers this week: Scaling rotation… and 8 more on LLMs, Vision"
+    many = replace(view, topics=tuple(f"Topic {i}" for i in range(6)))
+    subject = renderer.digest(many).subject
+    assert len(subject) <= 78 and subject.endswith(" and 8 more on Topic 0 +5")
+    long = replace(view, topics=("A topic whose name is far too long for any subject line",))
+    subject = renderer.digest(long).subject
+    assert len(subject) <= 78 and subject.endswith(" and 8 more")
+    general = renderer.digest(replace(view, topics=(), items=items[:1])).subject
+    assert general.startswith("Trending this week: Scaling") and "more" not in general
+
+
+def test_cards_hide_zero_counts_and_say_one_comment(renderer: Renderer) -> None:
+    first, second = longest_items(2)
+    items = (
+        replace(first, paper=replace(first.paper, upvotes=0, comments=0)),
+        replace(second, paper=replace(second.paper, upvotes=1, comments=1)),
+    )
+    rendered = renderer.digest(digest(items))
+    for part in (rendered.html, rendered.text):
+        assert "0 upvotes" not in part and "0 comments" not in part
+        assert "1 upvote" in part and "1 comment" in part and "1 comments" not in part
+
+
+def test_cards_say_which_topic_or_typed_interest_a_paper_matched(renderer: Renderer) -> None:
+    first, second, third = longest_items(3)
+    items = (
+        replace(first, reason="Matched your topic: Memory"),
+        replace(second, reason="Matched your interest: sparse attention"),
+        replace(third, reason="Memory"),  # planned before reasons carried their kind
+    )
+    rendered = renderer.digest(digest(items))
+    for part in (rendered.html, rendered.text):
+        assert "Matched your interest: sparse attention" in part
+        assert part.count("Matched your topic: Memory") == 2
+        assert "Matched your topic: sparse" not in part

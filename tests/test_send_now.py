@@ -377,3 +377,20 @@ def test_send_now_exits_non_zero_when_the_edition_pauses(
     result = run_cli("--config", str(path), "send-now")
     assert result.exit_code == 1, result.stdout
     assert "Edition paused" in one_line(result)
+
+
+def test_a_reader_who_picked_nothing_is_sent_the_general_trending_digest(
+    context: Context, cli: Cli, faulty: CaptureServer
+) -> None:
+    add_papers(context, 20, current_window_instant(context))
+    with db.transaction(context.sessions) as session:
+        add_subscriber(session, "ada@example.org", status="active")
+    assert summary(cli("send-now"))["sent"] == "1"
+    [received] = faulty.messages
+    message = message_from_bytes(received.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for kind in ("plain", "html"):
+        part = message.get_body(preferencelist=(kind,))
+        assert part is not None
+        body = str(part.get_content())  # type: ignore[attr-defined]
+        assert "general trending digest" in body and "Trending this week" in body

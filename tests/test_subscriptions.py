@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import subscriptions
+from newsletter import db, subscriptions
 from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
+from newsletter.store import subscribers as store
 
 
 def test_a_new_reader_is_pending_until_confirmed(any_context: Context) -> None:
@@ -107,3 +108,32 @@ def test_at_most_one_confirmation_per_address_within_the_cooldown(any_context: C
         False,
         True,
     )
+
+
+def test_a_cooldown_claim_given_back_lets_the_next_request_send(any_context: Context) -> None:
+    first = subscriptions.request_subscription(any_context, "ada@example.org", ["llms"])
+    assert first.send_confirmation and first.claimed_at is not None
+    assert not subscriptions.request_subscription(any_context, "ada@example.org").send_confirmation
+    with db.transaction(any_context.sessions) as session:
+        sid = first.subscriber.id
+        assert store.release_confirmation(session, sid, first.claimed_at)
+        assert not store.release_confirmation(session, sid, first.claimed_at)  # not ours now
+    assert subscriptions.request_subscription(any_context, "ada@example.org").send_confirmation
+
+
+def test_purging_keeps_a_returning_reader_whose_confirmation_is_owed(
+    any_context: Context,
+) -> None:
+    subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
+    subscriptions.unsubscribe(any_context, "ada@example.org")
+    back = subscriptions.request_subscription(any_context, "ada@example.org", ["llms"])
+    assert back.claimed_at is not None
+    with db.transaction(any_context.sessions) as session:
+        store.release_confirmation(session, back.subscriber.id, back.claimed_at)
+        reader = store.get_subscriber_by_id(session, back.subscriber.id)
+        assert reader is not None
+        reader.created_at = datetime.now(UTC) - timedelta(days=30)
+    assert subscriptions.purge_pending(any_context) == 0
+    with db.transaction(any_context.sessions) as session:
+        owed = store.owed_confirmations(session, datetime.now(UTC) - timedelta(days=7), 10)
+        assert [s.email for s in owed] == ["ada@example.org"]

@@ -150,3 +150,28 @@ def test_a_reader_subscribes_confirms_edits_and_unsubscribes_in_a_browser(
             assert errors == [], errors  # no CSP violations or script errors
         finally:
             browser.close()
+
+
+def test_the_web_pages_follow_a_dark_color_scheme_like_the_emails(
+    site: tuple[str, Context],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, context = site
+    add_papers(context, 2)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            colors = {}
+            for scheme in ("light", "dark"):
+                page = browser.new_context(color_scheme=scheme).new_page()
+                page.goto(base + "/")
+                colors[scheme] = page.evaluate(
+                    "[getComputedStyle(document.documentElement).backgroundColor,"
+                    " getComputedStyle(document.querySelector('.card')).backgroundColor,"
+                    " getComputedStyle(document.querySelector('.paper-title a')).color]"
+                )
+            assert colors["light"][:2] == ["rgb(249, 250, 251)", "rgb(255, 255, 255)"]
+            assert colors["dark"] == ["rgb(15, 17, 21)", "rgb(24, 27, 34)", "rgb(243, 244, 246)"]
+        finally:
+            browser.close()

@@ -40,6 +40,18 @@ def post_form(web: Rig, path: str, **fields: object) -> object:
 # --- confirm -----------------------------------------------------------------------
 
 
+def test_an_unsubscribed_readers_old_confirm_link_says_they_unsubscribed(web: Rig) -> None:
+    subscribe(web.client, "ada@example.org")
+    path = link(web.smtp.messages[0], "confirm")
+    token = csrf_of(web.client.get(path))
+    web.client.post(path, data={"csrf_token": token})
+    subscriptions.unsubscribe(web.context, "ada@example.org")
+    for page in (web.client.get(path), web.client.post(path, data={"csrf_token": token})):
+        assert "You unsubscribed" in page.text and "subscribe again" in page.text
+        assert "expired" not in page.text
+    assert subscriptions.list_all(web.context)[0].status == "unsubscribed"
+
+
 def test_following_the_confirm_link_changes_nothing_until_the_button(web: Rig) -> None:
     subscribe(web.client, "ada@example.org")
     path = link(web.smtp.messages[0], "confirm")
@@ -202,8 +214,10 @@ def test_the_unsubscribe_link_shows_a_button_and_changes_nothing(web: Rig) -> No
 def test_the_unsubscribe_button_unsubscribes_and_says_goodbye(web: Rig) -> None:
     sid = active_reader(web)
     path = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', sid)}"
+    assert "One last email confirms it" in web.client.get(path).text
     done = post_form(web, path)
     assert done.status_code == 200 and "unsubscribed" in done.text  # type: ignore[attr-defined]
+    assert "One last email confirms it" in done.text  # type: ignore[attr-defined]
     assert status(web, sid) == "unsubscribed"
     [goodbye] = web.smtp.messages
     assert goodbye.recipients == ("ada@example.org",)
@@ -235,7 +249,7 @@ def test_one_click_unsubscribes_without_cookies_or_redirect(web: Rig, multipart:
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
     assert answer.status_code == 200 and "set-cookie" not in answer.headers
-    assert status(web, sid) == "unsubscribed"
+    assert status(web, sid) == "unsubscribed" and "One last email" not in answer.text
     assert web.smtp.messages == []  # the address receives nothing more, not even a goodbye
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from newsletter import db
+from newsletter import db, sending, subscriptions
 from newsletter.models import Paper
 from newsletter.smtpcapture import CaptureServer
-from tests.web_support import Rig, add_edition, add_papers, rig
+from newsletter.tokens import make_token
+from tests.delivery_helpers import configured
+from tests.process_helpers import current_window_instant
+from tests.web_support import Rig, add_edition, add_papers, rig, text_of
 
 
 @pytest.fixture
@@ -44,6 +48,24 @@ def test_home_leaves_out_papers_older_than_the_digest_window(web: Rig) -> None:
         )
     page = web.client.get("/").text
     assert "Paper number 1" in page and "An old favourite" not in page
+
+
+def test_paper_counts_hide_zeros_and_agree_in_number(web: Rig) -> None:
+    with db.transaction(web.context.sessions) as session:
+        for i, (upvotes, comments) in enumerate([(0, 0), (3, 1), (7, 2)]):
+            session.add(
+                Paper(
+                    external_id=f"arxiv:2501.0000{i}",
+                    title=f"Counted paper {i}",
+                    upvotes=upvotes,
+                    comments=comments,
+                    source="test",
+                    listed_at=datetime.now(UTC),
+                )
+            )
+    page = web.client.get("/").text
+    assert "▲ 0" not in page and "0 comments" not in page
+    assert "1 comment<" in page and "1 comments" not in page and "2 comments" in page
 
 
 def test_home_without_papers_says_so(web: Rig) -> None:
@@ -138,3 +160,69 @@ def test_the_openapi_schema_declares_the_answers_the_app_gives(web: Rig) -> None
     for operations in paths.values():
         for operation in operations.values():
             assert "422" not in operation["responses"]
+
+
+def sent_digest(web: Rig, address: str, topics: list[str]) -> tuple[int, str]:
+    """Send this week's edition to one new reader for real; their digest's text part."""
+    listed = current_window_instant(web.context)
+    with db.transaction(web.context.sessions) as session:
+        for i, title in enumerate(["Large language model tricks", "Image segmentation", "Memory"]):
+            session.add(
+                Paper(
+                    external_id=f"arxiv:2501.0100{i}",
+                    title=title,
+                    abstract=f"We study {title.lower()}.",
+                    upvotes=10 * (i + 1),
+                    source="test",
+                    listed_at=listed - timedelta(hours=i),
+                )
+            )
+    sid = subscriptions.subscribe(web.context, address, topics, confirmed=True).subscriber.id
+    context = configured(web.context, matching={"semantic": "off"})
+    sending.send_now(context, email=address)
+    [message] = [m for m in web.smtp.messages if m.recipients == (address,)]
+    return sid, text_of(message)
+
+
+def digest_link(text: str) -> str:
+    match = re.search(r"View in browser: https?://[^/\s]+(/digest/\S+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def test_view_in_browser_opens_the_readers_own_digest(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = digest_link(text)
+    page = web.client.get(path)
+    assert page.status_code == 200 and "Your papers" in page.text
+    assert "Large language model tricks" in page.text
+    assert "Image segmentation" not in page.text  # in everyone's edition, not in hers
+    assert "Matched your topic: Large language models" in page.text
+    assert f"/preferences/{make_token(web.context.secret_key or '', 'preferences', sid)}" in (
+        page.text
+    )
+
+
+def test_view_in_browser_of_a_reader_who_picked_nothing_shows_the_general_digest(
+    web: Rig,
+) -> None:
+    _, text = sent_digest(web, "ada@example.org", [])
+    page = web.client.get(digest_link(text))
+    assert page.status_code == 200 and "general trending digest" in page.text
+    assert "Image segmentation" in page.text and "Large language model tricks" in page.text
+
+
+def test_a_digest_link_works_only_for_its_reader_and_purpose(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = digest_link(text)
+    key = path.split("/")[2]
+    secret = web.context.secret_key or ""
+    other = subscriptions.subscribe(web.context, "bob@example.org", ["llms"], confirmed=True)
+    for bad in (
+        f"/digest/{key}/{make_token(secret, 'unsubscribe', sid)}",  # another purpose
+        f"/digest/{key}/{make_token(secret, 'digest', other.subscriber.id)}",  # no delivery
+        f"/digest/{key}/{path.rsplit('/', 1)[1][:-2]}xx",  # tampered
+        f"/digest/2001-W01/{make_token(secret, 'digest', sid)}",  # another edition
+    ):
+        assert web.client.get(bad).status_code == 404, bad
+    assert web.client.post(path).status_code == 405  # read only

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,9 @@ import pytest
 
 from newsletter import db, subscriptions
 from newsletter.models import Subscriber
+from newsletter.scheduler import DeliveryJobs
 from newsletter.smtpcapture import CaptureServer
+from tests.smtp_faults import FaultHandler, fault_server
 from tests.web_support import Rig, csrf_of, link, rig, subject_of, subscribe
 
 
@@ -165,10 +169,11 @@ def test_it_refuses_cr_lf_in_the_address_and_flattens_it_in_interests(web: Rig) 
     assert all(m.recipients == ("ada@example.org",) for m in web.smtp.messages)
 
 
-def test_it_ignores_an_unknown_browser_time_zone(web: Rig) -> None:
-    subscribe(web.client, "ada@example.org", timezone="Mars/Olympus\r\nX: y")
-    reader = stored(web, "ada@example.org")
-    assert reader is not None and reader.timezone is None
+def test_it_refuses_an_unknown_time_zone_with_a_message(web: Rig) -> None:
+    answer = subscribe(web.client, "ada@example.org", timezone="Mars/Olympus\r\nX: y")
+    assert answer.status_code == 400
+    assert "unknown time zone" in answer.text
+    assert stored(web, "ada@example.org") is None and web.smtp.messages == []
 
 
 def test_it_answers_413_to_a_huge_body(web: Rig) -> None:
@@ -217,3 +222,69 @@ def test_it_answers_415_to_a_body_that_is_not_a_form(web: Rig) -> None:
 def test_it_marks_the_confirmation_subject(web: Rig) -> None:
     subscribe(web.client, "ada@example.org")
     assert "onfirm" in subject_of(web.smtp.messages[0])
+
+
+def test_a_confirmation_the_relay_did_not_take_goes_out_on_the_next_request(
+    tmp_path: Path,
+) -> None:
+    relay = CaptureServer()  # not started: the relay is down
+    with rig(tmp_path, relay) as web:
+        assert subscribe(web.client, "ada@example.org").status_code == 303
+        reader = stored(web, "ada@example.org")
+        assert reader is not None and reader.confirmation_sent_at is None
+        with relay:
+            subscribe(web.client, "ada@example.org")
+            [message] = relay.messages
+            assert message.recipients == ("ada@example.org",)
+            assert link(message, "confirm").startswith("/confirm/")
+            reader = stored(web, "ada@example.org")
+            assert reader is not None and reader.confirmation_sent_at is not None
+            subscribe(web.client, "ada@example.org")  # sent now: the cooldown counts it
+            assert len(relay.messages) == 1
+
+
+def test_the_schedulers_drain_sends_the_confirmations_the_relay_did_not_take(
+    tmp_path: Path,
+) -> None:
+    relay = CaptureServer()
+    with rig(tmp_path, relay) as web:
+        subscribe(web.client, "ada@example.org")
+        with relay:
+            DeliveryJobs().drain(web.context, threading.Event())
+            [message] = relay.messages
+            assert message.recipients == ("ada@example.org",)
+            DeliveryJobs().drain(web.context, threading.Event())
+            assert len(relay.messages) == 1
+
+
+def test_a_confirmation_the_relay_refused_for_good_may_be_asked_for_again(
+    tmp_path: Path,
+) -> None:
+    with fault_server() as relay, rig(tmp_path, relay) as web:
+        handler = relay.handler
+        assert isinstance(handler, FaultHandler)
+        handler.data_replies["ada@example.org"] = ["550 5.7.1 message refused"]
+        subscribe(web.client, "ada@example.org")
+        assert relay.messages == [] and handler.refused == ["ada@example.org"]
+        DeliveryJobs().drain(web.context, threading.Event())  # no retry loop on a refusal
+        assert handler.refused == ["ada@example.org"] and relay.messages == []
+        subscribe(web.client, "ada@example.org")
+        assert [m.recipients for m in relay.messages] == [("ada@example.org",)]
+
+
+def test_it_refuses_an_address_the_mail_server_can_never_deliver_to(web: Rig) -> None:
+    answer = subscribe(web.client, "üñí@exämple.com")
+    assert answer.status_code == 400
+    assert "non-ASCII characters" in html.unescape(answer.text)
+    assert subscriptions.list_all(web.context) == [] and web.smtp.messages == []
+
+
+def test_it_mails_an_internationalized_domain_in_its_ascii_form(web: Rig) -> None:
+    assert subscribe(web.client, "leser@bücher.example").status_code == 303
+    [message] = web.smtp.messages
+    assert message.recipients == ("leser@xn--bcher-kva.example",)
+
+
+def test_the_form_says_a_reader_who_picks_nothing_gets_the_general_digest(web: Rig) -> None:
+    page = html.unescape(web.client.get("/").text)
+    assert "pick none for the general trending digest: the week's most upvoted papers" in page

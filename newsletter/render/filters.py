@@ -12,7 +12,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from newsletter.views import PaperView
+from newsletter.views import DigestView, PaperView, reason_line
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
@@ -91,13 +91,47 @@ def count(value: int | None) -> str:
 
 
 def stats(paper: PaperView) -> str:
-    """'140 upvotes · 3 comments', leaving out what the source does not know."""
+    """'140 upvotes · 3 comments', leaving out zeros and what the source does not know."""
     parts = []
-    if paper.upvotes is not None:
+    if paper.upvotes:
         parts.append(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}")
-    if paper.comments is not None:
+    if paper.comments:
         parts.append(f"{paper.comments} comment{'' if paper.comments == 1 else 's'}")
     return " · ".join(parts)
+
+
+SUBJECT_CHARS = 78  # RFC 5322's line length: most mail apps show about this much
+_SUBJECT_TITLE_MIN = 24  # topics give way before the title gets shorter than this
+
+
+def digest_subject(digest: DigestView) -> str:
+    """'Your papers this week: <first title> and 8 more on LLMs, Vision', scannable and
+    at most SUBJECT_CHARS long: the topics that fit, then the first title cut at a word.
+    One line always (the message builder refuses control characters in headers)."""
+    items, topics = digest.items, [oneline(t) for t in digest.topics]
+    head = "Your papers this week: " if topics else "Trending this week: "
+    more = f" and {len(items) - 1} more" if len(items) > 1 else ""
+    on = ""
+    for count in range(len(topics), 0, -1):
+        left = len(topics) - count
+        candidate = f" on {', '.join(topics[:count])}" + (f" +{left}" if left else "")
+        if len(head) + len(more) + len(candidate) + _SUBJECT_TITLE_MIN <= SUBJECT_CHARS:
+            on = candidate
+            break
+    room = SUBJECT_CHARS - len(head) - len(more) - len(on)
+    return f"{head}{_short_title(items[0].paper.title, room)}{more}{on}"
+
+
+def _short_title(title: str, room: int) -> str:
+    """At most `room` characters, cut after a word or hyphen when there is one."""
+    text = oneline(title)
+    if len(text) <= room:
+        return text
+    head = text[: room - 1]
+    stop = max(head.rfind(" "), head.rfind("-") + 1 if "-" in head else -1)
+    if stop > room // 3:
+        head = head[:stop]
+    return head.rstrip(" ,;:-–—") + "…"
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
@@ -110,4 +144,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "week_range": week_range,
     "count": count,
     "stats": stats,
+    "reason_line": reason_line,
+    "digest_subject": digest_subject,
 }

@@ -37,7 +37,9 @@ class NoticeView:
     site: SiteView
     recipient: Recipient
     action_url: str = ""
-    topics: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()  # names of the topics the reader picked
+    interests: tuple[str, ...] = ()  # what they typed
+    delivery: str = ""  # when the digest comes: "every Monday at 08:00 (Europe/Berlin time)"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
@@ -108,3 +108,45 @@ def claim_confirmation(
         .returning(Subscriber.id)
     )
     return session.execute(statement).first() is not None
+
+
+def release_confirmation(
+    session: Session, subscriber_id: int, claimed_at: datetime, *, refused: bool = False
+) -> bool:
+    """Give back a claim whose email the relay did not take, so the cooldown counts only
+    confirmations that went out and the next request (or the drain) tries again.
+
+    Conditional on the claim still being ours: a newer one is left alone. `refused`
+    (the relay said no for good) counts a hard bounce, which keeps the drain from
+    retrying that address; the reader may still ask again.
+    """
+    values: dict[str, object] = {"confirmation_sent_at": None}
+    if refused:
+        values["hard_bounces"] = Subscriber.hard_bounces + 1
+    statement = (
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.confirmation_sent_at == claimed_at)
+        .values(values)
+        .returning(Subscriber.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def owed_confirmations(session: Session, since: datetime, limit: int) -> Sequence[Subscriber]:
+    """Pending readers whose confirmation never went out (the relay was down, or said
+    try later), oldest first: new ones asked since `since` (older ones are purged) and
+    returning readers, who are never purged."""
+    query = (
+        select(Subscriber)
+        .where(
+            and_(
+                Subscriber.status == "pending",
+                Subscriber.confirmation_sent_at.is_(None),
+                Subscriber.hard_bounces == 0,
+                or_(Subscriber.created_at >= since, Subscriber.confirmed_at.is_not(None)),
+            )
+        )
+        .order_by(Subscriber.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Edition, EditionPaper, Paper, Subscriber
+from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
 
 
 def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:
@@ -37,11 +37,34 @@ def edition_papers(session: Session, edition_id: int) -> Sequence[Paper]:
     return session.scalars(query).all()
 
 
+def delivered_papers_of(
+    session: Session, edition_id: int, subscriber_id: int
+) -> Sequence[tuple[Paper, str]] | None:
+    """The papers planned for one reader in one edition with their reasons, in the
+    email's order; None when that reader has no delivery in it."""
+    delivery = session.scalar(
+        select(Delivery.id).where(
+            Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber_id
+        )
+    )
+    if delivery is None:
+        return None
+    query = (
+        select(Paper, DeliveryPaper.reason)
+        .join(DeliveryPaper, DeliveryPaper.paper_id == Paper.id)
+        .where(DeliveryPaper.delivery_id == delivery)
+        .order_by(DeliveryPaper.position, Paper.id)
+    )
+    return [(paper, str(reason)) for paper, reason in session.execute(query).all()]
+
+
 def delete_pending_before(session: Session, cutoff: datetime) -> int:
     """Delete subscriptions still pending that were neither created nor sent a
-    confirmation since `cutoff`. Their topics and interests go with them (ON DELETE)."""
+    confirmation since `cutoff`. Their topics and interests go with them (ON DELETE).
+    A returning reader (confirmed once, pending again) keeps their history."""
     stale = and_(
         Subscriber.status == "pending",
+        Subscriber.confirmed_at.is_(None),
         Subscriber.created_at < cutoff,
         or_(Subscriber.confirmation_sent_at.is_(None), Subscriber.confirmation_sent_at < cutoff),
     )

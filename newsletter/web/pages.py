@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse
 
 import newsletter
 from newsletter.config import Settings
+from newsletter.views import reason_line
 
 TEMPLATES = Path(newsletter.__file__).resolve().parent.parent / "templates" / "web"
 
@@ -48,7 +49,12 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            day=_day, short_day=_short_day, authors=_authors, excerpt=_excerpt, web_url=_web_url
+            day=_day,
+            short_day=_short_day,
+            authors=_authors,
+            excerpt=_excerpt,
+            web_url=_web_url,
+            reason_line=reason_line,
         )
         self.env.globals.update(site=settings.site, topics=settings.topics)
 

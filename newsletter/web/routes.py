@@ -106,7 +106,15 @@ def error_page(state: WebState, status_code: int, title: str, message: str) -> H
 
 def link_problem(state: WebState, expired: bool) -> HTMLResponse:
     """One answer for every link that leads nowhere: 404, whatever the address behind it."""
-    return state.pages.render("token_invalid.html", 404, expired=expired)
+    return state.pages.render("token_invalid.html", 404, expired=expired, unsubscribed=False)
+
+
+def left_already(state: WebState) -> HTMLResponse:
+    """A confirm link of a reader who has since unsubscribed: say so, not "expired".
+
+    Only the owner of the signed link sees it, so it reveals nothing to anyone else.
+    """
+    return state.pages.render("token_invalid.html", 200, expired=False, unsubscribed=True)
 
 
 async def parsed_form(
@@ -254,7 +262,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
         if problem:
             raise InvalidInput(problem)
         result = subscriptions.request_subscription(
-            state.context, email, topics, interest_lines(interests), timezone=_zone_or_none(zone)
+            state.context, email, topics, interest_lines(interests), timezone=zone or None
         )
     except InvalidInput as exc:
         return home(
@@ -268,17 +276,14 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
             zone=zone,
         )
     if result.send_confirmation:
-        send_later(background, notices.send_confirmation, state, result.subscriber)
+        claimed_at = result.claimed_at
+
+        def send_confirmation(context: Context, info: SubscriberInfo) -> None:
+            notices.send_confirmation(context, info, claimed_at=claimed_at)
+
+        send_later(background, send_confirmation, state, result.subscriber)
     background.add_task(subscriptions.purge_pending, state.context)
     return done
-
-
-def _zone_or_none(zone: str) -> str | None:
-    # Filled in by the browser: an unknown name is not the reader's mistake; use the default.
-    try:
-        return subscriptions.check_timezone(zone) if zone.strip() else None
-    except InvalidInput:
-        return None
 
 
 @router.get("/check-your-inbox", response_class=HTMLResponse, summary="After subscribing")
@@ -302,6 +307,8 @@ def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
         return info
     if info.status == "active":
         return confirmed(state, info, already=True)
+    if info.status == "unsubscribed":
+        return left_already(state)
     if info.status != "pending":
         return link_problem(state, expired=True)
     return form_page(request, state, "confirm.html", email=info.email)
@@ -329,6 +336,8 @@ async def confirm(
         change = subscriptions.confirm(state.context, sid)
     except NotFound:
         return link_problem(state, expired=True)
+    if change.subscriber.status == "unsubscribed":
+        return left_already(state)
     if change.subscriber.status != "active":
         return link_problem(state, expired=True)
     if change.changed:
@@ -453,9 +462,9 @@ def unsubscribe_page(request: Request, state: Web, token: Token) -> HTMLResponse
     try:
         info = subscriptions.get_preferences(state.context, sid)
     except NotFound:
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     if info.status in ("unsubscribed", "bounced"):
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     return form_page(request, state, "unsubscribe.html", email=info.email)
 
 
@@ -489,11 +498,12 @@ async def unsubscribe(
     try:
         change = subscriptions.unsubscribe_by_id(state.context, sid)
     except NotFound:  # purged: nothing will be sent to it anyway
-        return state.pages.render("unsubscribed.html")
+        return state.pages.render("unsubscribed.html", goodbye=False)
     # One-click comes from a mailbox provider, not the reader: send them nothing at all.
-    if change.changed and not one_click:
+    goodbye = change.changed and not one_click
+    if goodbye:
         send_later(background, notices.send_goodbye, state, change.subscriber)
-    return state.pages.render("unsubscribed.html")
+    return state.pages.render("unsubscribed.html", goodbye=goodbye)
 
 
 # --- archive and health ------------------------------------------------------------
@@ -517,6 +527,30 @@ def archive_edition(
     if page is None:
         return error_page(state, 404, "Edition not found", "There is no edition with that name.")
     return state.pages.render("edition.html", page=page)
+
+
+@router.get(
+    "/digest/{edition}/{token}",
+    response_class=HTMLResponse,
+    summary="A reader's own digest of one edition: the email's 'View in browser' (read only)",
+    responses=html_responses(404),
+)
+def reader_digest(
+    state: Web, edition: Annotated[str, Path(min_length=1, max_length=40)], token: Token
+) -> HTMLResponse:
+    sid = subscriber_id(state, "digest", token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    page = archive.reader_digest(state.context, edition, sid)
+    if page is None:
+        return error_page(state, 404, "Digest not found", "There is no such digest.")
+    preferences = make_token(state.context.secret_key, "preferences", sid)
+    return state.pages.render(
+        "digest.html",
+        page=page,
+        preferences_url=f"/preferences/{preferences}",
+        archive_url=f"/archive/{page.edition.key}",
+    )
 
 
 @router.get(

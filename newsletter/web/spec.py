@@ -87,18 +87,19 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
         description="An address email-validator accepts (no reserved domain such as .test "
         "or .local); any other answers 400 and the form again, with the reason",
     )
-    browser_zone = Field(
+    zone = Field(
         "timezone",
         64,
-        pattern=r"[^\x00]*",
-        description="Filled in by the browser: a name this server does not know is ignored",
-        label="the time zone",
+        choices=("", *timezones),
+        description="An IANA time zone name (the browser fills in its own); empty: the "
+        "digest's time zone; any other answers 400 and the form again, with the reason",
+        label="time zone",
     )
     website = Field("website", 100, pattern=r"[^\x00]*", description="Honeypot: leave empty")
     fixed = (
         _worst_bytes(csrf, _ASCII)
         + _worst_bytes(topic, _ASCII)
-        + _worst_bytes(browser_zone, _WIDE)
+        + _worst_bytes(zone, _WIDE)
         + _worst_bytes(email, _WIDE)  # a refused, non-ASCII address still has to be read
         + _worst_bytes(website, _WIDE)
     )
@@ -115,18 +116,15 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
             f"each at most {MAX_INTEREST_LENGTH} characters"
         ),
     )
-    chosen_zone = Field("timezone", 64, choices=("", *timezones), label="time zone")
     paused = Field("paused", 2, choices=("on",))
     one_click = Field("List-Unsubscribe", 9, choices=("One-Click",))
     return WebForms(
         subscribe=FormRules(
-            (csrf, email, topic, interests, browser_zone, website),
+            (csrf, email, topic, interests, zone, website),
             required=("csrf_token", "email"),
         ),
         confirm=FormRules((csrf,), required=("csrf_token",)),
-        preferences=FormRules(
-            (csrf, topic, interests, chosen_zone, paused), required=("csrf_token",)
-        ),
+        preferences=FormRules((csrf, topic, interests, zone, paused), required=("csrf_token",)),
         # Mailbox providers post RFC 8058 one-click bodies: anything else in them is ignored.
         unsubscribe=FormRules((one_click, csrf), closed=False),
         interests_max=interests_max,
