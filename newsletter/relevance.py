@@ -16,7 +16,6 @@ A typed one-word interest that names a configured topic is matched as that topic
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -136,8 +135,12 @@ def params(config: MatchingConfig) -> MatchParams:
     )
 
 
-def configured_embedder(config: MatchingConfig) -> Embedder | None:
-    """The configured model, or None (with a one-line notice) where it cannot be had."""
+def configured_embedder(config: MatchingConfig, *, quiet: bool = False) -> Embedder | None:
+    """The configured model, or None where it cannot be had.
+
+    Without the model the fallback is logged as one line, unless `quiet`: embedding
+    ahead of a plan is quiet, the ranking that follows says it once for the run.
+    """
     if config.semantic == "off":
         return None
     try:
@@ -145,13 +148,9 @@ def configured_embedder(config: MatchingConfig) -> Embedder | None:
     except EmbedderUnavailable as exc:
         if config.semantic == "on":
             raise MatcherUnavailable(f"matching.semantic is on, but {exc}") from None
-        _notice(f"Semantic matching is off: {exc}; matching papers by their words only.")
+        if not quiet:
+            log.warning("Semantic matching is off: %s; matching papers by their words only.", exc)
         return None
-
-
-@functools.cache
-def _notice(message: str) -> None:
-    log.warning(message)  # once per process, not once per edition or subscriber
 
 
 def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embedder) -> int:
@@ -189,7 +188,7 @@ def store_paper_embeddings(
     The model runs outside any transaction and the write is short: on SQLite a long
     write transaction would hold the only lock that senders need to mark mail sent.
     """
-    embedder = configured_embedder(settings.matching) if texts else None
+    embedder = configured_embedder(settings.matching, quiet=True) if texts else None
     if embedder is None:
         return 0
     vectors = embedder.embed(list(texts.values()))
@@ -204,7 +203,7 @@ def store_interest_embeddings(
 ) -> int:
     """Embed the interests not stored yet for this model, ahead of planning (which a dry
     run rolls back); the model runs outside any transaction. Returns how many."""
-    embedder = configured_embedder(settings.matching) if interests else None
+    embedder = configured_embedder(settings.matching, quiet=True) if interests else None
     if embedder is None:
         return 0
     texts = list(dict.fromkeys(semantic_text(i) for i in interests))

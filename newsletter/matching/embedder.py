@@ -67,7 +67,8 @@ def load_embedder(name: str) -> SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise EmbedderUnavailable(
-            "sentence-transformers is not installed (pip install 'trending-papers[semantic]')"
+            "sentence-transformers is not installed (add the semantic extra: `make semantic`"
+            " in a clone, or pip install 'trending-papers[semantic]')"
         ) from None
     try:
         model = SentenceTransformer(str(location or name), device="cpu")
