@@ -65,7 +65,10 @@ def run(settings: Settings, folder: Path, echo: Callable[[str], None] = print) -
 
 def _demo_settings(settings: Settings, database: Path, smtp: CaptureServer) -> Settings:
     if not settings.topics:
-        raise InvalidInput("the demo needs the `topics` of config.yaml; none are configured")
+        raise InvalidInput(
+            "the demo needs topics to pick from, but the config sets `topics` to an empty list "
+            "(without the key the shipped topics apply)"
+        )
     return settings.with_overrides(
         database={"url": f"sqlite:///{database}"},
         smtp={
