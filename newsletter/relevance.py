@@ -263,7 +263,12 @@ def forget_cached_interests() -> None:
 
 @dataclass(frozen=True)
 class QueryPick:
-    """One paper `newsletter match` shows: what a subscriber with that interest gets."""
+    """One paper `newsletter match` shows: what a subscriber with that interest gets.
+
+    Both numbers are on a 0–1 scale: `score` orders the digest (relevance mixed with
+    trending); `relevance` is at least matching.threshold and shown capped at 1 (a
+    topic's category bonus can lift the raw sum above it, which changes no order).
+    """
 
     external_id: str
     title: str
@@ -303,7 +308,7 @@ def picks_for_queries(
                 by_id[m.paper_id].external_id,
                 by_id[m.paper_id].title,
                 m.score,
-                m.relevance,
+                min(m.relevance, 1.0),
                 m.reason,
             )
             for m in ranked.get(interest.key, [])[:limit]

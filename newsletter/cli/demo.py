@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from newsletter import demo as demo_service
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.config import Settings
 
 # The command that opens a file in the desktop's default application.
@@ -36,7 +36,7 @@ def demo(state: State, output: Path) -> None:
     result = demo_service.run(settings, output.resolve(), echo=console.print)
     console.print()
     for reader, titles in result.picks.items():
-        console.print(f"[bold]{reader}[/] got {len(titles)} paper(s):")
+        console.print(f"[bold]{reader}[/] got {plural(len(titles), 'paper')}:")
         for title in titles:
             console.print(f"  • {title}", markup=False)
     console.print()
