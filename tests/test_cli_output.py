@@ -183,3 +183,13 @@ def test_without_the_extra_only_matching_commands_say_so_once_with_the_readme_co
     assert "make semantic" in notices[0] and "trending-papers[semantic]" in notices[0]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make semantic" in readme and "pip install 'trending-papers[semantic]'" in readme
+
+
+def test_ingest_counts_records_and_sources_in_words(
+    run_cli: Run, config_file: Callable[..., Path]
+) -> None:
+    config = _initialized(run_cli, config_file)
+    papers = str(ROOT / "tests" / "fixtures" / "hf-daily-papers.json")
+    result = run_cli("--config", config, "ingest", papers)
+    assert result.exit_code == 0, result.stderr
+    assert " from 1 source: " in result.stdout and "(s)" not in result.stdout
