@@ -9,13 +9,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from newsletter import db, digest
+from newsletter import demo as demo_service
 from newsletter.config import Settings, load_settings
 from newsletter.context import Context
 from newsletter.models import Paper
@@ -99,3 +100,18 @@ def test_the_demo_edition_looks_like_the_product_and_its_links_can_be_served(
         assert page.status_code == 200 and "ada@example.org" in page.text
     finally:
         context.close()
+
+
+def test_the_recorded_papers_move_into_the_edition_current_at_any_moment() -> None:
+    config = Settings().digest  # Mondays 08:00 UTC
+    for now in (
+        datetime(2026, 12, 2, 5, 0, tzinfo=UTC),  # mid-week: the window ended on Monday
+        datetime(2026, 11, 30, 7, 0, tzinfo=UTC),  # Monday before the send: it ends now
+        datetime(2027, 1, 4, 8, 0, 1, tzinfo=UTC),  # a new year, just after the send
+    ):
+        schedule = digest.current_schedule(config, now)
+        items = demo_service.redated(config, now)
+        listed = [datetime.fromisoformat(i["paper"]["submittedOnDailyAt"]) for i in items]
+        assert all(schedule.window_start <= t < min(now, schedule.window_end) for t in listed)
+        assert max(listed) > min(now, schedule.window_end) - timedelta(days=1)
+        assert all(i["publishedAt"] == i["paper"]["submittedOnDailyAt"] for i in items)
