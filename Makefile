@@ -32,4 +32,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-words demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ environment instead of the file. Imports nothing of newsletter but errors.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from pathlib import Path
@@ -148,6 +149,16 @@ class TopicConfig(Section):
     categories: tuple[str, ...] = ()
 
 
+SHIPPED_TOPICS = Path(__file__).parent / "data" / "topics.yaml"
+
+
+@functools.cache
+def shipped_topics() -> tuple[TopicConfig, ...]:
+    """The default `topics`, packaged so that they apply anywhere (no config.yaml needed)."""
+    raw = yaml.safe_load(SHIPPED_TOPICS.read_text(encoding="utf-8"))
+    return tuple(TopicConfig.model_validate(t) for t in raw["topics"])
+
+
 class WebConfig(Section):
     """The public web app: abuse limits and request size."""
 
@@ -199,7 +210,7 @@ class Settings(Section):
     web: WebConfig = WebConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     sources: tuple[SourceConfig, ...] = ()
-    topics: tuple[TopicConfig, ...] = ()
+    topics: tuple[TopicConfig, ...] = Field(default_factory=shipped_topics)
     secret_key: str | None = Field(default=None, min_length=16)
     matching: MatchingConfig = MatchingConfig()
 

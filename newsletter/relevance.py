@@ -16,7 +16,6 @@ A typed one-word interest that names a configured topic is matched as that topic
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,17 +109,32 @@ def rank_papers(
     topics = [t for t in (topic_interest(settings, c.slug) for c in settings.topics) if t]
     vectors = None
     if model is not None and papers:
-        ensure_embeddings(session, papers, model)
-
-        def embed(texts: Sequence[str]) -> np.ndarray:
-            return embed_texts(session, model, texts)
-
-        unique = expand(unique, topics, embed, found.topic_similarity)
-        vectors = embed_interests(model, unique, session)
-    else:
+        try:
+            unique, vectors = _semantic(session, model, unique, topics, papers, found)
+        except EmbedderUnavailable as exc:  # the model failed to load on first use
+            _unavailable(settings.matching, exc, quiet=False)
+            model = None
+    if vectors is None:
         unique = expand(unique, topics, None, found.topic_similarity)
     candidates = [candidate(p) for p in papers]
     return rank(unique, candidates, interest_vectors=vectors, params=found)
+
+
+def _semantic(
+    session: Session,
+    model: Embedder,
+    interests: list[Interest],
+    topics: list[Interest],
+    papers: Sequence[Paper],
+    found: MatchParams,
+) -> tuple[list[Interest], np.ndarray]:
+    ensure_embeddings(session, papers, model)
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return embed_texts(session, model, texts)
+
+    expanded = expand(interests, topics, embed, found.topic_similarity)
+    return expanded, embed_interests(model, expanded, session)
 
 
 def params(config: MatchingConfig) -> MatchParams:
@@ -136,22 +150,27 @@ def params(config: MatchingConfig) -> MatchParams:
     )
 
 
-def configured_embedder(config: MatchingConfig) -> Embedder | None:
-    """The configured model, or None (with a one-line notice) where it cannot be had."""
+def configured_embedder(config: MatchingConfig, *, quiet: bool = False) -> Embedder | None:
+    """The configured model, or None where it cannot be had.
+
+    Without the model the fallback is logged as one line, unless `quiet`: embedding
+    ahead of a plan is quiet, the ranking that follows says it once for the run.
+    """
     if config.semantic == "off":
         return None
     try:
         return load_embedder(config.model)
     except EmbedderUnavailable as exc:
-        if config.semantic == "on":
-            raise MatcherUnavailable(f"matching.semantic is on, but {exc}") from None
-        _notice(f"Semantic matching is off: {exc}; matching papers by their words only.")
+        _unavailable(config, exc, quiet)
         return None
 
 
-@functools.cache
-def _notice(message: str) -> None:
-    log.warning(message)  # once per process, not once per edition or subscriber
+def _unavailable(config: MatchingConfig, exc: EmbedderUnavailable, quiet: bool) -> None:
+    """No model after all: an error when it is required, else words only (said once)."""
+    if config.semantic == "on":
+        raise MatcherUnavailable(f"matching.semantic is on, but {exc}") from None
+    if not quiet:
+        log.warning("Semantic matching is off: %s; matching papers by their words only.", exc)
 
 
 def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embedder) -> int:
@@ -189,10 +208,14 @@ def store_paper_embeddings(
     The model runs outside any transaction and the write is short: on SQLite a long
     write transaction would hold the only lock that senders need to mark mail sent.
     """
-    embedder = configured_embedder(settings.matching) if texts else None
+    embedder = configured_embedder(settings.matching, quiet=True) if texts else None
     if embedder is None:
         return 0
-    vectors = embedder.embed(list(texts.values()))
+    try:
+        vectors = embedder.embed(list(texts.values()))
+    except EmbedderUnavailable as exc:
+        _unavailable(settings.matching, exc, quiet=True)
+        return 0
     blobs = {paper_id: to_bytes(v) for paper_id, v in zip(texts, vectors, strict=True)}
     with db.transaction(sessions, immediate=True) as session:
         store_papers.set_embeddings(session, embedder.name, blobs)
@@ -204,7 +227,7 @@ def store_interest_embeddings(
 ) -> int:
     """Embed the interests not stored yet for this model, ahead of planning (which a dry
     run rolls back); the model runs outside any transaction. Returns how many."""
-    embedder = configured_embedder(settings.matching) if interests else None
+    embedder = configured_embedder(settings.matching, quiet=True) if interests else None
     if embedder is None:
         return 0
     texts = list(dict.fromkeys(semantic_text(i) for i in interests))
@@ -213,7 +236,11 @@ def store_interest_embeddings(
     missing = [t for t in texts if t not in known]
     if not missing:
         return 0
-    vectors = embedder.embed(missing)
+    try:
+        vectors = embedder.embed(missing)
+    except EmbedderUnavailable as exc:
+        _unavailable(settings.matching, exc, quiet=True)
+        return 0
     with db.transaction(sessions, immediate=True) as session:
         store_embeddings.save_vectors(
             session, embedder.name, {t: to_bytes(v) for t, v in zip(missing, vectors, strict=True)}
@@ -264,7 +291,12 @@ def forget_cached_interests() -> None:
 
 @dataclass(frozen=True)
 class QueryPick:
-    """One paper `newsletter match` shows: what a subscriber with that interest gets."""
+    """One paper `newsletter match` shows: what a subscriber with that interest gets.
+
+    Both numbers are on a 0–1 scale: `score` orders the digest (relevance mixed with
+    trending); `relevance` is at least matching.threshold and shown capped at 1 (a
+    topic's category bonus can lift the raw sum above it, which changes no order).
+    """
 
     external_id: str
     title: str
@@ -304,7 +336,7 @@ def picks_for_queries(
                 by_id[m.paper_id].external_id,
                 by_id[m.paper_id].title,
                 m.score,
-                m.relevance,
+                min(m.relevance, 1.0),
                 m.reason,
             )
             for m in ranked.get(interest.key, [])[:limit]

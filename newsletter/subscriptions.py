@@ -149,28 +149,45 @@ class ImportReport:
 
 
 def import_csv(context: Context, path: Path) -> ImportReport:
-    """Load `email,topics` rows (topics separated by ';'); bad rows are reported by line.
+    """Load `email,topics[,interests]` rows (both lists separated by ';'); bad rows are
+    reported by line, and so is a repeated address (its first row counts).
 
     Good rows are written in one transaction; imported subscribers are active (the
-    admin vouches for them, as with `subscribe --confirmed`).
+    admin vouches for them, as with `subscribe --confirmed`). Without an `interests`
+    column a known subscriber keeps the interests they typed.
     """
     rows = _read_rows(path)
     report = ImportReport()
-    good: dict[str, list[str]] = {}
+    good: dict[str, tuple[list[str], list[str] | None]] = {}
+    first_line: dict[str, int] = {}
     for line, row in rows:
         try:
             address = mailable_email(row.get("email") or "")
-            good[address] = check_topics(context.settings, (row.get("topics") or "").split(";"))
+            topics = check_topics(context.settings, (row.get("topics") or "").split(";"))
+            typed = row.get("interests")
+            interests = None if typed is None else clean_interests(typed.split(";"))
         except InvalidInput as exc:
             report.problems.append(f"line {line}: {exc}")
+            continue
+        if address in first_line:
+            report.problems.append(
+                f"line {line}: {address} is already on line {first_line[address]}; "
+                "this row is not imported"
+            )
+            continue
+        first_line[address] = line
+        good[address] = (topics, interests)
     with db.transaction(context.sessions) as session:
-        for address, slugs in good.items():
+        for address, (slugs, interests) in good.items():
             subscriber = store.get_subscriber(session, address)
             if subscriber is None:
-                store.add_subscriber(session, address, status="active", topics=slugs)
+                store.add_subscriber(
+                    session, address, status="active", topics=slugs, interests=interests or ()
+                )
                 report.added += 1
             else:
-                store.set_interests(subscriber, slugs, subscriber.interest_texts)
+                kept = subscriber.interest_texts if interests is None else interests
+                store.set_interests(subscriber, slugs, kept)
                 report.updated += 1
     return report
 

@@ -87,3 +87,18 @@ def test_bad_input_is_a_one_line_error(run_cli: Run, config: Path) -> None:
 def test_help_shows_an_example(run_cli: Run) -> None:
     result = run_cli("match", "--help")
     assert result.exit_code == 0 and "Example" in result.stdout and "--days" in result.stdout
+
+
+def test_json_relevance_and_score_stay_on_a_zero_to_one_scale(run_cli: Run, config: Path) -> None:
+    # Words only, a topic with a keyword the titles carry in full: the raw sum passes 1.
+    result = run_cli("--config", str(config), "match", "vision", "point cloud", "--json")
+    assert result.exit_code == 0, result.stderr
+    picks = [p for found in json.loads(result.stdout).values() for p in found]
+    assert picks
+    assert all(0 <= p["relevance"] <= 1 and 0 <= p["score"] <= 1 for p in picks)
+    assert any(p["relevance"] == 1 for p in picks)
+
+
+def test_help_states_the_scale_of_score_and_relevance(run_cli: Run) -> None:
+    result = run_cli("match", "--help")
+    assert "0–1 scale" in result.stdout

@@ -46,5 +46,7 @@ def test_every_setting_is_in_the_shipped_config(key: str) -> None:
     for part in key.split("."):
         if key == "secret_key":
             return  # deliberately absent from the file: generated, or from the environment
+        if key == "topics":
+            return  # shipped in the package (newsletter/data/topics.yaml), one source
         assert isinstance(node, dict) and part in node, f"{key} missing from config.yaml"
         node = node[part]

@@ -109,6 +109,37 @@ def test_semantic_auto_without_the_model_falls_back_with_a_notice(
     assert "matching papers by their words only" in caplog.text
 
 
+def test_every_words_only_ranking_says_so_with_the_install_command(
+    stored: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The notice depends on no earlier ranking in the process: each run says it once.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
+    interests = [relevance.text_interest("episodic memory")]
+    for run in (1, 2):
+        caplog.clear()
+        with (
+            caplog.at_level(logging.WARNING, logger="newsletter.relevance"),
+            db.transaction(stored.sessions) as session,
+        ):
+            relevance.rank_papers(session, settings, interests, all_papers(session))
+        notices = [r.getMessage() for r in caplog.records if "Semantic matching" in r.getMessage()]
+        assert len(notices) == 1, f"run {run}: {notices}"
+        assert "matching papers by their words only" in notices[0]
+
+
+def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
+    stored: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
+    with caplog.at_level(logging.WARNING, logger="newsletter.relevance"):
+        assert relevance.store_paper_embeddings(stored.sessions, settings, {1: "a paper"}) == 0
+        interests = [relevance.text_interest("memory")]
+        assert relevance.store_interest_embeddings(stored.sessions, settings, interests) == 0
+    assert caplog.text == ""
+
+
 def test_semantic_off_never_loads_a_model(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url, matching={"semantic": "off", "model": "no-such/model"})
     assert relevance.configured_embedder(settings.matching) is None

@@ -9,7 +9,8 @@ import click
 from rich.table import Table
 
 from newsletter import db, notices, subscriptions
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
+from newsletter.errors import InvalidInput
 
 
 @cli.command(epilog="Example: newsletter init")
@@ -74,7 +75,7 @@ def unsubscribe(state: State, email: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @pass_state
 def subscribers(state: State, as_json: bool) -> None:
-    """List subscribers with their status and topics."""
+    """List subscribers with their status, topics, interests, time zone and paused state."""
     people = subscriptions.list_all(state.context())
     if as_json:
         rows = [
@@ -83,29 +84,39 @@ def subscribers(state: State, as_json: bool) -> None:
                 "status": p.status,
                 "topics": list(p.topics),
                 "interests": list(p.interests),
+                "timezone": p.timezone,  # null: the edition's (digest.timezone)
+                "paused": p.paused,
             }
             for p in people
         ]
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table("email", "status", "topics", "interests")
+    table = Table("email", "status", "topics", "interests", "time zone")
     for p in people:
-        table.add_row(p.email, p.status, ", ".join(p.topics), "; ".join(p.interests))
+        status = f"{p.status} (paused)" if p.paused else p.status
+        zone = p.timezone or "edition's"
+        table.add_row(p.email, status, ", ".join(p.topics), "; ".join(p.interests), zone)
     console.print(table)
-    console.print(f"{len(people)} subscriber(s).")
+    console.print(f"{plural(len(people), 'subscriber')}.")
 
 
 @cli.command("import-subscribers", epilog="Example: newsletter import-subscribers readers.csv")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
 @pass_state
 def import_subscribers(state: State, csv_file: Path) -> None:
-    """Import active subscribers from a CSV with columns `email,topics` (topics split by ;)."""
+    """Import active subscribers from a CSV with a header: `email,topics[,interests]`.
+
+    Topics (slugs from config.yaml) and typed interests are separated by `;`. A known
+    address gets the row's topics (and its interests, when the column is there); an
+    address repeated in the file is imported from its first row and reported.
+    """
     report = subscriptions.import_csv(state.context(), csv_file)
     for problem in report.problems:
-        console.print(f"[yellow]skipped[/] {problem}", markup=True)
+        console.print(f"skipped {problem}", markup=False)
+    replaced = " (the file's topics replace theirs)" if report.updated else ""
     console.print(
-        f"Imported {report.added} new and {report.updated} existing subscriber(s); "
-        f"{len(report.problems)} row(s) skipped."
+        f"Imported {report.added} new and {plural(report.updated, 'existing subscriber')}"
+        f"{replaced}; {plural(len(report.problems), 'row')} skipped."
     )
     if report.problems and not (report.added or report.updated):
-        raise click.exceptions.Exit(1)
+        raise InvalidInput(f"{csv_file}: no row could be imported")

@@ -6,11 +6,12 @@ one-line message on stderr and a non-zero exit at the edge (main), never a trace
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import update_wrapper
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -20,8 +21,26 @@ from newsletter.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Output to a pipe or file is never wrapped (rich would wrap at 80 columns there): lines stay
+# whole for grep and logs, and tables get the width they need.
+PIPE_WIDTH = 240
+
+
+def _console(stream: TextIO, *, stderr: bool = False) -> Console:
+    tty = stream.isatty()
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=not tty, width=None if tty else PIPE_WIDTH
+    )
+
+
+console = _console(sys.stdout)
+err_console = _console(sys.stderr, stderr=True)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """'1 delivery', '3 deliveries': the count and the word in the right number."""
+    word = singular if count == 1 else (plural_form or f"{singular}s")
+    return f"{count} {word}"
 
 
 @dataclass

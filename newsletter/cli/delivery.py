@@ -15,7 +15,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsletter import outbox, sending
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.errors import NothingToSend
 
 
@@ -91,26 +91,14 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     counters = result.counters
     if result.resumed:
         console.print(f"Resumed the paused edition {result.edition_key}.")
-    console.print(
-        f"Edition {result.edition_key}: planned {plural(result.planned, 'new delivery')}; "
-        + summary(counters)
-        + "."
-    )
+    new = plural(result.planned, "new delivery", "new deliveries")
+    console.print(f"Edition {result.edition_key}: planned {new}; " + summary(counters) + ".")
     if counters.paused_reason:
         console.print(f"[red]Edition paused:[/] {counters.paused_reason}", markup=True)
         raise click.exceptions.Exit(1)
     if stop.is_set():
         console.print("Stopped; unsent deliveries were released for the next run.")
         raise click.exceptions.Exit(130)
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 new delivery', '3 new deliveries', '0 messages'."""
-    if count == 1:
-        return f"1 {noun}"
-    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return f"{count} {noun[:-1]}ies"
-    return f"{count} {noun}s"
 
 
 def _dry_run_report(result: sending.SendNowResult) -> None:

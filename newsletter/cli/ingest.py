@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from newsletter import ingest as ingest_service
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.sources import FORMATS
 
 _EPILOG = """\b
@@ -82,8 +82,8 @@ def _print_report(report: ingest_service.IngestReport) -> None:
                 soft_wrap=True,
             )
     console.print(
-        f"Ingested {sum(s.records for s in report.sources)} record(s) from "
-        f"{len(report.sources)} source(s): {report.new} new, {report.updated} updated, "
+        f"Ingested {plural(sum(s.records for s in report.sources), 'record')} from "
+        f"{plural(len(report.sources), 'source')}: {report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.skipped} skipped.",
         soft_wrap=True,
     )

@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from newsletter import status as status_service
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.store.progress import DeliveryTally
 
 
@@ -139,7 +139,9 @@ def _print_current(edition: status_service.EditionProgress) -> None:
     if edition.empty_reason is not None:
         console.print(f"Nothing to send: {edition.empty_reason}.", markup=False, soft_wrap=True)
     if t.retrying:
-        console.print(f"{t.retrying} delivery(ies) wait for a retry after a temporary failure.")
+        waiting = plural(t.retrying, "delivery", "deliveries")
+        verb = "waits" if t.retrying == 1 else "wait"
+        console.print(f"{waiting} {verb} for a retry after a temporary failure.")
     for error, count in edition.failure_reasons:
         console.print(f"failed ×{count}: {error}", markup=False)
 

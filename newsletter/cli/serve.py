@@ -10,7 +10,7 @@ import click
 import uvicorn
 
 from newsletter import subscriptions
-from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.context import Context
 
 
@@ -44,7 +44,7 @@ def serve(state: State, host: str, port: int, no_scheduler: bool) -> None:
     stop = None if no_scheduler else start_scheduler(context)
     console.print(f"Serving {context.settings.site.name} on http://{host}:{port}/", markup=False)
     if purged:
-        console.print(f"Purged {purged} expired pending subscription(s).")
+        console.print(f"Purged {plural(purged, 'expired pending subscription')}.")
     try:
         config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False)
         _Server(config).run()

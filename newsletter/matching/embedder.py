@@ -22,6 +22,10 @@ import numpy as np
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_NAMES = {PACKAGED_MODEL, "all-MiniLM-L6-v2"}
 BATCH_SIZE = 32
+NOT_INSTALLED = (
+    "sentence-transformers is not installed (add the semantic extra: `make semantic`"
+    " in a clone, or pip install 'trending-papers[semantic]')"
+)
 
 
 class Embedder(Protocol):
@@ -83,9 +87,7 @@ def load_embedder(name: str) -> SentenceTransformerEmbedder:
     """
     location = _packaged_path() if name in _PACKAGED_NAMES else None
     if importlib.util.find_spec("sentence_transformers") is None:
-        raise EmbedderUnavailable(
-            "sentence-transformers is not installed (pip install 'trending-papers[semantic]')"
-        )
+        raise EmbedderUnavailable(NOT_INSTALLED)
     embedder = SentenceTransformerEmbedder(name, location)
     if location is None:
         embedder.model  # noqa: B018  (loads it, or raises EmbedderUnavailable)
@@ -98,7 +100,9 @@ def _load_model(name: str, location: Path | None) -> Any:
     _quiet_transformers()
     try:
         from sentence_transformers import SentenceTransformer
-
+    except ImportError:  # found but not importable: a partial install
+        raise EmbedderUnavailable(NOT_INSTALLED) from None
+    try:
         return SentenceTransformer(str(location or name), device="cpu")
     except Exception as exc:  # offline hub, unknown name, broken files: all mean "absent"
         raise EmbedderUnavailable(f"cannot load model {name!r}: {type(exc).__name__}") from None
