@@ -64,7 +64,10 @@ class DeliveryJobs:
         return digest.plan_edition(context, now, key=key)
 
     def drain(self, context: Context, stop: threading.Event) -> object:
-        return outbox.drain(context, outbox.DrainOptions(), stop=stop)
+        counters = outbox.drain(context, outbox.DrainOptions(), stop=stop)
+        if counters.relay_error:  # the deliveries wait, untouched, for the next drain
+            log.warning("drain stopped: %s", counters.relay_error)
+        return counters
 
 
 _LEADERS: dict[str, Scheduler] = {}

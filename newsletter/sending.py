@@ -18,7 +18,7 @@ from newsletter import db, digest
 from newsletter.addresses import normalize_email
 from newsletter.compose import Composer
 from newsletter.context import Context
-from newsletter.errors import NotFound, NothingToSend
+from newsletter.errors import NotFound, NothingToSend, RelayUnavailable
 from newsletter.jobs import JobLoader, compose
 from newsletter.mail.message import OutgoingMessage
 from newsletter.models import Delivery, utcnow
@@ -84,6 +84,12 @@ def send_now(
     counters = drain(
         context, options, transport=transport, stop=stop, progress=progress, clock=clock
     )
+    if counters.relay_error:
+        raise RelayUnavailable(
+            f"{counters.relay_error}; sending stopped after {counters.sent} message(s), the "
+            f"rest of edition {edition.key} is kept: run `newsletter send-now` again once "
+            "the relay works"
+        )
     return SendNowResult(edition.key, plan.planned, resumed, counters)
 
 

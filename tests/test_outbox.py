@@ -135,7 +135,7 @@ def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
     counters = send(ctx_small)
     assert (
         counters.paused_reason is not None
-        and "of the last 10 attempts failed" in counters.paused_reason
+        and "of the last 10 deliveries failed" in counters.paused_reason
     )
     with db.transaction(ctx.sessions) as session:
         edition = session.scalars(select(Edition)).one()

@@ -80,7 +80,9 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
             workers=workers,
             stop=stop,
             on_planned=lambda total: progress.update(task, total=total),
-            progress=lambda c: progress.update(task, completed=c.done),
+            progress=lambda c: progress.update(
+                task, completed=c.done, description=c.waiting or "Sending"
+            ),
         )
     counters = result.counters
     if result.resumed:

@@ -165,11 +165,25 @@ def pause_edition(session: Session, edition_id: int, reason: str) -> None:
 
 
 def resume_edition(session: Session, edition_id: int) -> bool:
-    """Set a paused (or done) edition sending again; True when it was paused."""
+    """Set a paused (or done) edition sending again; True when it was paused.
+
+    The failure breaker then judges only attempts made from now on: the failures
+    that paused it must not pause it again once the cause is fixed.
+    """
+    last_attempt = (
+        select(func.max(DeliveryAttempt.id))
+        .where(DeliveryAttempt.edition_id == edition_id)
+        .scalar_subquery()
+    )
     result = session.execute(
         update(Edition)
         .where(Edition.id == edition_id, Edition.status != "sending")
-        .values(status="sending", paused_reason=None, completed_at=None)
+        .values(
+            status="sending",
+            paused_reason=None,
+            completed_at=None,
+            judged_after_attempt=last_attempt,
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -526,17 +540,39 @@ def record_hard_bounce(
 # --- reading the state ----------------------------------------------------------------
 
 
-def failure_share(session: Session, edition_id: int, window: int) -> tuple[int, int]:
-    """(failed, total) over the edition's last `window` attempts."""
+def failure_share(session: Session, edition_id: int, window: int, scanned: int) -> tuple[int, int]:
+    """(failed, total) over the latest outcome of the edition's `window` most recently
+    tried deliveries, counting only attempts since the edition was last resumed.
+
+    One delivery retried five times is one reader, not five failures. Only the last
+    `scanned` attempts are read (the window times the attempts a delivery may make),
+    so the check costs the same however large the edition grows.
+    """
+    attempts = _table(DeliveryAttempt)
+    baseline = (
+        select(func.coalesce(Edition.judged_after_attempt, 0))
+        .where(Edition.id == edition_id)
+        .scalar_subquery()
+    )
     recent = (
-        select(DeliveryAttempt.ok)
-        .where(DeliveryAttempt.edition_id == edition_id)
-        .order_by(DeliveryAttempt.id.desc())
+        select(attempts.c.id, attempts.c.delivery_id)
+        .where(attempts.c.edition_id == edition_id, attempts.c.id > baseline)
+        .order_by(attempts.c.id.desc())
+        .limit(scanned)
+        .subquery()
+    )
+    newest = func.max(recent.c.id)
+    latest = (
+        select(newest.label("id"))
+        .group_by(recent.c.delivery_id)
+        .order_by(newest.desc())
         .limit(window)
         .subquery()
     )
     failed, total = session.execute(
-        select(func.count().filter(recent.c.ok.is_(False)), func.count()).select_from(recent)
+        select(func.count().filter(attempts.c.ok.is_(False)), func.count()).select_from(
+            attempts.join(latest, attempts.c.id == latest.c.id)
+        )
     ).one()
     return int(failed or 0), int(total or 0)
 
@@ -557,6 +593,20 @@ def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
         leased = leased.where(Delivery.edition_id == edition_id)
     times = [t for t in (session.scalar(queued), session.scalar(leased)) if t is not None]
     return min(times) if times else None
+
+
+def retry_backlog(
+    session: Session, edition_id: int | None, now: datetime
+) -> tuple[int, str | None]:
+    """How many deliveries wait for a retry later, and the error of the latest to fail."""
+    waiting = (Delivery.status == "queued", Delivery.attempts > 0, Delivery.next_attempt_at > now)
+    count = select(func.count()).where(*waiting)
+    last = select(Delivery.last_error).where(*waiting)
+    last = last.order_by(Delivery.next_attempt_at.desc()).limit(1)
+    if edition_id is not None:
+        count = count.where(Delivery.edition_id == edition_id)
+        last = last.where(Delivery.edition_id == edition_id)
+    return int(session.scalar(count) or 0), session.scalar(last)
 
 
 def interests_of(
