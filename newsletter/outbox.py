@@ -38,7 +38,7 @@ from newsletter.mail.smtp import RelayError, SendError, SmtpPool
 from newsletter.marks import MarkWriter
 from newsletter.models import utcnow
 from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery
+from newsletter.store.outbox import ClaimedDelivery, LeaseHold
 
 Outcome = Literal["sent", "failed", "retried", "released", "returned"]
 Ready = tuple[Job, OutgoingMessage]  # a composed message waiting for a connection
@@ -93,6 +93,37 @@ class Counters:
 
 def lease_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+_RUNNING_HERE: set[str] = set()  # lease owners of the drains running in this process
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True only when a lease owner is provably dead: same host, and its PID is not
+    running, or is this process but no drain here has that name (a process before a
+    restart that reused the PID, as in a restarted container)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _RUNNING_HERE
+    return not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a killed process its parent has not reaped yet is gone too
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 class RelayWatch:
@@ -170,9 +201,11 @@ class Drainer:
         if options.processes > 0:
             secret = self.context.secret_key
             self.composing = ProcessComposer(self.settings, secret, options.processes)
+        _RUNNING_HERE.add(self.owner)
         try:
             return self._run(options)
         finally:
+            _RUNNING_HERE.discard(self.owner)
             self.composing.close()
 
     def _run(self, options: DrainOptions) -> Counters:
@@ -208,6 +241,7 @@ class Drainer:
     def _feed(self, options: DrainOptions, size: int, jobs: queue.Queue[Ready | None]) -> None:
         editions: set[int] = set()
         checked = 0  # outcomes seen by the last failure check
+        self._take_back_from_the_gone(options.edition_id)
         while not (self.stop.is_set() or self._errors):
             claimed = self._claim(options, size)
             self._compose_into(jobs, claimed)
@@ -303,6 +337,16 @@ class Drainer:
         with db.transaction(self.context.sessions) as session:
             return self.loader.load(session, claimed)
 
+    def _take_back_from_the_gone(self, edition_id: int | None) -> tuple[list[LeaseHold], int]:
+        """Requeue claims of dead processes on this host at once, rather than after
+        their leases expire; returns the other holders and how many were taken back."""
+        now = self.clock()
+        with db.transaction(self.context.sessions, immediate=True) as session:
+            holders = store.lease_holders(session, edition_id, now)
+            gone = [h.owner for h in holders if owner_is_gone(h.owner)]
+            taken = store.take_back(session, gone) if gone else 0
+        return [h for h in holders if h.owner not in gone and h.owner != self.owner], taken
+
     def _wait_for_more(self, options: DrainOptions) -> bool:
         """Nothing due now: sleep until something may be, or say the run is over."""
         if not (options.loop or options.wait_for_retries):
@@ -312,6 +356,9 @@ class Drainer:
             if edition_id is not None and not store.count_open(session, edition_id):
                 store.finish_edition_if_complete(session, edition_id, self.clock())
                 return False
+        holders, taken = self._take_back_from_the_gone(edition_id)
+        if taken:
+            return True  # claim them at once
         now = self.clock()
         with db.transaction(self.context.sessions) as session:
             wake = store.next_wakeup(session, edition_id)
@@ -319,7 +366,7 @@ class Drainer:
         delay = POLL_SECONDS
         if wake is not None:
             delay = min(delay, max((wake - now).total_seconds(), 0.0) + 0.01)
-            self.counters.waiting = _waiting_line(wake - now, backlog)
+            self.counters.waiting = _waiting_line(wake - now, backlog, holders)
             self.progress(self.counters)
         self.stop.wait(delay)
         self.counters.waiting = None
@@ -414,7 +461,9 @@ class Drainer:
                     store.finish_edition_if_complete(session, edition_id, self.clock())
 
 
-def _waiting_line(wait: timedelta, backlog: tuple[int, str | None]) -> str:
+def _waiting_line(
+    wait: timedelta, backlog: tuple[int, str | None], holders: Sequence[LeaseHold]
+) -> str:
     """What an idle run waits for, for the progress line."""
     parts = []
     retries, last_error = backlog
@@ -422,6 +471,12 @@ def _waiting_line(wait: timedelta, backlog: tuple[int, str | None]) -> str:
         parts.append(
             f"waiting {math.ceil(wait.total_seconds())} s to retry {_deliveries(retries)}"
             + (f" (last error: {last_error})" if last_error else "")
+        )
+    for hold in holders:
+        host_pid = hold.owner.rsplit(":", 1)[0]
+        parts.append(
+            f"{_deliveries(hold.count)} {'is' if hold.count == 1 else 'are'} claimed by "
+            f"{host_pid} until {hold.until:%H:%M:%S} UTC"
         )
     return "; ".join(parts) or f"waiting {math.ceil(wait.total_seconds())} s"
 

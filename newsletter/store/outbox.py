@@ -395,6 +395,38 @@ def release(session: Session, owner: str, delivery_ids: Sequence[int]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class LeaseHold:
+    """Deliveries of one lease owner (host:pid:run) not yet expired."""
+
+    owner: str
+    count: int
+    until: datetime
+
+
+def lease_holders(session: Session, edition_id: int | None, now: datetime) -> list[LeaseHold]:
+    query = (
+        select(Delivery.lease_owner, func.count(), func.max(Delivery.leased_until))
+        .where(Delivery.status == "sending", Delivery.leased_until >= now)
+        .group_by(Delivery.lease_owner)
+        .order_by(Delivery.lease_owner)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    rows = session.execute(query)
+    return [LeaseHold(owner or "", count, until or now) for owner, count, until in rows]
+
+
+def take_back(session: Session, owners: Sequence[str]) -> int:
+    """Requeue what these (gone) lease owners held, as if their leases had expired."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.status == "sending", Delivery.lease_owner.in_(owners))
+        .values(status="queued", lease_owner=None, leased_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def _attempt(
     session: Session,
     delivery: ClaimedDelivery,
