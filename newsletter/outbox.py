@@ -40,11 +40,12 @@ from newsletter.models import utcnow
 from newsletter.store import outbox as store
 from newsletter.store.outbox import ClaimedDelivery, LeaseHold
 
-Outcome = Literal["sent", "failed", "retried", "released", "returned"]
+Outcome = Literal["sent", "failed", "retried", "released", "returned", "skipped"]
 Ready = tuple[Job, OutgoingMessage]  # a composed message waiting for a connection
 POLL_SECONDS = 5.0  # how often a looping worker looks for due work when idle
 RELAY_STRIKES = 3  # relay-level failures in a row that stop a run (at least)
 RELAY_REST_SECONDS = 0.5  # a connection the relay just failed waits before its next try
+LEAVERS_SECONDS = 0.25  # how stale the send-time check for unsubscribed readers may be
 
 
 class Transport(Protocol):
@@ -151,6 +152,27 @@ class RelayWatch:
             return self._strikes >= self.limit
 
 
+class Leavers:
+    """Readers who unsubscribed or bounced since the run began, refreshed at most every
+    LEAVERS_SECONDS: the claim checked them, this catches those who left since."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        # Back by a lease: clocks of the web and sending machines may differ a little.
+        self.since = utcnow() - timedelta(seconds=context.settings.delivery.lease_seconds)
+        self._lock = threading.Lock()
+        self._left: set[int] = set()
+        self._checked = -math.inf
+
+    def __contains__(self, subscriber_id: int) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked >= LEAVERS_SECONDS:
+                with db.transaction(self.context.sessions) as session:
+                    self._left = store.readers_left_since(session, self.since)
+                self._checked = time.monotonic()
+            return subscriber_id in self._left
+
+
 @dataclass
 class DrainOptions:
     edition_id: int | None = None  # None: every edition that is sending
@@ -193,6 +215,7 @@ class Drainer:
         self.writer = MarkWriter(context)
         self.composing: InlineComposer | ProcessComposer = InlineComposer(self.composer)
         self.relay = RelayWatch(transport.size)
+        self.leavers = Leavers(context)
         self._halt = threading.Event()  # paused or broken: queued jobs go back untouched
         self._released: list[int] = []
         self._errors: list[BaseException] = []
@@ -383,6 +406,8 @@ class Drainer:
     # --- sending ---
 
     def _deliver(self, job: Job, message: OutgoingMessage) -> Outcome:
+        if job.delivery.subscriber_id in self.leavers:
+            return self._skip(job.delivery)
         try:
             self.transport.send(message.sender, message.recipient, message.data)
         except RelayError as exc:
@@ -396,6 +421,13 @@ class Drainer:
         self.counters.add("sent")
         self.progress(self.counters)
         return "sent"
+
+    def _skip(self, delivery: ClaimedDelivery) -> Outcome:
+        with db.transaction(self.context.sessions) as session:
+            store.skip_claimed(session, self.owner, delivery.id)
+        self.counters.add("skipped")
+        self.progress(self.counters)
+        return "skipped"
 
     def _on_relay_error(self, delivery: ClaimedDelivery, exc: RelayError) -> Outcome:
         """Not the reader's fault: the delivery goes back untouched (no attempt counted).

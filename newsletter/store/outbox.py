@@ -395,6 +395,24 @@ def release(session: Session, owner: str, delivery_ids: Sequence[int]) -> None:
         )
 
 
+def skip_claimed(session: Session, owner: str, delivery_id: int) -> None:
+    """A leased delivery whose reader left before it went out: never sent."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)
+        .values(status="skipped", lease_owner=None, leased_until=None)
+    )
+
+
+def readers_left_since(session: Session, since: datetime) -> set[int]:
+    """Readers who unsubscribed or bounced at `since` or later (checked at send time)."""
+    left_at = func.coalesce(Subscriber.unsubscribed_at, Subscriber.bounced_at)
+    query = select(Subscriber.id).where(
+        Subscriber.status.in_(("unsubscribed", "bounced")), left_at >= since
+    )
+    return set(session.scalars(query))
+
+
 @dataclass(frozen=True)
 class LeaseHold:
     """Deliveries of one lease owner (host:pid:run) not yet expired."""
