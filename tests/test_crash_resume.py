@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from sqlalchemy import select, update
 from newsletter import db, digest, outbox, sending
 from newsletter.context import Context
 from newsletter.models import Delivery
+from newsletter.scheduler import DeliveryJobs
 from tests.delivery_helpers import NOW, add_papers, add_readers, clock_from, configured, received_by
 from tests.process_helpers import bulk_readers, current_window_instant, start, write_config
 from tests.smtp_faults import FaultHandler, fault_server
@@ -153,3 +156,27 @@ def test_compose_processes_die_with_a_killed_send_now(context: Context, tmp_path
         finally:  # never leave them behind, whatever the outcome
             for pid in filter(alive, children):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_scheduler_drain_takes_back_claims_of_a_dead_process_on_this_host(
+    any_context: Context,
+) -> None:
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # reaped: its PID is certainly gone
+    dead = f"{socket.gethostname()}:{finished.pid}:0123abcd"
+    with fault_server() as server:
+        ctx = configured(any_context, server, smtp={"connections": 2})
+        add_papers(ctx)
+        emails = add_readers(ctx, 5)
+        digest.plan_edition(ctx, NOW)
+        with db.transaction(ctx.sessions) as session:
+            session.execute(
+                update(Delivery).values(
+                    status="sending",
+                    lease_owner=dead,
+                    leased_until=datetime.now(UTC) + timedelta(hours=1),
+                    next_attempt_at=NOW,
+                )
+            )
+        DeliveryJobs().drain(ctx, threading.Event())
+    assert received_by(server) == dict.fromkeys(emails, 1)
