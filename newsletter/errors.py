@@ -48,6 +48,10 @@ class DeliveryError(NewsletterError):
     """A message could not be handed to the SMTP server."""
 
 
+class RelayUnavailable(DeliveryError):
+    """The SMTP relay cannot be reached or refuses everything; nothing was lost."""
+
+
 class NothingToSend(NotFound):
     """A reader has no digest this week (inactive, paused, or nothing matched)."""
 

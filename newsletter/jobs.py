@@ -7,8 +7,13 @@ the other cores while the sending process claims, sends and records.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -145,7 +150,7 @@ class ProcessComposer:
             processes,
             mp_context=multiprocessing.get_context("spawn"),  # no inherited threads/sockets
             initializer=_start_composer,
-            initargs=(settings, secret_key),
+            initargs=(settings, secret_key, os.getpid()),
         )
         self.processes = processes
 
@@ -168,8 +173,39 @@ class ProcessComposer:
 _child_composer: Composer | None = None
 
 
-def _start_composer(settings: Settings, secret_key: str) -> None:
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """End this child process when `parent` dies, even by SIGKILL.
+
+    A pool child otherwise waits forever on its task queue (it holds both ends of
+    the pipe, so it never sees end-of-file), holding its memory. Linux ends it at
+    once (PR_SET_PDEATHSIG, which fires when the thread that started the child ends:
+    the drain's own thread, which closes the pool before it returns); elsewhere, or
+    as a fallback, a watchdog thread notices the child was re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still works
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
+
+
+def _start_composer(settings: Settings, secret_key: str, parent: int) -> None:
     global _child_composer
+    die_with_parent(parent)
     # Composing is throughput work; the sending process (and a local SMTP server)
     # wait on every reply, so they should win the CPU whenever they are ready.
     os.nice(10)

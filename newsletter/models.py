@@ -169,6 +169,8 @@ class Edition(Base):
     paused_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The failure breaker judges attempts after this one (set on each resume).
+    judged_after_attempt: Mapped[int | None] = mapped_column(Integer)
 
 
 class EditionPaper(Base):

@@ -4,8 +4,10 @@ Record first, send, record the outcome: a delivery is leased before it is sent a
 marked sent in its own small transaction right after the server's 250 reply, so a
 crash can repeat at most the messages in flight. 4xx replies, timeouts and drops are
 retried with exponential backoff; 5xx replies fail at once and count as a hard
-bounce. When too many recent attempts of an edition fail, the edition pauses and
-says why; `send-now` resumes it.
+bounce. When the latest attempts of too many deliveries fail, the edition pauses and
+says why; `send-now` resumes it. A relay that fails every connection (unreachable,
+refusing the session or our sender) is no reader's fault: the run stops, its
+deliveries go back untouched, and `Counters.relay_error` says why.
 
 How it goes fast without loosening that: one thread claims batches and composes
 (optionally in worker processes, `DrainOptions.processes`), a bounded queue feeds
@@ -15,6 +17,7 @@ MarkWriter: a connection sends nothing more until its mark is durable.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import socket
@@ -31,15 +34,18 @@ from newsletter.compose import Composer
 from newsletter.context import Context
 from newsletter.jobs import InlineComposer, Job, JobLoader, ProcessComposer
 from newsletter.mail.message import OutgoingMessage
-from newsletter.mail.smtp import SendError, SmtpPool
+from newsletter.mail.smtp import RelayError, SendError, SmtpPool
 from newsletter.marks import MarkWriter
 from newsletter.models import utcnow
 from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery
+from newsletter.store.outbox import ClaimedDelivery, LeaseHold
 
-Outcome = Literal["sent", "failed", "retried", "released"]
+Outcome = Literal["sent", "failed", "retried", "released", "returned", "skipped"]
 Ready = tuple[Job, OutgoingMessage]  # a composed message waiting for a connection
 POLL_SECONDS = 5.0  # how often a looping worker looks for due work when idle
+RELAY_STRIKES = 3  # relay-level failures in a row that stop a run (at least)
+RELAY_REST_SECONDS = 0.5  # a connection the relay just failed waits before its next try
+LEAVERS_SECONDS = 0.25  # how stale the send-time check for unsubscribed readers may be
 
 
 class Transport(Protocol):
@@ -61,6 +67,8 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     paused_reason: str | None = None
+    relay_error: str | None = None  # the run stopped: the relay failed every connection
+    waiting: str | None = None  # what an idle run waits for, while it waits
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -86,6 +94,83 @@ class Counters:
 
 def lease_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+_RUNNING_HERE: set[str] = set()  # lease owners of the drains running in this process
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True only when a lease owner is provably dead: same host, and its PID is not
+    running, or is this process but no drain here has that name (a process before a
+    restart that reused the PID, as in a restarted container)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _RUNNING_HERE
+    return not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a killed process its parent has not reaped yet is gone too
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+class RelayWatch:
+    """Tells a relay outage from a bad moment on one connection.
+
+    The relay is down after as many relay-level failures as there are connections
+    (at least RELAY_STRIKES) with no answer from it in between: a message accepted,
+    or refused for the reader's sake, proves it works. One connection turned away by
+    a per-client limit, resting between tries, while the others send is no outage.
+    """
+
+    def __init__(self, connections: int) -> None:
+        self.limit = max(RELAY_STRIKES, connections)
+        self._lock = threading.Lock()
+        self._strikes = 0
+
+    def answered(self) -> None:
+        with self._lock:
+            self._strikes = 0
+
+    def failed(self) -> bool:
+        """Count a relay-level failure; True when the relay is down."""
+        with self._lock:
+            self._strikes += 1
+            return self._strikes >= self.limit
+
+
+class Leavers:
+    """Readers who unsubscribed or bounced since the run began, refreshed at most every
+    LEAVERS_SECONDS: the claim checked them, this catches those who left since."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        # Back by a lease: clocks of the web and sending machines may differ a little.
+        self.since = utcnow() - timedelta(seconds=context.settings.delivery.lease_seconds)
+        self._lock = threading.Lock()
+        self._left: set[int] = set()
+        self._checked = -math.inf
+
+    def __contains__(self, subscriber_id: int) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked >= LEAVERS_SECONDS:
+                with db.transaction(self.context.sessions) as session:
+                    self._left = store.readers_left_since(session, self.since)
+                self._checked = time.monotonic()
+            return subscriber_id in self._left
 
 
 @dataclass
@@ -129,6 +214,8 @@ class Drainer:
         self.loader = JobLoader(context)
         self.writer = MarkWriter(context)
         self.composing: InlineComposer | ProcessComposer = InlineComposer(self.composer)
+        self.relay = RelayWatch(transport.size)
+        self.leavers = Leavers(context)
         self._halt = threading.Event()  # paused or broken: queued jobs go back untouched
         self._released: list[int] = []
         self._errors: list[BaseException] = []
@@ -137,9 +224,11 @@ class Drainer:
         if options.processes > 0:
             secret = self.context.secret_key
             self.composing = ProcessComposer(self.settings, secret, options.processes)
+        _RUNNING_HERE.add(self.owner)
         try:
             return self._run(options)
         finally:
+            _RUNNING_HERE.discard(self.owner)
             self.composing.close()
 
     def _run(self, options: DrainOptions) -> Counters:
@@ -175,6 +264,7 @@ class Drainer:
     def _feed(self, options: DrainOptions, size: int, jobs: queue.Queue[Ready | None]) -> None:
         editions: set[int] = set()
         checked = 0  # outcomes seen by the last failure check
+        self._take_back_from_the_gone(options.edition_id)
         while not (self.stop.is_set() or self._errors):
             claimed = self._claim(options, size)
             self._compose_into(jobs, claimed)
@@ -190,8 +280,26 @@ class Drainer:
                 self._halt.set()
                 jobs.join()
                 break
+            if self.counters.relay_error:
+                if not options.loop:
+                    break
+                self._rest_after_outage(jobs)
             if not claimed and not self._wait_for_more(options):
                 break
+
+    def _rest_after_outage(self, jobs: queue.Queue[Ready | None]) -> None:
+        """A looping worker outlives a relay outage: give everything back, wait, retry."""
+        jobs.join()  # the halted senders hand back what was queued
+        with self.counters._lock:
+            released, self._released = self._released, []
+        with db.transaction(self.context.sessions) as session:
+            store.release(session, self.owner, released)
+        self.counters.add("released", len(released))
+        self.counters.waiting = f"{self.counters.relay_error}; trying again in {POLL_SECONDS:g} s"
+        self.progress(self.counters)
+        self.stop.wait(POLL_SECONDS)
+        self.counters.relay_error = self.counters.waiting = None
+        self._halt.clear()
 
     def _compose_into(self, jobs: queue.Queue[Ready | None], claimed: Sequence[Job]) -> None:
         """Compose on this one thread (or its processes): senders hardly need the GIL."""
@@ -252,20 +360,39 @@ class Drainer:
         with db.transaction(self.context.sessions) as session:
             return self.loader.load(session, claimed)
 
+    def _take_back_from_the_gone(self, edition_id: int | None) -> tuple[list[LeaseHold], int]:
+        """Requeue claims of dead processes on this host at once, rather than after
+        their leases expire; returns the other holders and how many were taken back."""
+        now = self.clock()
+        with db.transaction(self.context.sessions, immediate=True) as session:
+            holders = store.lease_holders(session, edition_id, now)
+            gone = [h.owner for h in holders if owner_is_gone(h.owner)]
+            taken = store.take_back(session, gone) if gone else 0
+        return [h for h in holders if h.owner not in gone and h.owner != self.owner], taken
+
     def _wait_for_more(self, options: DrainOptions) -> bool:
         """Nothing due now: sleep until something may be, or say the run is over."""
         if not (options.loop or options.wait_for_retries):
             return False
+        edition_id = options.edition_id
         with db.transaction(self.context.sessions, immediate=True) as session:  # reads, writes
-            edition_id = options.edition_id
             if edition_id is not None and not store.count_open(session, edition_id):
                 store.finish_edition_if_complete(session, edition_id, self.clock())
                 return False
-            wake = store.next_wakeup(session, options.edition_id)
+        holders, taken = self._take_back_from_the_gone(edition_id)
+        if taken:
+            return True  # claim them at once
+        now = self.clock()
+        with db.transaction(self.context.sessions) as session:
+            wake = store.next_wakeup(session, edition_id)
+            backlog = store.retry_backlog(session, edition_id, now)
         delay = POLL_SECONDS
         if wake is not None:
-            delay = min(delay, max((wake - self.clock()).total_seconds(), 0.0) + 0.01)
+            delay = min(delay, max((wake - now).total_seconds(), 0.0) + 0.01)
+            self.counters.waiting = _waiting_line(wake - now, backlog, holders)
+            self.progress(self.counters)
         self.stop.wait(delay)
+        self.counters.waiting = None
         return True
 
     def _paused(self, edition_id: int) -> bool:
@@ -279,15 +406,43 @@ class Drainer:
     # --- sending ---
 
     def _deliver(self, job: Job, message: OutgoingMessage) -> Outcome:
+        if job.delivery.subscriber_id in self.leavers:
+            return self._skip(job.delivery)
         try:
             self.transport.send(message.sender, message.recipient, message.data)
+        except RelayError as exc:
+            return self._on_relay_error(job.delivery, exc)
         except SendError as exc:
+            self.relay.answered()
             return self._on_error(job.delivery, exc)
+        self.relay.answered()
         # Nothing more goes out on this connection until the mark is committed.
         self.writer.sent(store.SentMark(job.delivery, message.message_id, self.clock()))
         self.counters.add("sent")
         self.progress(self.counters)
         return "sent"
+
+    def _skip(self, delivery: ClaimedDelivery) -> Outcome:
+        with db.transaction(self.context.sessions) as session:
+            store.skip_claimed(session, self.owner, delivery.id)
+        self.counters.add("skipped")
+        self.progress(self.counters)
+        return "skipped"
+
+    def _on_relay_error(self, delivery: ClaimedDelivery, exc: RelayError) -> Outcome:
+        """Not the reader's fault: the delivery goes back untouched (no attempt counted).
+
+        When the relay is down, the run stops; otherwise this delivery is free again
+        at once for a healthier connection or the next claim.
+        """
+        if self.relay.failed():
+            self.counters.relay_error = str(exc)
+            self._halt.set()
+            return "released"
+        with db.transaction(self.context.sessions) as session:
+            store.release(session, self.owner, [delivery.id])
+        self.stop.wait(RELAY_REST_SECONDS)
+        return "returned"
 
     def _on_error(self, delivery: ClaimedDelivery, exc: SendError) -> Outcome:
         if exc.permanent:
@@ -324,16 +479,42 @@ class Drainer:
             # Immediate: it reads, then may write, while the senders commit marks; a
             # deferred SQLite transaction could not upgrade after their commits.
             with db.transaction(self.context.sessions, immediate=True) as session:
-                failed, total = store.failure_share(session, edition_id, config.failure_window)
-                if total >= config.failure_window and failed / total > config.failure_threshold:
+                window = config.failure_window
+                scanned = window * config.max_attempts
+                failed, total = store.failure_share(session, edition_id, window, scanned)
+                if total >= window and failed / total > config.failure_threshold:
                     reason = (
-                        f"{failed} of the last {total} attempts failed "
+                        f"{failed} of the last {total} deliveries failed "
                         f"(more than {config.failure_threshold:.0%}); check the SMTP server "
                         "and the deliveries' last errors, then run `newsletter send-now`"
                     )
                     store.pause_edition(session, edition_id, reason)
                 else:
                     store.finish_edition_if_complete(session, edition_id, self.clock())
+
+
+def _waiting_line(
+    wait: timedelta, backlog: tuple[int, str | None], holders: Sequence[LeaseHold]
+) -> str:
+    """What an idle run waits for, for the progress line."""
+    parts = []
+    retries, last_error = backlog
+    if retries:
+        parts.append(
+            f"waiting {math.ceil(wait.total_seconds())} s to retry {_deliveries(retries)}"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
+    for hold in holders:
+        host_pid = hold.owner.rsplit(":", 1)[0]
+        parts.append(
+            f"{_deliveries(hold.count)} {'is' if hold.count == 1 else 'are'} claimed by "
+            f"{host_pid} until {hold.until:%H:%M:%S} UTC"
+        )
+    return "; ".join(parts) or f"waiting {math.ceil(wait.total_seconds())} s"
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'}"
 
 
 def drain(

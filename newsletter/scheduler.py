@@ -70,7 +70,10 @@ class DeliveryJobs:
 
     def drain(self, context: Context, stop: threading.Event) -> object:
         notices.retry_confirmations(context)
-        return outbox.drain(context, outbox.DrainOptions(), stop=stop)
+        counters = outbox.drain(context, outbox.DrainOptions(), stop=stop)
+        if counters.relay_error:  # the deliveries wait, untouched, for the next drain
+            log.warning("drain stopped: %s", counters.relay_error)
+        return counters
 
 
 _LEADERS: dict[str, Scheduler] = {}

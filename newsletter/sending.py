@@ -19,7 +19,7 @@ from newsletter.addresses import normalize_email
 from newsletter.compose import Composer
 from newsletter.config import Settings
 from newsletter.context import Context
-from newsletter.errors import NotFound, NothingToSend
+from newsletter.errors import NotFound, NothingToSend, RelayUnavailable
 from newsletter.jobs import JobLoader, compose
 from newsletter.mail.message import OutgoingMessage
 from newsletter.models import utcnow
@@ -100,6 +100,12 @@ def send_now(
     counters = drain(
         context, options, transport=transport, stop=stop, progress=progress, clock=clock
     )
+    if counters.relay_error:
+        raise RelayUnavailable(
+            f"{counters.relay_error}; sending stopped after {counters.sent} sent, the rest "
+            f"of edition {edition.key} is kept: run `newsletter send-now` again once the "
+            "relay works"
+        )
     return SendNowResult(edition.key, plan.planned, resumed, counters)
 
 

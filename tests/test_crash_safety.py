@@ -59,7 +59,7 @@ def test_send_now_killed_part_way_then_run_again_delivers_everything_once(
     at_kill = len(smtp_server.messages)
     assert KILL_AFTER <= at_kill < READERS  # really killed part-way
 
-    # The rerun waits for the dead process's leases (5 s) and sends what is left.
+    # The rerun takes the dead process's claims back at once and sends what is left.
     second = start(config, "send-now", log=tmp_path / "second.log")
     assert second.wait(90) == 0, (tmp_path / "second.log").read_text()
     assert "Edition " in (tmp_path / "second.log").read_text()

@@ -135,7 +135,7 @@ def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
     counters = send(ctx_small)
     assert (
         counters.paused_reason is not None
-        and "of the last 10 attempts failed" in counters.paused_reason
+        and "of the last 10 deliveries failed" in counters.paused_reason
     )
     with db.transaction(ctx.sessions) as session:
         edition = session.scalars(select(Edition)).one()
@@ -164,3 +164,28 @@ def test_a_stop_request_releases_deliveries_not_yet_sent(
     assert list(statuses(ctx).values()).count("queued") == 8
     send(ctx)
     assert len(received_by(faulty)) == 10 and set(received_by(faulty).values()) == {1}
+
+
+def test_readers_who_unsubscribe_while_their_delivery_is_claimed_are_not_mailed(
+    any_context: Context,
+) -> None:
+    with fault_server() as server:
+        handler(server).delay = 0.3  # a slow relay: the batch stays claimed a while
+        ctx = configured(any_context, server, smtp={"connections": 1}, delivery=FAST)
+        add_papers(ctx)
+        emails = add_readers(ctx, 8)
+        digest.plan_edition(ctx, NOW)
+        staying, leaving = emails[:4], emails[4:]
+        left: list[str] = []
+
+        def progress(counters: outbox.Counters) -> None:
+            if counters.sent == 1 and not left:  # every delivery is claimed by now
+                for email in leaving:
+                    subscriptions.unsubscribe(ctx, email)
+                left.extend(leaving)
+
+        counters = sending.send_now(ctx, clock=clock_from(NOW), progress=progress).counters
+    assert left == leaving
+    assert set(received_by(server)) == set(staying)
+    assert {statuses(ctx)[email] for email in leaving} == {"skipped"}
+    assert (counters.sent, counters.skipped) == (4, 4)

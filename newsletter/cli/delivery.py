@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter import outbox, sending
 from newsletter.cli.base import State, cli, console, pass_state, plural
-from newsletter.errors import NothingToSend
+from newsletter.errors import NothingToSend, RelayUnavailable
 
 
 @contextmanager
@@ -83,7 +83,9 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
                 workers=workers,
                 stop=stop,
                 on_planned=planned,
-                progress=lambda c: progress.update(task, completed=c.done),
+                progress=lambda c: progress.update(
+                    task, completed=c.done, description=c.waiting or "Sending"
+                ),
             )
         finally:
             progress.stop()
@@ -149,6 +151,8 @@ def worker(state: State, loop: bool, batch: int | None, workers: int) -> None:
     with stop_on_signals() as stop:
         counters = outbox.drain(context, options, stop=stop)
     console.print("Worker: " + summary(counters) + ".")
+    if counters.relay_error:  # its deliveries wait, untouched, for the next worker
+        raise RelayUnavailable(f"{counters.relay_error}; the worker stopped")
 
 
 @cli.command(epilog="Example: newsletter preview ada@example.org --html digest.html")

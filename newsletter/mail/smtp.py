@@ -3,7 +3,8 @@
 Pure part: knows nothing of the store. `SmtpPool.send` is safe to call from as many
 threads as the pool has connections; each call borrows one connection, so messages
 go out in parallel over reused sessions. Failures raise SendError, which says
-whether trying again later can help (4xx, timeouts, drops) or not (5xx).
+whether trying again later can help (4xx, timeouts, drops) or not (5xx); RelayError
+says the relay, not the reader, is the problem.
 """
 
 from __future__ import annotations
@@ -30,8 +31,17 @@ class SendError(Exception):
         self.code = code
 
 
+class RelayError(SendError):
+    """The relay itself failed us (unreachable, refused the session or our sender): no
+    reader's fault, and the next message would most likely fare the same."""
+
+
 class _Dropped(SendError):
     """The session is gone (disconnect or 421) and the server did not take the message."""
+
+
+class _RelayDropped(RelayError, _Dropped):
+    """A 421 to MAIL: on a reused session, most likely an idle timeout; else the relay."""
 
 
 class RateLimiter:
@@ -86,7 +96,9 @@ class Connection:
                 )
             else:
                 smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-            smtp.ehlo()
+            code, reply = smtp.ehlo()
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, reply)
             if config.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
@@ -96,12 +108,12 @@ class Connection:
             # Never permanent: a server refusing us (login, greeting) says nothing
             # about the reader, and must not bounce them; the edition's failure
             # breaker pauses sending instead, with this message as the reason.
-            raise SendError(
+            raise RelayError(
                 f"SMTP server {config.host}:{config.port} refused the session: {_reply(exc)}",
                 code=exc.smtp_code,
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise SendError(
+            raise RelayError(
                 f"cannot connect to SMTP server {config.host}:{config.port}: {_describe(exc)}"
             ) from None
         return smtp
@@ -146,9 +158,14 @@ class Connection:
             mail, rcpt, data_reply = (replies + [(0, b"")] * 3)[:3]
             if mail[0] != 250:
                 self._abort(data_reply)
-                # Our own address refused: a setup problem, not the reader's; never a bounce.
-                error = self._reply_error(*mail)
-                raise error if isinstance(error, _Dropped) else SendError(str(error), code=mail[0])
+                # Our own address refused (or the session ended): the relay's problem or
+                # our setup, never the reader's; never a bounce.
+                dropped = isinstance(self._reply_error(*mail), _Dropped)  # a 421 closes it
+                raise (_RelayDropped if dropped else RelayError)(
+                    f"SMTP server {self.config.host}:{self.config.port} refused the sender "
+                    f"{sender}: {_classify_reply(*mail)}",
+                    code=mail[0],
+                )
             if rcpt[0] not in (250, 251):
                 self._abort(data_reply)
                 raise self._reply_error(*rcpt)

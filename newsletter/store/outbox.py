@@ -189,11 +189,25 @@ def pause_edition(session: Session, edition_id: int, reason: str) -> None:
 
 
 def resume_edition(session: Session, edition_id: int) -> bool:
-    """Set a paused (or done) edition sending again; True when it was paused."""
+    """Set a paused (or done) edition sending again; True when it was paused.
+
+    The failure breaker then judges only attempts made from now on: the failures
+    that paused it must not pause it again once the cause is fixed.
+    """
+    last_attempt = (
+        select(func.max(DeliveryAttempt.id))
+        .where(DeliveryAttempt.edition_id == edition_id)
+        .scalar_subquery()
+    )
     result = session.execute(
         update(Edition)
         .where(Edition.id == edition_id, Edition.status != "sending")
-        .values(status="sending", paused_reason=None, completed_at=None)
+        .values(
+            status="sending",
+            paused_reason=None,
+            completed_at=None,
+            judged_after_attempt=last_attempt,
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -409,6 +423,56 @@ def release(session: Session, owner: str, delivery_ids: Sequence[int]) -> None:
         )
 
 
+def skip_claimed(session: Session, owner: str, delivery_id: int) -> None:
+    """A leased delivery whose reader left before it went out: never sent."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)
+        .values(status="skipped", lease_owner=None, leased_until=None)
+    )
+
+
+def readers_left_since(session: Session, since: datetime) -> set[int]:
+    """Readers who unsubscribed or bounced at `since` or later (checked at send time)."""
+    left_at = func.coalesce(Subscriber.unsubscribed_at, Subscriber.bounced_at)
+    query = select(Subscriber.id).where(
+        Subscriber.status.in_(("unsubscribed", "bounced")), left_at >= since
+    )
+    return set(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class LeaseHold:
+    """Deliveries of one lease owner (host:pid:run) not yet expired."""
+
+    owner: str
+    count: int
+    until: datetime
+
+
+def lease_holders(session: Session, edition_id: int | None, now: datetime) -> list[LeaseHold]:
+    query = (
+        select(Delivery.lease_owner, func.count(), func.max(Delivery.leased_until))
+        .where(Delivery.status == "sending", Delivery.leased_until >= now)
+        .group_by(Delivery.lease_owner)
+        .order_by(Delivery.lease_owner)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    rows = session.execute(query)
+    return [LeaseHold(owner or "", count, until or now) for owner, count, until in rows]
+
+
+def take_back(session: Session, owners: Sequence[str]) -> int:
+    """Requeue what these (gone) lease owners held, as if their leases had expired."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.status == "sending", Delivery.lease_owner.in_(owners))
+        .values(status="queued", lease_owner=None, leased_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def _attempt(
     session: Session,
     delivery: ClaimedDelivery,
@@ -554,17 +618,39 @@ def record_hard_bounce(
 # --- reading the state ----------------------------------------------------------------
 
 
-def failure_share(session: Session, edition_id: int, window: int) -> tuple[int, int]:
-    """(failed, total) over the edition's last `window` attempts."""
+def failure_share(session: Session, edition_id: int, window: int, scanned: int) -> tuple[int, int]:
+    """(failed, total) over the latest outcome of the edition's `window` most recently
+    tried deliveries, counting only attempts since the edition was last resumed.
+
+    One delivery retried five times is one reader, not five failures. Only the last
+    `scanned` attempts are read (the window times the attempts a delivery may make),
+    so the check costs the same however large the edition grows.
+    """
+    attempts = _table(DeliveryAttempt)
+    baseline = (
+        select(func.coalesce(Edition.judged_after_attempt, 0))
+        .where(Edition.id == edition_id)
+        .scalar_subquery()
+    )
     recent = (
-        select(DeliveryAttempt.ok)
-        .where(DeliveryAttempt.edition_id == edition_id)
-        .order_by(DeliveryAttempt.id.desc())
+        select(attempts.c.id, attempts.c.delivery_id)
+        .where(attempts.c.edition_id == edition_id, attempts.c.id > baseline)
+        .order_by(attempts.c.id.desc())
+        .limit(scanned)
+        .subquery()
+    )
+    newest = func.max(recent.c.id)
+    latest = (
+        select(newest.label("id"))
+        .group_by(recent.c.delivery_id)
+        .order_by(newest.desc())
         .limit(window)
         .subquery()
     )
     failed, total = session.execute(
-        select(func.count().filter(recent.c.ok.is_(False)), func.count()).select_from(recent)
+        select(func.count().filter(attempts.c.ok.is_(False)), func.count()).select_from(
+            attempts.join(latest, attempts.c.id == latest.c.id)
+        )
     ).one()
     return int(failed or 0), int(total or 0)
 
@@ -587,6 +673,20 @@ def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
         leased = leased.where(Delivery.edition_id == edition_id)
     times = [t for t in (session.scalar(queued), session.scalar(leased)) if t is not None]
     return min(times) if times else None
+
+
+def retry_backlog(
+    session: Session, edition_id: int | None, now: datetime
+) -> tuple[int, str | None]:
+    """How many deliveries wait for a retry later, and the error of the latest to fail."""
+    waiting = (Delivery.status == "queued", Delivery.attempts > 0, Delivery.next_attempt_at > now)
+    count = select(func.count()).where(*waiting)
+    last = select(Delivery.last_error).where(*waiting)
+    last = last.order_by(Delivery.next_attempt_at.desc()).limit(1)
+    if edition_id is not None:
+        count = count.where(Delivery.edition_id == edition_id)
+        last = last.where(Delivery.edition_id == edition_id)
+    return int(session.scalar(count) or 0), session.scalar(last)
 
 
 def interests_of(
