@@ -61,8 +61,10 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(sessions: sessionmaker[Session], immediate: bool = False) -> Iterator[Session]:
     """One unit of work: commits at the end, rolls back everything on any error.
 
-    `immediate` takes SQLite's write lock at BEGIN, so read-then-write sequences
-    (claiming deliveries) cannot interleave with another writer.
+    `immediate` takes SQLite's write lock at BEGIN: pass it for every transaction that
+    writes after reading. A deferred one that reads first fails at once with "database
+    is locked" when another writer committed meanwhile (the busy timeout cannot help
+    it), whereas BEGIN IMMEDIATE waits its turn.
     """
     session = sessions()
     if immediate and session.get_bind().dialect.name == "sqlite":

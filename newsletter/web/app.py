@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from newsletter.context import Context
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
-from newsletter.web.routes import WebState, router, timezones
+from newsletter.web.routes import PendingPurge, WebState, router, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 from newsletter.web.spec import install_openapi, web_forms
 
@@ -51,6 +51,7 @@ def create_app(context: Context) -> FastAPI:
         limiter=RateLimiter(settings.web.subscribe_rate_per_hour, settings.web.subscribe_burst),
         secure_cookies=https,
         forms=forms,
+        purge=PendingPurge(context),
     )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
