@@ -8,6 +8,7 @@ environment instead of the file. Imports nothing of newsletter but errors.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -159,6 +160,25 @@ class WebConfig(Section):
     confirmation_cooldown_hours: int = Field(default=24, ge=0)
     max_body_bytes: int = Field(default=16_384, ge=1024, le=10_000_000)
     home_papers: int = Field(default=10, ge=1, le=100)
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client. Nobody is
+    # trusted by default: any client could otherwise pick its own address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        parsed = []
+        for value in values:
+            try:
+                if "/" in value:
+                    parsed.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+                else:
+                    parsed.append(str(ipaddress.ip_address(value.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an IP address or network (like 10.0.0.1 or 10.0.0.0/8)"
+                ) from None
+        return tuple(parsed)
 
 
 class ScheduleConfig(Section):

@@ -105,3 +105,12 @@ def test_an_empty_config_file_is_an_error_naming_the_file(
     assert f"{config}: the config file is empty" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_an_error_naming_the_key(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "config.yaml", web={"trusted_proxies": ["proxy.lan"]})
+    result = run_cli("--config", str(config), "subscribers")
+    assert result.exit_code == 1
+    assert f"{config}: web.trusted_proxies: 'proxy.lan' is not an IP address" in result.stderr

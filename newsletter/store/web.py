@@ -1,4 +1,5 @@
-"""Queries the public web app needs: the edition archive and the pending purge."""
+"""Queries the public web app needs: the listing stamp, the edition archive and the
+pending purge."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Edition, EditionPaper, Paper, Subscriber
+
+
+def listing_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever a paper is added, updated (upvotes too) or removed: what the
+    home page's cache is keyed on. Aggregates only, so it stays cheap at any size."""
+    row = session.execute(
+        select(func.count(Paper.id), func.max(Paper.listed_at), func.max(Paper.updated_at))
+    ).one()
+    return tuple(row)
 
 
 def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:

@@ -81,6 +81,7 @@ class WebState:
     secure_cookies: bool
     forms: WebForms
     purge: PendingPurge
+    trending: archive.TrendingCache
 
 
 def web(request: Request) -> WebState:
@@ -241,7 +242,7 @@ def index(request: Request, state: Web) -> HTMLResponse:
 
 
 def home(request: Request, state: WebState, status_code: int = 200, **values: Any) -> HTMLResponse:
-    trending = archive.trending(state.context)
+    trending = state.trending.get(state.context)
     defaults: dict[str, Any] = {
         "error": None,
         "email": "",
