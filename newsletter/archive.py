@@ -7,10 +7,14 @@ touch the database.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from newsletter import db
+from newsletter.config import Settings
 from newsletter.context import Context
 from newsletter.digest import general_top, paper_view
 from newsletter.models import Edition
@@ -58,15 +62,42 @@ class ReaderDigestPage:
 
 def trending(context: Context, limit: int | None = None) -> Trending:
     """The most trending papers among the latest `digest.window_days` of listings."""
-    limit = limit or context.settings.web.home_papers
     with db.transaction(context.sessions) as session:
-        end = paper_store.latest_listing(session)
-        if end is None:
-            return Trending((), None, None)
-        start = end - timedelta(days=context.settings.digest.window_days)
-        listed = paper_store.papers_listed_between(session, start, end + timedelta(seconds=1))
-        papers = general_top(listed, context.settings.matching.half_life_days, limit)
-        return Trending(tuple(paper_view(p) for p in papers), start, end)
+        return _trending(session, context.settings, limit or context.settings.web.home_papers)
+
+
+class TrendingCache:
+    """`trending` for the home page, computed again only when the papers change.
+
+    Ranking a week of listings reads every paper in it; the key is one cheap aggregate
+    query, so every process (and an ingest run elsewhere) is seen at the next request.
+    Trending depends on the papers alone, not on the clock, so nothing else can stale it.
+    """
+
+    def __init__(self) -> None:
+        self._stamp: tuple[object, ...] | None = None
+        self._value: Trending | None = None
+        # One computation at a time: a burst after a change waits for it, not repeats it.
+        self._lock = threading.Lock()
+
+    def get(self, context: Context) -> Trending:
+        with self._lock, db.transaction(context.sessions) as session:
+            stamp = store.listing_stamp(session)
+            if self._value is None or stamp != self._stamp:
+                limit = context.settings.web.home_papers
+                self._value = _trending(session, context.settings, limit)
+                self._stamp = stamp
+            return self._value
+
+
+def _trending(session: Session, settings: Settings, limit: int) -> Trending:
+    end = paper_store.latest_listing(session)
+    if end is None:
+        return Trending((), None, None)
+    start = end - timedelta(days=settings.digest.window_days)
+    listed = paper_store.papers_listed_between(session, start, end + timedelta(seconds=1))
+    papers = general_top(listed, settings.matching.half_life_days, limit)
+    return Trending(tuple(paper_view(p) for p in papers), start, end)
 
 
 def editions(context: Context) -> list[EditionSummary]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from newsletter.errors import ConfigError
 
@@ -168,6 +171,25 @@ class WebConfig(Section):
     confirmation_cooldown_hours: int = Field(default=24, ge=0)
     max_body_bytes: int = Field(default=16_384, ge=1024, le=10_000_000)
     home_papers: int = Field(default=10, ge=1, le=100)
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client. Nobody is
+    # trusted by default: any client could otherwise pick its own address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        parsed = []
+        for value in values:
+            try:
+                if "/" in value:
+                    parsed.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+                else:
+                    parsed.append(str(ipaddress.ip_address(value.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an IP address or network (like 10.0.0.1 or 10.0.0.0/8)"
+                ) from None
+        return tuple(parsed)
 
 
 class ScheduleConfig(Section):
@@ -258,10 +280,17 @@ def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"{path}: not valid YAML{line}") from None
     if raw is None:
-        raw = {}
+        # A file with nothing in it is more likely a mistake (a failed copy, the wrong
+        # path) than a wish for the defaults.
+        raise ConfigError(f"{path}: the config file is empty; give at least one section")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return parse_settings(_apply_env(raw, environ), source=str(path))
+    _database_relative_to(raw, path.parent)
+    applied = _apply_env(raw, environ)
+    try:
+        return parse_settings(raw, source=str(path))
+    except ConfigError as exc:
+        raise _blame_environment(exc, str(path), applied) from None
 
 
 def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
@@ -273,7 +302,9 @@ def parse_settings(raw: dict[str, Any], source: str = "config") -> Settings:
     return _relative_to(settings, base)
 
 
-def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Put the environment's overrides into `raw`; returns {variable: keys} of those set."""
+    applied: dict[str, tuple[str, ...]] = {}
     for variable, keys in ENV_OVERRIDES.items():
         value = environ.get(variable)
         if not value:
@@ -285,7 +316,20 @@ def _apply_env(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
                 child = node[key] = {}
             node = child
         node[keys[-1]] = value
-    return raw
+        applied[variable] = keys
+    return applied
+
+
+def _blame_environment(
+    exc: ConfigError, source: str, applied: dict[str, tuple[str, ...]]
+) -> ConfigError:
+    """A bad value that came from an environment variable names that variable, not the
+    file: the admin would search the file in vain."""
+    problem = str(exc).removeprefix(f"{source}: ")
+    for variable, keys in applied.items():
+        if problem.startswith(".".join(keys) + ":"):
+            return ConfigError(f"environment variable {variable}: {problem}")
+    return exc
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -297,6 +341,29 @@ def _first_problem(exc: ValidationError) -> str:
         return f"missing required key {key!r}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{key}: {message}"
+
+
+def _database_relative_to(raw: dict[str, Any], base: Path) -> None:
+    """A relative SQLite path written in the file is relative to the file, like every
+    other path in it (an override from the environment stays relative to the working
+    folder, where the shell that set it runs)."""
+    section = raw.get("database")
+    if not isinstance(section, dict):
+        return
+    url = section.get("url")
+    if not isinstance(url, str) or not url.startswith("sqlite"):
+        return
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # validation of the engine names the problem later
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    if Path(database).is_absolute():
+        return
+    located = parsed.set(database=str(base.resolve() / database))
+    section["url"] = located.render_as_string(hide_password=False)
 
 
 def _relative_to(settings: Settings, base: Path) -> Settings:

@@ -28,7 +28,7 @@ class Context:
         """config/env secret_key, else the installation's generated one (see store.meta)."""
         if self.settings.secret_key:
             return self.settings.secret_key
-        with db.transaction(self.sessions) as session:
+        with db.transaction(self.sessions, immediate=True) as session:
             return generated_secret_key(session)
 
     def require_schema(self) -> None:

@@ -31,10 +31,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _prepare_sqlite(engine: Engine) -> None:
-    database = engine.url.database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling defers BEGIN; take control so that
@@ -61,8 +57,10 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(sessions: sessionmaker[Session], immediate: bool = False) -> Iterator[Session]:
     """One unit of work: commits at the end, rolls back everything on any error.
 
-    `immediate` takes SQLite's write lock at BEGIN, so read-then-write sequences
-    (claiming deliveries) cannot interleave with another writer.
+    `immediate` takes SQLite's write lock at BEGIN: pass it for every transaction that
+    writes after reading. A deferred one that reads first fails at once with "database
+    is locked" when another writer committed meanwhile (the busy timeout cannot help
+    it), whereas BEGIN IMMEDIATE waits its turn.
     """
     session = sessions()
     if immediate and session.get_bind().dialect.name == "sqlite":
@@ -115,17 +113,34 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Create or upgrade the schema; returns (revision before, revision after)."""
+    database = sqlite_file(engine)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     before = current_revision(engine)
     command.upgrade(_alembic_config(engine), "head")
     return before, head_revision()
 
 
 def require_schema(engine: Engine) -> None:
+    # Connecting would create an empty SQLite file (and a wrong path would go unnoticed).
+    database = sqlite_file(engine)
+    if database is not None and not database.exists():
+        raise SchemaMissing(f"no database at {database}; run `newsletter init`")
     current = current_revision(engine)
     if current is None:
         raise SchemaMissing("the database has no schema yet: run `newsletter init`")
     if current != head_revision():
         raise SchemaMissing("the database schema is out of date: run `newsletter init` to upgrade")
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database; None for other backends and in-memory ones."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename: SQLite resolves it
+        return None
+    return Path(database).absolute()
 
 
 def _short(exc: Exception) -> str:

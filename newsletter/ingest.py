@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from newsletter import db
 from newsletter.context import Context
@@ -154,6 +154,9 @@ def _store(context: Context, parsed: list[tuple[SourceReport, ParseResult]]) -> 
         except IntegrityError:
             if attempt == 2:
                 raise
+        except DataError as exc:  # sources screen records; this is the last guard
+            problem = str(exc.orig).strip().splitlines()[0]
+            raise SourceError(f"the database refused a paper: {problem}") from None
 
 
 def _notify(progress: ProgressCallback | None, event: Progress) -> None:

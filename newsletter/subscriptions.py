@@ -103,7 +103,7 @@ def subscribe(
     address = mailable_email(email)
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = store.get_subscriber(session, address)
         created = subscriber is None
         if subscriber is None:
@@ -127,7 +127,7 @@ def subscribe(
 
 def unsubscribe(context: Context, email: str) -> SubscriberInfo:
     address = normalize_email(email)
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = store.get_subscriber(session, address)
         if subscriber is None:
             raise NotFound(f"no subscriber with address {address}")
@@ -177,7 +177,7 @@ def import_csv(context: Context, path: Path) -> ImportReport:
             continue
         first_line[address] = line
         good[address] = (topics, interests)
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         for address, (slugs, interests) in good.items():
             subscriber = store.get_subscriber(session, address)
             if subscriber is None:
@@ -251,7 +251,7 @@ def request_subscription(
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
     timezone = check_timezone(timezone) if timezone else None
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = store.get_subscriber(session, address)
         if subscriber is None:
             subscriber = store.add_subscriber(
@@ -274,7 +274,7 @@ def request_subscription(
 
 def confirm(context: Context, subscriber_id: int) -> StatusChange:
     """pending → active; any other state is left alone (a late click changes nothing)."""
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
         changed = subscriber.status == "pending"
         if changed:
@@ -300,7 +300,7 @@ def update_preferences(
     slugs = check_topics(context.settings, topics)
     texts = clean_interests(interests)
     zone = check_timezone(timezone) if timezone else None
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
         store.set_interests(subscriber, slugs, texts)
         subscriber.timezone = zone
@@ -312,7 +312,7 @@ def update_preferences(
 def unsubscribe_by_id(context: Context, subscriber_id: int) -> StatusChange:
     """Stop all mail; the delivery engine re-checks the status before each send, so an
     edition already planned skips this reader too. Bounced addresses stay bounced."""
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
         changed = subscriber.status in ("pending", "active")
         if changed:
@@ -324,7 +324,7 @@ def purge_pending(context: Context, older_than_days: int | None = None) -> int:
     """Delete subscriptions left unconfirmed for longer than the expiry; returns how many."""
     days = context.settings.web.pending_expiry_days if older_than_days is None else older_than_days
     cutoff = utcnow() - timedelta(days=days)
-    with db.transaction(context.sessions) as session:
+    with db.transaction(context.sessions, immediate=True) as session:
         return web_store.delete_pending_before(session, cutoff)
 
 

@@ -26,9 +26,11 @@ def test_init_creates_then_reports_an_up_to_date_schema(
 def test_a_command_before_init_asks_for_init(
     run_cli: Run, config_file: Callable[..., Path]
 ) -> None:
-    result = run_cli("--config", str(config_file()), "subscribers")
+    config = config_file()
+    result = run_cli("--config", str(config), "subscribers")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: the database has no schema yet: run `newsletter init`"
+    database = config.parent / "store.db"
+    assert result.stderr.strip() == f"Error: no database at {database}; run `newsletter init`"
 
 
 def test_a_broken_config_is_one_line_naming_key_and_file(run_cli: Run, tmp_path: Path) -> None:

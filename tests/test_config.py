@@ -20,13 +20,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_config_is_valid() -> None:
     settings = load_settings(ROOT / "config.yaml", environ={})
-    assert settings.database.url == "sqlite:///newsletter.db"
+    assert settings.database.url == f"sqlite:///{ROOT / 'newsletter.db'}"  # next to the file
     assert settings.digest.weekday == "monday"
     assert len(settings.topics) >= 8
 
 
-def test_an_empty_file_gives_the_embedded_defaults(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, ""), environ={})
+def test_unset_keys_take_the_embedded_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "digest:\n  weekday: monday\n"), environ={})
     assert settings.database.url == "sqlite:///newsletter.db"
     assert settings.smtp.security == "none"
     assert settings.smtp.max_rate is None

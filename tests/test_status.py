@@ -138,7 +138,9 @@ def test_the_status_command_prints_tables(
 def test_status_without_a_schema_is_a_one_line_error(
     run_cli: Callable[..., CliResult], config_file: Callable[..., Path]
 ) -> None:
-    result = run_cli("--config", str(config_file()), "status")
+    config = config_file()
+    (config.parent / "store.db").touch()  # a database file, but no schema in it
+    result = run_cli("--config", str(config), "status")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: the database has no schema yet: run `newsletter init`"
 

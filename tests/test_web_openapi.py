@@ -148,7 +148,7 @@ def test_a_405_names_every_method_of_the_path(site: Site) -> None:
 
     with TestClient(site.app) as client:
         answer = client.request("OPTIONS", "/confirm/abc.def.ghi")
-    assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD, POST"
 
 
 def test_a_schema_valid_form_never_passes_the_body_limit(site: Site) -> None:

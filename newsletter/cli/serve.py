@@ -46,7 +46,19 @@ def serve(state: State, host: str, port: int, no_scheduler: bool) -> None:
     if purged:
         console.print(f"Purged {plural(purged, 'expired pending subscription')}.")
     try:
-        config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False)
+        proxies = list(context.settings.web.trusted_proxies)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            server_header=False,
+            # uvicorn trusts X-Forwarded-* from 127.0.0.1 unless told otherwise, which
+            # lets any local client (or a proxy that passes the header on) choose the
+            # address the per-IP limit counts.
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
+        )
         _Server(config).run()
     finally:
         if stop is not None:

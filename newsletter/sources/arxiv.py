@@ -14,8 +14,8 @@ from typing import Any
 import feedparser
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, Skipped
-from newsletter.sources.base import Source, arxiv_ids, arxiv_urls, clean, parse_time
+from newsletter.records import PaperRecord, ParseResult
+from newsletter.sources.base import Source, arxiv_ids, arxiv_urls, clean, keep, parse_time
 
 _API_ERRORS = "arxiv.org/api/errors"
 
@@ -41,10 +41,7 @@ class ArxivSource(Source):
                 message = clean(entry.get("summary")) or "the arXiv API reported an error"
                 raise SourceError(f"{origin}: arXiv API error: {message}")
             outcome = _record(entry)
-            if isinstance(outcome, str):
-                result.skipped.append(Skipped(f"entry {number}", outcome))
-            else:
-                result.records.append(outcome)
+            keep(result, f"entry {number}", outcome)
         return result
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, Skipped
+from newsletter.records import PaperRecord, ParseResult
 from newsletter.sources.base import (
     Source,
     arxiv_ids,
     clean,
     count,
+    keep,
     load_json,
     parse_time,
     string_list,
@@ -41,10 +42,7 @@ class HfSource(Source):
         result = ParseResult()
         for number, item in enumerate(items, start=1):
             outcome = _record(item)
-            if isinstance(outcome, str):
-                result.skipped.append(Skipped(f"record {number}", outcome))
-            else:
-                result.records.append(outcome)
+            keep(result, f"record {number}", outcome)
         return result
 
 

@@ -26,7 +26,8 @@ has one paper object per line (blank lines are ignored). A paper object:
     source         string (<= 20)       where it came from; default "json" / "jsonl"
 
 Unknown keys are ignored, so files may carry more data. An object without a title, or
-with a value of the wrong type, is skipped with a reason; a file that is not JSON, or a
+with a value of the wrong type, is skipped with a reason (so are records of every format
+that `base.screen` refuses: binary text, giant fields); a file that is not JSON, or a
 jsonl line that is not JSON, is an error. docs/paper-schema.md says the same for users.
 """
 
@@ -39,8 +40,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, Skipped, title_key
-from newsletter.sources.base import Source, arxiv_ids, clean, decode_text, load_json
+from newsletter.records import PaperRecord, ParseResult, title_key
+from newsletter.sources.base import Source, arxiv_ids, clean, decode_text, keep, load_json
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
 Names = tuple[Annotated[str, Field(min_length=1)], ...]
@@ -126,11 +127,7 @@ class JsonlSource(Source):
 
 
 def _add(result: ParseResult, item: object, where: str, default_source: str) -> None:
-    outcome = to_record(item, default_source)
-    if isinstance(outcome, str):
-        result.skipped.append(Skipped(where, outcome))
-    else:
-        result.records.append(outcome)
+    keep(result, where, to_record(item, default_source))
 
 
 def to_record(item: object, default_source: str) -> PaperRecord | str:

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 
 from newsletter.errors import SourceError
 from newsletter.records import PaperRecord, ParseResult, Skipped, title_key
-from newsletter.sources.base import Source, clean, decode_text
+from newsletter.sources.base import Source, clean, decode_text, keep
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DATE_LINE = re.compile(
@@ -49,7 +49,7 @@ class PageSource(Source):
             elif title is None:
                 title = (line, block)
             else:
-                result.records.append(_record(title[1], block, day))
+                keep(result, f"line {title[0]}", _record(title[1], block, day))
                 title = None
         _dangling(result, title)
         if day is None:

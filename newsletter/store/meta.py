@@ -11,10 +11,16 @@ from sqlalchemy.orm import Session
 from newsletter.models import Meta
 
 SECRET_KEY = "secret_key"
+PAPERS_CHANGED = "papers_changed"  # a fresh value whenever an ingest changed any paper
 
 
 def get_meta(session: Session, key: str) -> str | None:
     return session.scalar(select(Meta.value).where(Meta.key == key))
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    """Insert or replace; two first writers racing get an IntegrityError (ingest retries)."""
+    session.merge(Meta(key=key, value=value))
 
 
 def generated_secret_key(session: Session) -> str:

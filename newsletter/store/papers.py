@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.models import Paper, utcnow
 from newsletter.records import PaperRecord
+from newsletter.store.meta import PAPERS_CHANGED, set_meta
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 # Fields copied from a record onto the row. listed_at is kept from the first listing
@@ -46,6 +48,8 @@ def upsert_papers(session: Session, records: Iterable[PaperRecord]) -> UpsertCou
             counts.updated += 1
         else:
             counts.unchanged += 1
+    if counts.new or counts.updated:
+        set_meta(session, PAPERS_CHANGED, uuid.uuid4().hex)  # see web.listing_stamp
     session.flush()
     return counts
 

@@ -1,4 +1,5 @@
-"""Queries the public web app needs: the edition archive and the pending purge."""
+"""Queries the public web app needs: the listing stamp, the edition archive and the
+pending purge."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
+from newsletter.store.meta import PAPERS_CHANGED, get_meta
+
+
+def listing_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever a paper is added or an ingest changed one (upvotes too): what
+    the home page's cache is keyed on. A key lookup and two indexed maxima, so it
+    stays cheap however many papers there are (an aggregate over a column without an
+    index would read them all)."""
+    # One maximum per query: SQLite reads an index end only for a lone min() or max().
+    newest_id = session.scalar(select(func.max(Paper.id)))
+    newest_listing = session.scalar(select(func.max(Paper.listed_at)))
+    return (get_meta(session, PAPERS_CHANGED), newest_id, newest_listing)
 
 
 def list_editions(session: Session, limit: int) -> Sequence[tuple[Edition, int]]:

@@ -8,15 +8,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.archive import TrendingCache
 from newsletter.context import Context
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
-from newsletter.web.routes import WebState, router, timezones
+from newsletter.web.routes import PendingPurge, WebState, router, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 from newsletter.web.spec import install_openapi, web_forms
 
@@ -51,6 +53,8 @@ def create_app(context: Context) -> FastAPI:
         limiter=RateLimiter(settings.web.subscribe_rate_per_hour, settings.web.subscribe_burst),
         secure_cookies=https,
         forms=forms,
+        purge=PendingPurge(context),
+        trending=TrendingCache(),
     )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -63,7 +67,58 @@ def create_app(context: Context) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, too_large=too_large)
     app.add_middleware(SecurityHeaders, https=https)
+    app.add_middleware(HeadAsGet)
+    _path_only_slash_redirects(app)
     return app
+
+
+class HeadAsGet:
+    """HEAD answers what GET would, without the body (RFC 9110); FastAPI routes answer
+    only the methods they name, and monitors probe with HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+def _path_only_slash_redirects(app: FastAPI) -> None:
+    """Redirect /archive/ to /archive (and the other way) with a path-only Location.
+
+    Starlette's own redirect builds an absolute URL from the request's Host header, so
+    a forged Host would send readers (or a cache) to another site.
+    """
+    router = app.router
+    router.redirect_slashes = False
+    not_found = router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and path != "/":
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            routed = any(
+                route.matches({**scope, "path": other})[0] != Match.NONE for route in router.routes
+            )
+            if routed and other.startswith("/") and not other.startswith("//"):
+                query = scope.get("query_string", b"").decode("latin-1")
+                location = other + (f"?{query}" if query else "")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    router.default = default
 
 
 def _error(pages: Pages, status_code: int, message: str) -> HTMLResponse:
@@ -103,4 +158,6 @@ def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")  # see HeadAsGet
     return sorted(methods)

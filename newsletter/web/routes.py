@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,6 +47,31 @@ _TOKEN_SHAPE = re.compile(LINK_TOKEN_PATTERN)
 Token = Annotated[str, Path(json_schema_extra=LINK_TOKEN_SCHEMA)]
 
 
+class PendingPurge:
+    """Deletes expired pending subscriptions at most once per `interval` seconds.
+
+    A delete on every subscribe would double the writers a burst brings to SQLite, and
+    an error escaping a background task resets the reader's connection: log it instead.
+    """
+
+    def __init__(self, context: Context, interval: float = 3600.0) -> None:
+        self.context = context
+        self.interval = interval
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self.interval:
+                return
+            self._last = now
+        try:
+            subscriptions.purge_pending(self.context)
+        except Exception:
+            log.exception("could not purge expired pending subscriptions")
+
+
 @dataclass
 class WebState:
     context: Context
@@ -53,6 +80,8 @@ class WebState:
     limiter: RateLimiter
     secure_cookies: bool
     forms: WebForms
+    purge: PendingPurge
+    trending: archive.TrendingCache
 
 
 def web(request: Request) -> WebState:
@@ -221,7 +250,7 @@ def index(request: Request, state: Web) -> HTMLResponse:
 
 
 def home(request: Request, state: WebState, status_code: int = 200, **values: Any) -> HTMLResponse:
-    trending = archive.trending(state.context)
+    trending = state.trending.get(state.context)
     defaults: dict[str, Any] = {
         "error": None,
         "email": "",
@@ -282,7 +311,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
             notices.send_confirmation(context, info, claimed_at=claimed_at)
 
         send_later(background, send_confirmation, state, result.subscriber)
-    background.add_task(subscriptions.purge_pending, state.context)
+    background.add_task(state.purge)
     return done
 
 
