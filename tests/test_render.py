@@ -303,6 +303,14 @@ def test_cards_hide_zero_counts_and_say_one_comment(renderer: Renderer) -> None:
         assert "1 upvote" in part and "1 comment" in part and "1 comments" not in part
 
 
+def test_a_cards_counts_line_has_no_dangling_separator(renderer: Renderer) -> None:
+    (first,) = longest_items(1)
+    bare = replace(first.paper, upvotes=3, comments=2, pdf_url=None, code_url=None)
+    html = renderer.digest(digest((replace(first, paper=bare),))).html
+    line = re.search(r"2 comments</span>(.*?)</div>", html, flags=re.S)
+    assert line is not None and "&middot;" not in line.group(1) and "·" not in line.group(1)
+
+
 def test_cards_say_which_topic_or_typed_interest_a_paper_matched(renderer: Renderer) -> None:
     first, second, third = longest_items(3)
     items = (

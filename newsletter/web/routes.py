@@ -18,6 +18,7 @@ from zoneinfo import available_timezones
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from newsletter import archive, notices, subscriptions
 from newsletter.context import Context
@@ -290,8 +291,14 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
         problem = state.forms.subscribe.problem(form)
         if problem:
             raise InvalidInput(problem)
-        result = subscriptions.request_subscription(
-            state.context, email, topics, interest_lines(interests), timezone=zone or None
+        # On a worker thread: waiting for SQLite's write lock must not stall the server.
+        result = await run_in_threadpool(
+            subscriptions.request_subscription,
+            state.context,
+            email,
+            topics,
+            interest_lines(interests),
+            timezone=zone or None,
         )
     except InvalidInput as exc:
         return home(
