@@ -88,6 +88,9 @@ def test_two_schedulers_started_after_digest_time_plan_at_once_and_send_everyone
     processes = [start(config, "scheduler", log=log) for log in logs]
     try:
         wait_until(lambda: len(received_by(smtp_server)) == 5, timeout=90)
+        # Both must be running before they are stopped: a process still importing when
+        # SIGTERM arrives has no handler yet, and dies of the signal.
+        wait_until(lambda: all("started;" in log.read_text() for log in logs), timeout=60)
     finally:
         _stop(processes)
         ctx.close()
