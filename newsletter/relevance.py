@@ -187,6 +187,15 @@ def embed_interests(
     return embed_texts(session, embedder, texts)
 
 
+def stored_model_name(config: MatchingConfig) -> str:
+    """What the configured model's vectors are stored under (its backend included), without
+    loading it; the configured name where the model cannot be had."""
+    try:
+        return load_embedder(config.model).name
+    except EmbedderUnavailable:
+        return config.model
+
+
 EmbedProgress = Callable[[int, int], None]
 """Told (texts embedded so far, texts to embed) before the first chunk and after each."""
 
@@ -351,7 +360,7 @@ def embed_for_queries(
     interests = [interest_for_query(settings, q) for q in queries]
     if settings.matching.semantic == "off":
         return Embedded(0, 0)
-    model = settings.matching.model
+    model = stored_model_name(settings.matching)
     with db.transaction(sessions) as session:
         stale = {
             p.id: paper_text(p.title, p.abstract)
