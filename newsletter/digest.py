@@ -28,7 +28,7 @@ from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.embedder import paper_text
 from newsletter.matching.trending import most_trending
 from newsletter.models import Paper, Subscriber, utcnow
-from newsletter.relevance import interests_for, rank_papers
+from newsletter.relevance import EmbedProgress, interests_for, rank_papers
 from newsletter.store import outbox as store
 from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
 from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, list_subscribers
@@ -345,30 +345,38 @@ def plan_edition(
     now: datetime | None = None,
     email: str | None = None,
     key: str | None = None,
+    embedding: EmbedProgress | None = None,
 ) -> PlanResult:
     """Plan an edition (idempotent): `key`, else the week `now` falls in.
 
-    `email` plans only that reader.
+    `email` plans only that reader; `embedding` is told the progress of embedding new
+    papers and interests first (see embed_window).
     """
     now = now or utcnow()
-    embed_window(context, now, key)
+    embed_window(context, now, key, embedding)
     with db.transaction(context.sessions, immediate=True) as session:
         return plan_in(session, context.settings, now, email, key)
 
 
-def embed_window(context: Context, now: datetime | None = None, key: str | None = None) -> int:
+def embed_window(
+    context: Context,
+    now: datetime | None = None,
+    key: str | None = None,
+    progress: EmbedProgress | None = None,
+) -> int:
     """Embed the window's papers and the readers' interests before planning.
 
-    Vectors are computed outside any transaction and stored in short ones of their
-    own: a plan that is rolled back (dry run, preview) keeps them, the next run does
-    not embed again, and senders are never kept from the database while the model
-    runs. Returns how many papers were embedded.
+    Vectors are computed outside any transaction and stored chunk by chunk in short
+    ones of their own: a plan that is rolled back (dry run, preview) keeps them, a
+    killed run keeps the chunks done, the next run does not embed them again, and
+    senders are never kept from the database while the model runs. `progress` is told
+    (done, total) when there is something to embed. Returns how many papers were.
     """
     settings = context.settings
     if settings.matching.semantic == "off":
         return 0
     now = now or utcnow()
-    model = settings.matching.model
+    model = relevance.stored_model_name(settings.matching)
     with db.transaction(context.sessions) as session:
         start, end = _window(session, settings, _schedule(settings, now, key), now)
         stale = {
@@ -377,11 +385,10 @@ def embed_window(context: Context, now: datetime | None = None, key: str | None 
             if p.embedding is None or p.embedding_model != model
         }
         readers = [Reader.of(s) for s in list_subscribers(session, "active") if not s.paused]
-    embedded = relevance.store_paper_embeddings(context.sessions, settings, stale)
-    relevance.store_interest_embeddings(
-        context.sessions, settings, _unique_interests(settings, readers)
-    )
-    return embedded
+    interests = _unique_interests(settings, readers)
+    return relevance.store_new_embeddings(
+        context.sessions, settings, stale, interests, progress
+    ).papers
 
 
 def _schedule(settings: Settings, now: datetime, key: str | None) -> EditionSchedule:

@@ -10,6 +10,10 @@ interest vectors are committed in their own transaction, so a plan that is rolle
 (dry run) does not lose them; SQLite has one writer and the planner holds it, so there
 they are written in the caller's transaction.
 
+Ahead of planning and `match` (store_new_embeddings), what is new is embedded chunk by
+chunk outside any transaction, each chunk stored in a short transaction of its own, and
+a progress callback is told (done, total): a killed run keeps the chunks it stored.
+
 A typed one-word interest that names a configured topic is matched as that topic
 (see newsletter/matching/expand.py): "healthcare" gets the radiology papers.
 """
@@ -18,9 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import Engine
@@ -44,6 +49,7 @@ from newsletter.store import embeddings as store_embeddings
 from newsletter.store import papers as store_papers
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", int, str)
 _INTEREST_CACHE_SIZE = 50_000  # ~75 MB of 384-float vectors at most
 
 
@@ -200,52 +206,109 @@ def embed_interests(
     return embed_texts(session, embedder, texts)
 
 
-def store_paper_embeddings(
-    sessions: sessionmaker[Session], settings: Settings, texts: Mapping[int, str]
-) -> int:
-    """Embed these papers (id → title and abstract) and store the vectors; returns how many.
+def stored_model_name(config: MatchingConfig) -> str:
+    """What the configured model's vectors are stored under (its backend included), without
+    loading it; the configured name where the model cannot be had."""
+    try:
+        return load_embedder(config.model).name
+    except EmbedderUnavailable:
+        return config.model
 
-    The model runs outside any transaction and the write is short: on SQLite a long
-    write transaction would hold the only lock that senders need to mark mail sent.
+
+EmbedProgress = Callable[[int, int], None]
+"""Told (texts embedded so far, texts to embed) before the first chunk and after each."""
+
+EMBED_CHUNK = 64  # texts per model call and per write: a killed run loses at most this many
+
+
+@dataclass(frozen=True)
+class Embedded:
+    papers: int
+    interests: int
+
+
+def store_new_embeddings(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    papers: Mapping[int, str],
+    interests: Sequence[Interest],
+    progress: EmbedProgress | None = None,
+) -> Embedded:
+    """Embed these papers (id → title and abstract) and the interests not stored yet for
+    the configured model, and store the vectors; `progress` is told only when there is
+    something to embed."""
+    # Quiet: without the model, the ranking that follows says so once for the run.
+    embedder = configured_embedder(settings.matching, quiet=True) if papers or interests else None
+    if embedder is None:
+        return Embedded(0, 0)
+    try:
+        return store_vectors(sessions, embedder, papers, interests, progress)
+    except EmbedderUnavailable as exc:  # the model failed to load on first use
+        _unavailable(settings.matching, exc, quiet=True)
+        return Embedded(0, 0)
+
+
+def store_vectors(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    papers: Mapping[int, str],
+    interests: Sequence[Interest],
+    progress: EmbedProgress | None = None,
+    chunk: int = EMBED_CHUNK,
+) -> Embedded:
+    """Embed chunk by chunk, each chunk stored in a short transaction of its own.
+
+    The model runs outside any transaction: on SQLite a long write transaction would
+    hold the only lock that senders need to mark mail sent. A run that is killed or
+    fails keeps the chunks already stored, and the next run embeds only the rest.
     """
-    embedder = configured_embedder(settings.matching, quiet=True) if texts else None
-    if embedder is None:
-        return 0
-    try:
-        vectors = embedder.embed(list(texts.values()))
-    except EmbedderUnavailable as exc:
-        _unavailable(settings.matching, exc, quiet=True)
-        return 0
-    blobs = {paper_id: to_bytes(v) for paper_id, v in zip(texts, vectors, strict=True)}
-    with db.transaction(sessions, immediate=True) as session:
-        store_papers.set_embeddings(session, embedder.name, blobs)
-    return len(blobs)
+    texts = _missing_interest_texts(sessions, embedder.name, interests)
+    total = len(papers) + len(texts)
+    done = 0
+
+    def tick(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    if total:
+        tick(0)
+    _embed_chunks(
+        sessions, embedder, list(papers.items()), store_papers.set_embeddings, chunk, tick
+    )
+    pairs = [(t, t) for t in texts]
+    _embed_chunks(sessions, embedder, pairs, store_embeddings.save_vectors, chunk, tick)
+    return Embedded(len(papers), len(texts))
 
 
-def store_interest_embeddings(
-    sessions: sessionmaker[Session], settings: Settings, interests: Sequence[Interest]
-) -> int:
-    """Embed the interests not stored yet for this model, ahead of planning (which a dry
-    run rolls back); the model runs outside any transaction. Returns how many."""
-    embedder = configured_embedder(settings.matching, quiet=True) if interests else None
-    if embedder is None:
-        return 0
+def _embed_chunks(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    items: Sequence[tuple[K, str]],
+    save: Callable[[Session, str, Mapping[K, bytes]], None],
+    chunk: int,
+    tick: Callable[[int], None],
+) -> None:
+    """Embed (key, text) pairs a chunk at a time; each chunk's vectors are saved by key."""
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        vectors = embedder.embed([text for _, text in part])
+        blobs = {key: to_bytes(v) for (key, _), v in zip(part, vectors, strict=True)}
+        with db.transaction(sessions, immediate=True) as session:
+            save(session, embedder.name, blobs)
+        tick(len(part))
+
+
+def _missing_interest_texts(
+    sessions: sessionmaker[Session], model: str, interests: Sequence[Interest]
+) -> list[str]:
     texts = list(dict.fromkeys(semantic_text(i) for i in interests))
+    if not texts:
+        return []
     with db.transaction(sessions) as session:
-        known = store_embeddings.load_vectors(session, embedder.name, texts)
-    missing = [t for t in texts if t not in known]
-    if not missing:
-        return 0
-    try:
-        vectors = embedder.embed(missing)
-    except EmbedderUnavailable as exc:
-        _unavailable(settings.matching, exc, quiet=True)
-        return 0
-    with db.transaction(sessions, immediate=True) as session:
-        store_embeddings.save_vectors(
-            session, embedder.name, {t: to_bytes(v) for t, v in zip(missing, vectors, strict=True)}
-        )
-    return len(missing)
+        known = store_embeddings.load_vectors(session, model, texts)
+    return [t for t in texts if t not in known]
 
 
 def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
@@ -313,6 +376,36 @@ def interest_for_query(settings: Settings, query: str) -> Interest:
     return topic_interest(settings, text) or text_interest(text)
 
 
+def embed_for_queries(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    queries: Sequence[str],
+    days: int | None = None,
+    now: datetime | None = None,
+    progress: EmbedProgress | None = None,
+) -> Embedded:
+    """Embed and store, chunk by chunk, what `picks_for_queries` would otherwise embed
+    in one go inside its transaction: the papers and the queries lacking a vector."""
+    interests = [interest_for_query(settings, q) for q in queries]
+    if settings.matching.semantic == "off":
+        return Embedded(0, 0)
+    model = stored_model_name(settings.matching)
+    with db.transaction(sessions) as session:
+        stale = {
+            p.id: paper_text(p.title, p.abstract)
+            for p in _query_papers(session, days, now)
+            if p.embedding is None or p.embedding_model != model
+        }
+    return store_new_embeddings(sessions, settings, stale, interests, progress)
+
+
+def _query_papers(session: Session, days: int | None, now: datetime | None) -> list[Paper]:
+    if days is None:
+        return list(store_papers.all_papers(session))
+    end = now or datetime.now(UTC)
+    return list(store_papers.papers_listed_between(session, end - timedelta(days=days), end))
+
+
 def picks_for_queries(
     session: Session,
     settings: Settings,
@@ -322,11 +415,7 @@ def picks_for_queries(
 ) -> dict[str, list[QueryPick]]:
     """Each query's digest picks, by the same ranking planning uses, best first."""
     interests = [interest_for_query(settings, q) for q in queries]
-    if days is None:
-        papers = store_papers.all_papers(session)
-    else:
-        end = now or datetime.now(UTC)
-        papers = store_papers.papers_listed_between(session, end - timedelta(days=days), end)
+    papers = _query_papers(session, days, now)
     ranked = rank_papers(session, settings, interests, papers) if papers else {}
     by_id = {p.id: p for p in papers}
     limit = settings.digest.max_papers

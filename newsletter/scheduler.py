@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,7 @@ class DeliveryJobs:
     """The real work: plan with newsletter.digest, send with newsletter.outbox."""
 
     def plan(self, context: Context, now: datetime, key: str) -> object:
-        return digest.plan_edition(context, now, key=key)
+        return digest.plan_edition(context, now, key=key, embedding=EmbeddingLog())
 
     def drain(self, context: Context, stop: threading.Event) -> object:
         notices.retry_confirmations(context)
@@ -74,6 +75,20 @@ class DeliveryJobs:
         if counters.relay_error:  # the deliveries wait, untouched, for the next drain
             log.warning("drain stopped: %s", counters.relay_error)
         return counters
+
+
+class EmbeddingLog:
+    """Embedding progress in the log at INFO, once per chunk: never a silent minute."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not done:
+            log.info("embedding %d new papers and interests before planning", total)
+            return
+        rate = done / max(time.monotonic() - self._started, 1e-6)
+        log.info("embedded %d of %d new papers and interests (%.1f/s)", done, total, rate)
 
 
 _LEADERS: dict[str, Scheduler] = {}

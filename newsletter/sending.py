@@ -24,6 +24,7 @@ from newsletter.jobs import JobLoader, compose
 from newsletter.mail.message import OutgoingMessage
 from newsletter.models import utcnow
 from newsletter.outbox import Counters, DrainOptions, Transport, drain
+from newsletter.relevance import EmbedProgress
 from newsletter.store import outbox as store
 from newsletter.store.outbox import ClaimedDelivery
 from newsletter.store.papers import count_listed_between
@@ -60,10 +61,12 @@ def send_now(
     on_planned: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = utcnow,
     workers: int = 1,
+    embedding: EmbedProgress | None = None,
 ) -> SendNowResult:
     """Plan this week's edition if needed, resume it if paused, and drain it now.
 
-    `on_planned` gets the number of deliveries left to send, for a progress bar.
+    `on_planned` gets the number of deliveries left to send, for a progress bar;
+    `embedding` the progress of embedding new papers and interests before planning.
     `workers` > 1 sends from that many processes (see drain_processes; they use the
     real clock and their own SMTP pools, so `transport` and `clock` apply to planning
     only).
@@ -71,8 +74,8 @@ def send_now(
     address = _known_address(context, email) if email else None
     now = clock()
     if dry_run:
-        return _dry_run(context, address, now)
-    plan = digest.plan_edition(context, now, address)
+        return _dry_run(context, address, now, embedding)
+    plan = digest.plan_edition(context, now, address, embedding=embedding)
     edition = plan.edition
     subscriber_id = None
     with db.transaction(context.sessions) as session:
@@ -136,8 +139,12 @@ def _outlook(
     )
 
 
-def _dry_run(context: Context, address: str | None, now: datetime) -> SendNowResult:
-    digest.embed_window(context, now)  # kept, although the plan below is rolled back
+def _dry_run(
+    context: Context, address: str | None, now: datetime, embedding: EmbedProgress | None
+) -> SendNowResult:
+    digest.embed_window(
+        context, now, progress=embedding
+    )  # kept, although the plan below is rolled back
     composer = Composer(context.settings, context.secret_key)
     counters = Counters()
     sizes: list[int] = []
@@ -178,7 +185,12 @@ class Preview:
     status: str  # the delivery's state: queued (would be sent now), sent, …
 
 
-def preview(context: Context, email: str, now: datetime | None = None) -> Preview:
+def preview(
+    context: Context,
+    email: str,
+    now: datetime | None = None,
+    embedding: EmbedProgress | None = None,
+) -> Preview:
     """Exactly what this reader would be sent next if send-now ran now; records nothing.
 
     That is this week's edition, or the next one once this week's has reached them.
@@ -188,7 +200,9 @@ def preview(context: Context, email: str, now: datetime | None = None) -> Previe
     settings = context.settings
     with db.transaction(context.sessions) as session:
         key = _next_key_for(session, settings, now, _subscriber_id(session, address))
-    digest.embed_window(context, now, key)  # kept, although the plan below is rolled back
+    digest.embed_window(
+        context, now, key, embedding
+    )  # kept, although the plan below is rolled back
     composer = Composer(settings, context.secret_key)
     with db.rolled_back(context.sessions) as session:
         subscriber_id = _subscriber_id(session, address)

@@ -39,7 +39,7 @@ def dry_run(config: Path) -> str:
         text=True,
         timeout=300,
     )
-    return found.stdout + found.stderr
+    return found.stderr + found.stdout  # the probe's own line last
 
 
 def test_the_model_loads_only_when_a_paper_or_interest_has_no_stored_vector(

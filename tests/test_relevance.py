@@ -146,7 +146,7 @@ def test_semantic_off_never_loads_a_model(sqlite_url: str) -> None:
 
 
 def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Context) -> None:
-    real_embedder()  # skips without the semantic extra
+    model = real_embedder()  # skips without the semantic extra
     settings = stored.settings
     assert settings.matching.model == MODEL
     interest = relevance.topic_interest(settings, "memory")
@@ -154,7 +154,7 @@ def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Context
     with db.transaction(stored.sessions) as session:
         ranked = relevance.rank_papers(session, settings, [interest], all_papers(session))
         titles = {p.id: p.title for p in all_papers(session)}
-        assert {p.embedding_model for p in all_papers(session)} == {MODEL}
+        assert {p.embedding_model for p in all_papers(session)} == {model.name}
     found = [titles[m.paper_id] for m in ranked["topic:memory"]]
     assert any("Episodic Memory" in t for t in found)
     assert not any("Point Cloud" in t for t in found)

