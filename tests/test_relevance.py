@@ -134,9 +134,11 @@ def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
     with caplog.at_level(logging.WARNING, logger="newsletter.relevance"):
-        assert relevance.store_paper_embeddings(stored.sessions, settings, {1: "a paper"}) == 0
         interests = [relevance.text_interest("memory")]
-        assert relevance.store_interest_embeddings(stored.sessions, settings, interests) == 0
+        embedded = relevance.store_new_embeddings(
+            stored.sessions, settings, {1: "a paper"}, interests
+        )
+    assert (embedded.papers, embedded.interests) == (0, 0)
     assert caplog.text == ""
 
 
