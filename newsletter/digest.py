@@ -27,11 +27,11 @@ from newsletter.errors import InvalidInput, NotFound
 from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.embedder import paper_text
 from newsletter.matching.trending import most_trending
-from newsletter.models import Paper, Subscriber, utcnow
+from newsletter.models import Paper, utcnow
 from newsletter.relevance import interests_for, rank_papers
 from newsletter.store import outbox as store
 from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
-from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, list_subscribers
+from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, readers_choices
 from newsletter.views import INTEREST_REASON, TOPIC_REASON, TRENDING_REASON, PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -196,17 +196,7 @@ def _moment(instant: datetime) -> str:
 # --- choosing papers ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reader:
-    """What choosing needs of a subscriber."""
-
-    id: int
-    topics: tuple[str, ...]
-    interests: tuple[str, ...]
-
-    @classmethod
-    def of(cls, subscriber: Subscriber) -> Reader:
-        return cls(subscriber.id, tuple(subscriber.topic_slugs), tuple(subscriber.interest_texts))
+Reader = store.PlanReader  # what choosing needs of a subscriber: id, topics, interests
 
 
 def choose_for(
@@ -224,19 +214,23 @@ def choose_for(
     Ranking runs once per unique interest for all readers; each reader then merges
     their interests' ranked lists lazily (stopping at max_papers), skipping papers
     they were already sent. Readers with the same interests and no history share
-    one result.
+    one result, and readers with the same choices share the work of reading them.
     """
-    interests = {r.id: interests_for(settings, r.topics, r.interests) for r in readers}
-    unique = list({i.key: i for found in interests.values() for i in found}.values())
+    choices: dict[tuple[tuple[str, ...], tuple[str, ...]], _Choice] = {}
+    for reader in readers:
+        if (reader.topics, reader.interests) not in choices:
+            mine = interests_for(settings, reader.topics, reader.interests)
+            choices[reader.topics, reader.interests] = (mine, tuple(i.key for i in mine))
+    of_reader = [choices[r.topics, r.interests][0] for r in readers]
+    unique = list({i.key: i for found in of_reader for i in found}.values())
     ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
     limit = settings.digest.max_papers
     shared: dict[tuple[str, ...], tuple[store.PlannedPaper, ...]] = {}
     chosen: dict[int, tuple[store.PlannedPaper, ...]] = {}
     with collection_paused():  # many small objects, no cycles: see its docstring
         for reader in readers:
-            mine = interests[reader.id]
+            mine, signature = choices[reader.topics, reader.interests]
             seen = delivered.get(reader.id, set())
-            signature = tuple(i.key for i in mine)
             if not seen and signature in shared:
                 chosen[reader.id] = shared[signature]
                 continue
@@ -248,6 +242,9 @@ def choose_for(
             if not seen:
                 shared[signature] = picks
     return chosen
+
+
+_Choice = tuple[list[Interest], tuple[str, ...]]  # a reader's interests, and their keys
 
 
 def _merge(
@@ -376,11 +373,11 @@ def embed_window(context: Context, now: datetime | None = None, key: str | None 
             for p in papers_listed_between(session, start, end)
             if p.embedding is None or p.embedding_model != model
         }
-        readers = [Reader.of(s) for s in list_subscribers(session, "active") if not s.paused]
+        topics, texts = readers_choices(session)
     embedded = relevance.store_paper_embeddings(context.sessions, settings, stale)
-    relevance.store_interest_embeddings(
-        context.sessions, settings, _unique_interests(settings, readers)
-    )
+    # Every spelling of a text is embedded: planning ranks whichever a reader typed.
+    interests = interests_for(settings, topics, texts)
+    relevance.store_interest_embeddings(context.sessions, settings, interests)
     return embedded
 
 
@@ -395,11 +392,6 @@ def _window(
 ) -> tuple[datetime, datetime]:
     previous_end = store.previous_window_end(session, schedule.key)
     return planned_window(schedule, previous_end, now, settings.digest.window_days)
-
-
-def _unique_interests(settings: Settings, readers: Sequence[Reader]) -> list[Interest]:
-    found = (interests_for(settings, r.topics, r.interests) for r in readers)
-    return list({i.key: i for interests in found for i in interests}.values())
 
 
 def plan_in(
@@ -426,9 +418,8 @@ def plan_in(
     papers = papers_listed_between(session, edition.window_start, edition.window_end)
     top = general_top(papers, settings.matching.half_life_days)
     store.add_edition_papers(session, edition.id, [p.id for p in top])
-    readers = [Reader.of(s) for s in subscribers]
     delivered = store.delivered_papers(session, [p.id for p in papers])
-    chosen = choose_for(session, settings, readers, papers, delivered)
+    chosen = choose_for(session, settings, subscribers, papers, delivered)
     planned = _deliveries(settings, edition.key, subscribers, chosen)
     count = store.insert_deliveries(session, edition.id, planned, now)
     quiet = sum(1 for p in planned if p.kind == "quiet")
@@ -440,7 +431,7 @@ def plan_in(
 def _deliveries(
     settings: Settings,
     key: str,
-    subscribers: Sequence[Subscriber],
+    subscribers: Sequence[Reader],
     chosen: Mapping[int, tuple[store.PlannedPaper, ...]],
 ) -> list[store.PlannedDelivery]:
     config = settings.digest

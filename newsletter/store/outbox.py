@@ -16,16 +16,20 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Insert,
+    Select,
     Table,
     Update,
     and_,
     bindparam,
     func,
     insert,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,6 +71,16 @@ class EditionInfo:
             row.status,
             row.paused_reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReader:
+    """A reader to plan for, as plain values: what choosing papers and timing need."""
+
+    id: int
+    topics: tuple[str, ...]
+    interests: tuple[str, ...]
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,17 +247,60 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
 
 def subscribers_to_plan(
     session: Session, edition_id: int, email: str | None = None
-) -> Sequence[Subscriber]:
-    """Active, unpaused subscribers without a delivery in this edition yet."""
+) -> list[PlanReader]:
+    """Active, unpaused subscribers without a delivery in this edition yet, by id, with
+    their topics (by slug) and typed interests (in the order typed).
+
+    Plain rows, not ORM objects: two queries whatever the number of readers, one for
+    the readers and one for what they chose.
+    """
     planned = select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
-    query = select(Subscriber).where(
+    to_plan = [
         Subscriber.status == "active",
         Subscriber.paused.is_(False),
         Subscriber.id.not_in(planned),
-    )
+    ]
     if email is not None:
-        query = query.where(Subscriber.email == email)
-    return session.scalars(query.order_by(Subscriber.id)).all()
+        to_plan.append(Subscriber.email == email)
+    chosen: dict[int, tuple[list[str], list[str]]] = {}
+    for subscriber_id, kind, value in session.execute(_choices_of(to_plan)):
+        lists = chosen.get(subscriber_id)
+        if lists is None:
+            lists = chosen[subscriber_id] = ([], [])
+        lists[kind].append(value)
+    readers = select(Subscriber.id, Subscriber.timezone).where(*to_plan).order_by(Subscriber.id)
+    nothing: tuple[list[str], list[str]] = ([], [])
+    return [
+        PlanReader(subscriber_id, tuple(topics), tuple(texts), timezone)
+        for subscriber_id, timezone in session.execute(readers)
+        for topics, texts in (chosen.get(subscriber_id, nothing),)
+    ]
+
+
+def _choices_of(readers: Sequence[ColumnElement[bool]]) -> Select[int, int, str]:
+    """(subscriber id, 0 and a topic slug | 1 and a typed text) of the matching readers,
+    topics by slug then texts in the order typed, as the ORM relationships order them."""
+    topic = SubscriberTopic.__table__.c
+    text = SubscriberInterest.__table__.c
+    topics = (
+        select(
+            topic.subscriber_id,
+            literal(0).label("kind"),
+            literal(0).label("position"),
+            topic.topic.label("value"),
+        )
+        .join(Subscriber, Subscriber.id == topic.subscriber_id)
+        .where(*readers)
+    )
+    texts = (
+        select(text.subscriber_id, literal(1), text.id, text.text)
+        .join(Subscriber, Subscriber.id == text.subscriber_id)
+        .where(*readers)
+    )
+    both = union_all(topics, texts).subquery()
+    return select(both.c.subscriber_id, both.c.kind, both.c.value).order_by(
+        both.c.subscriber_id, both.c.kind, both.c.position, both.c.value
+    )
 
 
 def delivered_papers(session: Session, paper_ids: Sequence[int]) -> dict[int, set[int]]:

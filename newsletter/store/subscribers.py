@@ -33,6 +33,16 @@ def count_readers_to_mail(session: Session) -> int:
     return int(session.scalar(query) or 0)
 
 
+def readers_choices(session: Session) -> tuple[list[str], list[str]]:
+    """The distinct topic slugs and typed interests of the readers to mail (active and
+    not paused): what planning ranks, so what must be embedded first."""
+    mailed = (Subscriber.status == "active", Subscriber.paused.is_(False))
+    topic, text = SubscriberTopic.topic, SubscriberInterest.text
+    topics = select(topic).distinct().join(Subscriber).where(*mailed).order_by(topic)
+    texts = select(text).distinct().join(Subscriber).where(*mailed).order_by(text)
+    return list(session.scalars(topics)), list(session.scalars(texts))
+
+
 def add_subscriber(
     session: Session,
     email: str,
