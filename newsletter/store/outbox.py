@@ -32,6 +32,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -281,7 +282,7 @@ def _choices_of(readers: Sequence[ColumnElement[bool]]) -> Select[int, int, str]
     """(subscriber id, 0 and a topic slug | 1 and a typed text) of the matching readers,
     topics by slug then texts in the order typed, as the ORM relationships order them."""
     topic = SubscriberTopic.__table__.c
-    text = SubscriberInterest.__table__.c
+    typed = SubscriberInterest.__table__.c
     topics = (
         select(
             topic.subscriber_id,
@@ -293,8 +294,8 @@ def _choices_of(readers: Sequence[ColumnElement[bool]]) -> Select[int, int, str]
         .where(*readers)
     )
     texts = (
-        select(text.subscriber_id, literal(1), text.id, text.text)
-        .join(Subscriber, Subscriber.id == text.subscriber_id)
+        select(typed.subscriber_id, literal(1), typed.id, typed.text)
+        .join(Subscriber, Subscriber.id == typed.subscriber_id)
         .where(*readers)
     )
     both = union_all(topics, texts).subquery()
@@ -351,23 +352,46 @@ def insert_deliveries(
     return created
 
 
+_PAPER_COLUMNS = "delivery_id, paper_id, subscriber_id, position, score, reason"
+# Hundreds of thousands of rows per edition: sent without SQLAlchemy's per-row
+# parameter processing, as one array-valued statement per chunk on PostgreSQL (whose
+# driver would otherwise send one statement per row) and SQLite's own executemany.
+_PAPERS_BY_ARRAYS = sql_text(
+    f"INSERT INTO delivery_papers ({_PAPER_COLUMNS}) "
+    "SELECT * FROM unnest(CAST(:delivery_id AS integer[]), CAST(:paper_id AS integer[]), "
+    "CAST(:subscriber_id AS integer[]), CAST(:position AS integer[]), "
+    "CAST(:score AS double precision[]), CAST(:reason AS varchar[])) "
+    "ON CONFLICT DO NOTHING"
+)
+_PAPERS_BY_ROWS = (
+    f"INSERT INTO delivery_papers ({_PAPER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
 def _insert_delivery_papers(
     session: Session, deliveries: Iterable[tuple[int, PlannedDelivery]]
 ) -> None:
     rows = [
-        {
-            "delivery_id": delivery_id,
-            "paper_id": paper.paper_id,
-            "subscriber_id": plan.subscriber_id,
-            "position": position,
-            "score": paper.score,
-            "reason": paper.reason[:200],
-        }
+        (
+            delivery_id,
+            paper.paper_id,
+            plan.subscriber_id,
+            position,
+            float(paper.score),
+            paper.reason[:200],
+        )
         for delivery_id, plan in deliveries
         for position, paper in enumerate(plan.papers, start=1)
     ]
-    if rows:  # Core, not the ORM's bulk path: a plain executemany
-        session.execute(_insert(session, _table(DeliveryPaper)).on_conflict_do_nothing(), rows)
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        names = _PAPER_COLUMNS.split(", ")
+        columns = [list(column) for column in zip(*rows, strict=True)]  # arrays, not rows
+        session.execute(_PAPERS_BY_ARRAYS, dict(zip(names, columns, strict=True)))
+    else:
+        session.connection().exec_driver_sql(_PAPERS_BY_ROWS, rows)
 
 
 def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:
