@@ -32,7 +32,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,6 +45,7 @@ from newsletter.models import (
     SubscriberInterest,
     SubscriberTopic,
 )
+from newsletter.store.bulk import insert_rows
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 OPEN_STATUSES = ("queued", "sending")
@@ -352,21 +352,7 @@ def insert_deliveries(
     return created
 
 
-_PAPER_COLUMNS = "delivery_id, paper_id, subscriber_id, position, score, reason"
-# Hundreds of thousands of rows per edition: sent without SQLAlchemy's per-row
-# parameter processing, as one array-valued statement per chunk on PostgreSQL (whose
-# driver would otherwise send one statement per row) and SQLite's own executemany.
-_PAPERS_BY_ARRAYS = sql_text(
-    f"INSERT INTO delivery_papers ({_PAPER_COLUMNS}) "
-    "SELECT * FROM unnest(CAST(:delivery_id AS integer[]), CAST(:paper_id AS integer[]), "
-    "CAST(:subscriber_id AS integer[]), CAST(:position AS integer[]), "
-    "CAST(:score AS double precision[]), CAST(:reason AS varchar[])) "
-    "ON CONFLICT DO NOTHING"
-)
-_PAPERS_BY_ROWS = (
-    f"INSERT INTO delivery_papers ({_PAPER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT DO NOTHING"
-)
+_PAPER_COLUMNS = ("delivery_id", "paper_id", "subscriber_id", "position", "score", "reason")
 
 
 def _insert_delivery_papers(
@@ -384,14 +370,7 @@ def _insert_delivery_papers(
         for delivery_id, plan in deliveries
         for position, paper in enumerate(plan.papers, start=1)
     ]
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        names = _PAPER_COLUMNS.split(", ")
-        columns = [list(column) for column in zip(*rows, strict=True)]  # arrays, not rows
-        session.execute(_PAPERS_BY_ARRAYS, dict(zip(names, columns, strict=True)))
-    else:
-        session.connection().exec_driver_sql(_PAPERS_BY_ROWS, rows)
+    insert_rows(session, _table(DeliveryPaper), _PAPER_COLUMNS, rows, skip_conflicts=True)
 
 
 def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:

@@ -10,6 +10,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
+from newsletter.store.bulk import insert_rows
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -274,18 +275,8 @@ def _add_choices(
 ) -> None:
     """Insert topic and typed-interest rows; texts in the order given (their ids order
     a reader's interests)."""
-    _insert_many(session, _table(SubscriberTopic), ("subscriber_id", "topic"), topics)
-    _insert_many(session, _table(SubscriberInterest), ("subscriber_id", "text"), texts)
-
-
-def _insert_many(
-    session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[object, ...]]
-) -> None:
-    # Multi-row VALUES per chunk: PostgreSQL's driver would send an executemany as
-    # one statement per row. Ids follow the order of the rows on both backends.
-    for start in range(0, len(rows), _CHUNK):
-        chunk = [dict(zip(columns, row, strict=True)) for row in rows[start : start + _CHUNK]]
-        session.execute(insert(table).values(chunk))
+    insert_rows(session, _table(SubscriberTopic), ("subscriber_id", "topic"), topics)
+    insert_rows(session, _table(SubscriberInterest), ("subscriber_id", "text"), texts)
 
 
 def _table(model: Any) -> Table:
