@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -216,20 +216,16 @@ def choose_for(
     they were already sent. Readers with the same interests and no history share
     one result, and readers with the same choices share the work of reading them.
     """
-    choices: dict[tuple[tuple[str, ...], tuple[str, ...]], _Choice] = {}
-    for reader in readers:
-        if (reader.topics, reader.interests) not in choices:
-            mine = interests_for(settings, reader.topics, reader.interests)
-            choices[reader.topics, reader.interests] = (mine, tuple(i.key for i in mine))
-    of_reader = [choices[r.topics, r.interests][0] for r in readers]
-    unique = list({i.key: i for found in of_reader for i in found}.values())
+    choices = _Choices(settings)
+    of_reader = [choices.of(r) for r in readers]
+    unique = list({i.key: i for mine, _ in of_reader for i in mine}.values())
     ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
     limit = settings.digest.max_papers
+    streams = _Streams(ranked, limit)
     shared: dict[tuple[str, ...], tuple[store.PlannedPaper, ...]] = {}
     chosen: dict[int, tuple[store.PlannedPaper, ...]] = {}
     with collection_paused():  # many small objects, no cycles: see its docstring
-        for reader in readers:
-            mine, signature = choices[reader.topics, reader.interests]
+        for reader, (mine, signature) in zip(readers, of_reader, strict=True):
             seen = delivered.get(reader.id, set())
             if not seen and signature in shared:
                 chosen[reader.id] = shared[signature]
@@ -237,29 +233,84 @@ def choose_for(
             if not mine:  # picked nothing: the general trending digest
                 picks = _general(settings, papers, seen, limit)
             else:
-                picks = _merge(mine, ranked, seen, limit)
+                picks = _merge(mine, streams, seen, limit)
             chosen[reader.id] = picks
             if not seen:
                 shared[signature] = picks
     return chosen
 
 
+class _Choices:
+    """Readers' interests, built once per distinct set of choices (and per topic and
+    text): most readers share theirs with many others."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._found: dict[tuple[tuple[str, ...], tuple[str, ...]], _Choice] = {}
+        self._topics: dict[str, list[Interest]] = {}
+        self._texts: dict[str, list[Interest]] = {}
+
+    def of(self, reader: Reader) -> _Choice:
+        known = self._found.get((reader.topics, reader.interests))
+        if known is None:
+            # interests_for, one topic or text at a time: config topics, then texts.
+            mine = [i for slug in reader.topics for i in self._topic(slug)]
+            mine += [i for text in reader.interests for i in self._text(text)]
+            known = self._found[reader.topics, reader.interests] = (
+                mine,
+                tuple(i.key for i in mine),
+            )
+        return known
+
+    def _topic(self, slug: str) -> list[Interest]:
+        if slug not in self._topics:
+            self._topics[slug] = interests_for(self._settings, [slug], [])
+        return self._topics[slug]
+
+    def _text(self, text: str) -> list[Interest]:
+        if text not in self._texts:
+            self._texts[text] = interests_for(self._settings, [], [text])
+        return self._texts[text]
+
+
 _Choice = tuple[list[Interest], tuple[str, ...]]  # a reader's interests, and their keys
+_Item = tuple[float, int, str]  # (-score, paper id, reason): the order merging keeps
+
+
+class _Streams:
+    """Each interest's ranked papers as merge items, made once per interest and
+    reason; the matcher returns them best first by (-score, paper_id)."""
+
+    def __init__(self, ranked: Mapping[str, Sequence[Match]], limit: int) -> None:
+        self._ranked = ranked
+        self._limit = limit
+        self._items: dict[tuple[str, str], list[_Item]] = {}
+
+    def of(self, interest: Interest, depth: int) -> list[_Item]:
+        reason = _reason(interest)
+        items = self._items.get((interest.key, reason))
+        if items is None or len(items) < depth:
+            matches = self._ranked.get(interest.key, ())[: max(depth, self._limit)]
+            items = self._items[interest.key, reason] = [
+                (-m.score, m.paper_id, reason) for m in matches
+            ]
+        return items if len(items) <= depth else items[:depth]
 
 
 def _merge(
     interests: Sequence[Interest],
-    ranked: Mapping[str, Sequence[Match]],
+    streams: _Streams,
     seen: set[int],
     limit: int,
 ) -> tuple[store.PlannedPaper, ...]:
     # Skipping already-sent papers only removes items: each list's first
     # limit + len(seen) matches are all the merge can ever take.
     depth = limit + len(seen)
-    streams = [_stream(i, ranked.get(i.key, ())[:depth]) for i in interests]
+    lists = [streams.of(i, depth) for i in interests]
+    items = lists[0] if len(lists) == 1 else heapq.merge(*lists)
     picks: list[store.PlannedPaper] = []
     taken: set[int] = set()
-    for neg_score, paper_id, label in heapq.merge(*streams):
+    for neg_score, paper_id, label in items:
         if paper_id in taken or paper_id in seen:
             continue  # a paper two interests match keeps its best score and reason
         taken.add(paper_id)
@@ -267,13 +318,6 @@ def _merge(
         if len(picks) >= limit:
             break
     return tuple(picks)
-
-
-def _stream(interest: Interest, matches: Sequence[Match]) -> Iterator[tuple[float, int, str]]:
-    # The matcher returns best first by (-score, paper_id): this order merges cleanly.
-    reason = _reason(interest)
-    for match in matches:
-        yield -match.score, match.paper_id, reason
 
 
 def _reason(interest: Interest) -> str:
