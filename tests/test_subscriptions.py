@@ -216,3 +216,17 @@ def test_an_import_without_an_interests_column_keeps_what_readers_typed(
     assert people["ada@example.org"].interests == ("old a", "keep b")
     assert people["alan@example.org"].interests == ()
     assert people["alan@example.org"].status == "active"
+
+
+def test_imported_interests_keep_quotes_backslashes_and_braces_exactly(
+    any_context: Context, tmp_path: Path
+) -> None:
+    typed = ['say "hi"', "back\\slash", "{a,b}", "NULL", "  ", "naïve Bayes"]
+    csv_file = tmp_path / "readers.csv"
+    quoted = ";".join(typed).replace('"', '""')
+    csv_file.write_text(f'email,topics,interests\nada@example.org,llms,"{quoted}"\n')
+
+    subscriptions.import_csv(any_context, csv_file)
+
+    (ada,) = subscriptions.list_all(any_context)
+    assert ada.interests == ('say "hi"', "back\\slash", "{a,b}", "NULL", "naïve Bayes")

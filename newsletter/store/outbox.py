@@ -45,7 +45,7 @@ from newsletter.models import (
     SubscriberInterest,
     SubscriberTopic,
 )
-from newsletter.store.bulk import insert_rows
+from newsletter.store.bulk import insert_new_rows, insert_rows
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 OPEN_STATUSES = ("queued", "sending")
@@ -317,36 +317,39 @@ def delivered_papers(session: Session, paper_ids: Sequence[int]) -> dict[int, se
     return found
 
 
+_DELIVERY_COLUMNS = (
+    "edition_id",
+    "subscriber_id",
+    "kind",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+_PLAN_CHUNK = 5_000  # deliveries per round: their papers are ~10 rows each
+
+
 def insert_deliveries(
     session: Session, edition_id: int, planned: Sequence[PlannedDelivery], now: datetime
 ) -> int:
     """Create the deliveries (and their papers) that do not exist yet; returns how many."""
     by_subscriber = {p.subscriber_id: p for p in planned}
-    deliveries = _table(Delivery)
-    # INSERT … ON CONFLICT DO NOTHING RETURNING: only rows this call created come
-    # back, so a concurrent planner's deliveries never get a second set of papers.
-    # A plain Core statement with many parameter sets is compiled once and sent as
-    # multi-row inserts (SQLAlchemy's insertmanyvalues), not rebuilt per chunk.
-    statement = (
-        _insert(session, deliveries)
-        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-        .returning(deliveries.c.id, deliveries.c.subscriber_id)
-    )
     created = 0
-    for start in range(0, len(planned), _CHUNK):
+    for start in range(0, len(planned), _PLAN_CHUNK):
         rows = [
-            {
-                "edition_id": edition_id,
-                "subscriber_id": p.subscriber_id,
-                "kind": p.kind,
-                "status": "queued",
-                "attempts": 0,
-                "next_attempt_at": p.next_attempt_at,
-                "created_at": now,
-            }
-            for p in planned[start : start + _CHUNK]
+            (edition_id, p.subscriber_id, p.kind, "queued", 0, p.next_attempt_at, now)
+            for p in planned[start : start + _PLAN_CHUNK]
         ]
-        new = session.execute(statement, rows).all()
+        # ON CONFLICT DO NOTHING RETURNING: only rows this call created come back, so
+        # a concurrent planner's deliveries never get a second set of papers.
+        new = insert_new_rows(
+            session,
+            _table(Delivery),
+            _DELIVERY_COLUMNS,
+            rows,
+            unique=("edition_id", "subscriber_id"),
+            returning=("id", "subscriber_id"),
+        )
         created += len(new)
         _insert_delivery_papers(session, [(d_id, by_subscriber[s_id]) for d_id, s_id in new])
     return created
