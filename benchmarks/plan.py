@@ -171,9 +171,7 @@ def time_planning(config: Path) -> dict[str, object]:
     digest.embed_window = timed(phases, "embed_check", digest.embed_window)  # type: ignore[method-assign]
     digest.choose_for = timed(phases, "choose", digest.choose_for)  # type: ignore[method-assign]
     digest.rank_papers = timed(phases, "rank", digest.rank_papers)  # type: ignore[method-assign]
-    for name in ("subscribers_to_plan", "readers_to_plan"):
-        if hasattr(outbox, name):
-            setattr(outbox, name, timed(phases, "load_readers", getattr(outbox, name)))
+    outbox.subscribers_to_plan = timed(phases, "load_readers", outbox.subscribers_to_plan)  # type: ignore[method-assign]
     outbox.delivered_papers = timed(phases, "history", outbox.delivered_papers)  # type: ignore[method-assign]
     outbox.insert_deliveries = timed(phases, "insert", outbox.insert_deliveries)  # type: ignore[method-assign]
     context = Context(load_settings(config))

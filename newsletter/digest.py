@@ -284,16 +284,16 @@ class _Streams:
     def __init__(self, ranked: Mapping[str, Sequence[Match]], limit: int) -> None:
         self._ranked = ranked
         self._limit = limit
-        self._items: dict[tuple[str, str], list[_Item]] = {}
+        self._items: dict[tuple[str, str], tuple[int, list[_Item]]] = {}  # (depth, items)
 
     def of(self, interest: Interest, depth: int) -> list[_Item]:
         reason = _reason(interest)
-        items = self._items.get((interest.key, reason))
-        if items is None or len(items) < depth:
-            matches = self._ranked.get(interest.key, ())[: max(depth, self._limit)]
-            items = self._items[interest.key, reason] = [
-                (-m.score, m.paper_id, reason) for m in matches
-            ]
+        made, items = self._items.get((interest.key, reason), (0, []))
+        if made < depth:
+            made = max(depth, self._limit)
+            matches = self._ranked.get(interest.key, ())[:made]
+            items = [(-m.score, m.paper_id, reason) for m in matches]
+            self._items[interest.key, reason] = (made, items)
         return items if len(items) <= depth else items[:depth]
 
 
