@@ -9,7 +9,8 @@ For each backend (a new SQLite file, and a new schema on the PostgreSQL server a
 one or two typed interests), runs `newsletter init`, then the import twice, each as
 its own process from start to exit: into the empty store (every row new), then the
 same file again (every row an existing reader whose topics and interests are
-replaced). It also times `newsletter --help`, the process start every command pays.
+replaced). It also times `newsletter --help`, the process start every command pays, and the
+import of the new rows called inside the benchmark's own process (`import_csv`).
 It prints one JSON line: seconds (wall clock, and CPU time of the process: the machine
 may be shared) and rows/second of each run, per backend.
 """
@@ -29,7 +30,10 @@ from pathlib import Path
 from send import write_readers
 from support import ROOT, database, free_port, newsletter, write_config
 
+from newsletter import db
 from newsletter.config import load_settings
+from newsletter.context import Context
+from newsletter.subscriptions import import_csv
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -69,6 +73,21 @@ def run(url: str | None, rows: int, folder: Path) -> dict[str, object]:
                 "cpu_seconds": round(cpu, 2),
                 "rows_per_cpu_second": round(rows / cpu),
             }
+    inside = folder / "in-process"
+    inside.mkdir(exist_ok=True)
+    with database(url, inside) as store:  # the same import inside this process
+        context = Context(load_settings(write_config(inside, store, free_port())))
+        db.upgrade(context.engine)
+        wall, cpu = time.perf_counter(), time.process_time()
+        import_csv(context, readers)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        context.close()
+        figures["new_in_process"] = {
+            "seconds": round(wall, 2),
+            "rows_per_second": round(rows / wall),
+            "cpu_seconds": round(cpu, 2),
+            "rows_per_cpu_second": round(rows / cpu),
+        }
     return figures
 
 
