@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
-from newsletter.store.bulk import insert_rows
+from newsletter.store.bulk import insert_new_rows, insert_rows
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -181,30 +182,35 @@ def ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, int]:
     return found
 
 
+_NEW_SUBSCRIBER_COLUMNS = (
+    "email",
+    "status",
+    "timezone",
+    "paused",
+    "hard_bounces",
+    "created_at",
+    "confirmed_at",
+)
+
+
 def add_active_subscribers(
     session: Session, readers: Mapping[str, Choices], now: datetime
 ) -> dict[str, int]:
     """Insert these new addresses as active (confirmed now) with their topics and typed
     interests, as `add_subscriber` would one by one; returns their ids by address."""
-    subscribers = _table(Subscriber)
-    statement = insert(subscribers).returning(subscribers.c.id, subscribers.c.email)
-    rows = [
-        {
-            "email": email,
-            "status": "active",
-            "timezone": None,
-            "paused": False,
-            "hard_bounces": 0,
-            "created_at": now,
-            "confirmed_at": now,
-        }
-        for email in readers
-    ]
-    ids: dict[str, int] = {}
-    for start in range(0, len(rows), _CHUNK):
-        ids.update(
-            (email, i) for i, email in session.execute(statement, rows[start : start + _CHUNK])
-        )
+    rows = [(email, "active", None, False, 0, now, now) for email in readers]
+    created = insert_new_rows(
+        session,
+        _table(Subscriber),
+        _NEW_SUBSCRIBER_COLUMNS,
+        rows,
+        unique=("email",),
+        returning=("email", "id"),
+    )
+    ids: dict[str, int] = dict(created)
+    if len(ids) < len(readers):  # another writer added one of them meanwhile
+        taken = next(email for email in readers if email not in ids)
+        raise NewsletterError(f"{taken} was subscribed while importing; import again")
     _add_choices(
         session,
         [(ids[email], topic) for email, (topics, _) in readers.items() for topic in topics],
