@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 sys.path.insert(0, str(ROOT))
 
 from newsletter import db  # noqa: E402
@@ -148,16 +149,28 @@ def add_papers(config: Path, count: int, now: datetime) -> None:
 
 def newsletter(config: Path, *args: str) -> tuple[float, int, str]:
     """Run `newsletter --config CONFIG ARGS…` from start to exit, as a user does:
-    (seconds, peak resident memory of that process in KiB, its output)."""
+    (seconds, peak resident memory of that process in KiB, its output).
+
+    The code is this checkout's (PYTHONPATH). The peak is measured by GNU time: Linux
+    carries a process's peak over exec, so a process started from this one would report
+    this one's memory where it used less.
+    """
+    if not Path(GNU_TIME).exists():
+        raise SystemExit(f"{GNU_TIME} is missing: apt-get install time")
     command = [str(Path(sys.executable).with_name("newsletter")), "--config", str(config)]
-    log = config.parent / "run.log"
+    log, peak_file = config.parent / "run.log", config.parent / "peak.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", str(peak_file), *command, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
+        )
     seconds = time.perf_counter() - start
     text = log.read_text(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        raise SystemExit(f"`newsletter {' '.join(args)}` failed ({code}):\n{text}")
-    return seconds, usage.ru_maxrss, text
+    if process.returncode:
+        raise SystemExit(f"`newsletter {' '.join(args)}` failed ({process.returncode}):\n{text}")
+    return seconds, int(peak_file.read_text().split()[-1]), text

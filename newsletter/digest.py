@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -26,12 +26,13 @@ from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.embedder import paper_text
+from newsletter.matching.expand import topic_names
 from newsletter.matching.trending import most_trending
-from newsletter.models import Paper, Subscriber, utcnow
-from newsletter.relevance import EmbedProgress, interests_for, rank_papers
+from newsletter.models import Paper, utcnow
+from newsletter.relevance import EmbedProgress, interests_for, rank_papers, text_interest
 from newsletter.store import outbox as store
 from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
-from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, list_subscribers
+from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, readers_choices
 from newsletter.views import INTEREST_REASON, TOPIC_REASON, TRENDING_REASON, PaperView
 
 EDITION_KEY = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -196,17 +197,7 @@ def _moment(instant: datetime) -> str:
 # --- choosing papers ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reader:
-    """What choosing needs of a subscriber."""
-
-    id: int
-    topics: tuple[str, ...]
-    interests: tuple[str, ...]
-
-    @classmethod
-    def of(cls, subscriber: Subscriber) -> Reader:
-        return cls(subscriber.id, tuple(subscriber.topic_slugs), tuple(subscriber.interest_texts))
+Reader = store.PlanReader  # what choosing needs of a subscriber: id, topics, interests
 
 
 def choose_for(
@@ -224,45 +215,103 @@ def choose_for(
     Ranking runs once per unique interest for all readers; each reader then merges
     their interests' ranked lists lazily (stopping at max_papers), skipping papers
     they were already sent. Readers with the same interests and no history share
-    one result.
+    one result, and readers with the same choices share the work of reading them.
     """
-    interests = {r.id: interests_for(settings, r.topics, r.interests) for r in readers}
-    unique = list({i.key: i for found in interests.values() for i in found}.values())
+    choices = _Choices(settings)
+    of_reader = [choices.of(r) for r in readers]
+    unique = list({i.key: i for mine, _ in of_reader for i in mine}.values())
     ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
     limit = settings.digest.max_papers
+    streams = _Streams(ranked, limit)
     shared: dict[tuple[str, ...], tuple[store.PlannedPaper, ...]] = {}
     chosen: dict[int, tuple[store.PlannedPaper, ...]] = {}
     with collection_paused():  # many small objects, no cycles: see its docstring
-        for reader in readers:
-            mine = interests[reader.id]
+        for reader, (mine, signature) in zip(readers, of_reader, strict=True):
             seen = delivered.get(reader.id, set())
-            signature = tuple(i.key for i in mine)
             if not seen and signature in shared:
                 chosen[reader.id] = shared[signature]
                 continue
             if not mine:  # picked nothing: the general trending digest
                 picks = _general(settings, papers, seen, limit)
             else:
-                picks = _merge(mine, ranked, seen, limit)
+                picks = _merge(mine, streams, seen, limit)
             chosen[reader.id] = picks
             if not seen:
                 shared[signature] = picks
     return chosen
 
 
+class _Choices:
+    """Readers' interests, built once per distinct set of choices (and per topic and
+    text): most readers share theirs with many others."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._found: dict[tuple[tuple[str, ...], tuple[str, ...]], _Choice] = {}
+        self._topics: dict[str, list[Interest]] = {}
+        self._texts: dict[str, list[Interest]] = {}
+
+    def of(self, reader: Reader) -> _Choice:
+        known = self._found.get((reader.topics, reader.interests))
+        if known is None:
+            # interests_for, one topic or text at a time: config topics, then texts.
+            mine = [i for slug in reader.topics for i in self._topic(slug)]
+            mine += [i for text in reader.interests for i in self._text(text)]
+            known = self._found[reader.topics, reader.interests] = (
+                mine,
+                tuple(i.key for i in mine),
+            )
+        return known
+
+    def _topic(self, slug: str) -> list[Interest]:
+        if slug not in self._topics:
+            self._topics[slug] = interests_for(self._settings, [slug], [])
+        return self._topics[slug]
+
+    def _text(self, text: str) -> list[Interest]:
+        if text not in self._texts:
+            self._texts[text] = interests_for(self._settings, [], [text])
+        return self._texts[text]
+
+
+_Choice = tuple[list[Interest], tuple[str, ...]]  # a reader's interests, and their keys
+_Item = tuple[float, int, str]  # (-score, paper id, reason): the order merging keeps
+
+
+class _Streams:
+    """Each interest's ranked papers as merge items, made once per interest and
+    reason; the matcher returns them best first by (-score, paper_id)."""
+
+    def __init__(self, ranked: Mapping[str, Sequence[Match]], limit: int) -> None:
+        self._ranked = ranked
+        self._limit = limit
+        self._items: dict[tuple[str, str], tuple[int, list[_Item]]] = {}  # (depth, items)
+
+    def of(self, interest: Interest, depth: int) -> list[_Item]:
+        reason = _reason(interest)
+        made, items = self._items.get((interest.key, reason), (0, []))
+        if made < depth:
+            made = max(depth, self._limit)
+            matches = self._ranked.get(interest.key, ())[:made]
+            items = [(-m.score, m.paper_id, reason) for m in matches]
+            self._items[interest.key, reason] = (made, items)
+        return items if len(items) <= depth else items[:depth]
+
+
 def _merge(
     interests: Sequence[Interest],
-    ranked: Mapping[str, Sequence[Match]],
+    streams: _Streams,
     seen: set[int],
     limit: int,
 ) -> tuple[store.PlannedPaper, ...]:
     # Skipping already-sent papers only removes items: each list's first
     # limit + len(seen) matches are all the merge can ever take.
     depth = limit + len(seen)
-    streams = [_stream(i, ranked.get(i.key, ())[:depth]) for i in interests]
+    lists = [streams.of(i, depth) for i in interests]
+    items = lists[0] if len(lists) == 1 else heapq.merge(*lists)
     picks: list[store.PlannedPaper] = []
     taken: set[int] = set()
-    for neg_score, paper_id, label in heapq.merge(*streams):
+    for neg_score, paper_id, label in items:
         if paper_id in taken or paper_id in seen:
             continue  # a paper two interests match keeps its best score and reason
         taken.add(paper_id)
@@ -270,13 +319,6 @@ def _merge(
         if len(picks) >= limit:
             break
     return tuple(picks)
-
-
-def _stream(interest: Interest, matches: Sequence[Match]) -> Iterator[tuple[float, int, str]]:
-    # The matcher returns best first by (-score, paper_id): this order merges cleanly.
-    reason = _reason(interest)
-    for match in matches:
-        yield -match.score, match.paper_id, reason
 
 
 def _reason(interest: Interest) -> str:
@@ -384,11 +426,20 @@ def embed_window(
             for p in papers_listed_between(session, start, end)
             if p.embedding is None or p.embedding_model != model
         }
-        readers = [Reader.of(s) for s in list_subscribers(session, "active") if not s.paused]
-    interests = _unique_interests(settings, readers)
+        topics, texts = readers_choices(session)
+    # Every spelling of a text is embedded: planning ranks whichever a reader typed. So is
+    # every configured topic, with its names: a one-word interest is compared with the
+    # names and may be matched as the topic (matching.expand).
+    interests = interests_for(settings, topics, texts) + _every_topic(settings)
     return relevance.store_new_embeddings(
         context.sessions, settings, stale, interests, progress
     ).papers
+
+
+def _every_topic(settings: Settings) -> list[Interest]:
+    """The configured topics and their names, as the interests matching.expand embeds."""
+    topics = [t for t in (relevance.topic_interest(settings, c.slug) for c in settings.topics) if t]
+    return topics + [text_interest(name) for t in topics for name in topic_names(t)]
 
 
 def _schedule(settings: Settings, now: datetime, key: str | None) -> EditionSchedule:
@@ -402,11 +453,6 @@ def _window(
 ) -> tuple[datetime, datetime]:
     previous_end = store.previous_window_end(session, schedule.key)
     return planned_window(schedule, previous_end, now, settings.digest.window_days)
-
-
-def _unique_interests(settings: Settings, readers: Sequence[Reader]) -> list[Interest]:
-    found = (interests_for(settings, r.topics, r.interests) for r in readers)
-    return list({i.key: i for interests in found for i in interests}.values())
 
 
 def plan_in(
@@ -433,9 +479,8 @@ def plan_in(
     papers = papers_listed_between(session, edition.window_start, edition.window_end)
     top = general_top(papers, settings.matching.half_life_days)
     store.add_edition_papers(session, edition.id, [p.id for p in top])
-    readers = [Reader.of(s) for s in subscribers]
     delivered = store.delivered_papers(session, [p.id for p in papers])
-    chosen = choose_for(session, settings, readers, papers, delivered)
+    chosen = choose_for(session, settings, subscribers, papers, delivered)
     planned = _deliveries(settings, edition.key, subscribers, chosen)
     count = store.insert_deliveries(session, edition.id, planned, now)
     quiet = sum(1 for p in planned if p.kind == "quiet")
@@ -447,7 +492,7 @@ def plan_in(
 def _deliveries(
     settings: Settings,
     key: str,
-    subscribers: Sequence[Subscriber],
+    subscribers: Sequence[Reader],
     chosen: Mapping[int, tuple[store.PlannedPaper, ...]],
 ) -> list[store.PlannedDelivery]:
     config = settings.digest

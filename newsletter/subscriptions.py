@@ -152,13 +152,14 @@ def import_csv(context: Context, path: Path) -> ImportReport:
     """Load `email,topics[,interests]` rows (both lists separated by ';'); bad rows are
     reported by line, and so is a repeated address (its first row counts).
 
-    Good rows are written in one transaction; imported subscribers are active (the
-    admin vouches for them, as with `subscribe --confirmed`). Without an `interests`
-    column a known subscriber keeps the interests they typed.
+    Every row is checked first, then the good ones are written in bulk in one
+    transaction; imported subscribers are active (the admin vouches for them, as with
+    `subscribe --confirmed`). Without an `interests` column a known subscriber keeps
+    the interests they typed.
     """
     rows = _read_rows(path)
     report = ImportReport()
-    good: dict[str, tuple[list[str], list[str] | None]] = {}
+    good: dict[str, store.Choices] = {}
     first_line: dict[str, int] = {}
     for line, row in rows:
         try:
@@ -178,17 +179,11 @@ def import_csv(context: Context, path: Path) -> ImportReport:
         first_line[address] = line
         good[address] = (topics, interests)
     with db.transaction(context.sessions, immediate=True) as session:
-        for address, (slugs, interests) in good.items():
-            subscriber = store.get_subscriber(session, address)
-            if subscriber is None:
-                store.add_subscriber(
-                    session, address, status="active", topics=slugs, interests=interests or ()
-                )
-                report.added += 1
-            else:
-                kept = subscriber.interest_texts if interests is None else interests
-                store.set_interests(subscriber, slugs, kept)
-                report.updated += 1
+        known = store.ids_by_email(session, list(good))
+        new = {address: choices for address, choices in good.items() if address not in known}
+        store.add_active_subscribers(session, new, utcnow())
+        store.replace_choices(session, {known[a]: c for a, c in good.items() if a in known})
+    report.added, report.updated = len(new), len(good) - len(new)
     return report
 
 

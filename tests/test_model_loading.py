@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter import db
 from newsletter.context import Context
+from newsletter.store.subscribers import add_subscriber
 from tests.conftest import ROOT
 from tests.delivery_helpers import add_papers, add_readers
 from tests.process_helpers import current_window_instant, write_config
@@ -47,12 +49,14 @@ def test_the_model_loads_only_when_a_paper_or_interest_has_no_stored_vector(
 ) -> None:
     add_papers(context, 4, current_window_instant(context))
     add_readers(context, 2, interests=["memory in language agents"])
+    with db.transaction(context.sessions) as session:  # one word: compared with topic names
+        add_subscriber(session, "one-word@example.org", status="active", interests=["memory"])
     config = write_config(
         tmp_path / "config.yaml", context.settings.database.url, matching={"semantic": "auto"}
     )
     first = dry_run(config)
-    assert "2 messages would be sent" in " ".join(first.split()), first
+    assert "3 messages would be sent" in " ".join(first.split()), first
     assert "model loaded" in first.splitlines()[-1]  # new papers and interests: embedded
     second = dry_run(config)
-    assert "2 messages would be sent" in " ".join(second.split()), second
+    assert "3 messages would be sent" in " ".join(second.split()), second
     assert second.splitlines()[-1] == "no model loaded"  # all stored: the model stays out

@@ -137,3 +137,96 @@ def test_purging_keeps_a_returning_reader_whose_confirmation_is_owed(
     with db.transaction(any_context.sessions) as session:
         owed = store.owed_confirmations(session, datetime.now(UTC) - timedelta(days=7), 10)
         assert [s.email for s in owed] == ["ada@example.org"]
+
+
+def _large_import(path: Path, count: int) -> dict[int, str]:
+    """`count` rows for reader0…, with bad and repeated rows mixed in; returns the
+    expected problem of each bad line, by line number."""
+    topics = ["llms", "vision", "memory"]
+    bad: dict[int, str] = {}
+    lines = ["email,topics,interests"]
+    for i in range(count):
+        picked = sorted({topics[i % 3], topics[(i // 3) % 3]})
+        typed = [] if i % 4 == 0 else [f"subject {i % 40}", "keep b"][: 1 + i % 2]
+        lines.append(f"reader{i}@example.org,{';'.join(picked)},{';'.join(typed)}")
+        if i % 400 == 7:  # a bad row, a repeated address in another case, an unknown topic
+            bad[len(lines) + 1] = "invalid email address"
+            lines.append(f"reader{i}-at-example.org,llms,")
+            bad[len(lines) + 1] = f"reader{i}@example.org is already on line {len(lines) - 1}"
+            lines.append(f"Reader{i}@EXAMPLE.org,vision,other")
+            bad[len(lines) + 1] = "unknown topic 'astrology'"
+            lines.append(f"someone{i}@example.org,astrology,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return bad
+
+
+def _expected_interests(i: int, before: tuple[str, ...]) -> tuple[str, ...]:
+    """What replacing `before` with row i's interests leaves, in the store's order:
+    the texts kept from before first (as they were), then the new ones as typed."""
+    typed = [] if i % 4 == 0 else [f"subject {i % 40}", "keep b"][: 1 + i % 2]
+    return tuple([t for t in before if t in typed] + [t for t in typed if t not in before])
+
+
+def test_a_large_import_gives_each_row_what_importing_it_alone_would(
+    any_context: Context, tmp_path: Path
+) -> None:
+    # Known readers first: active, unsubscribed and paused ones, with typed interests.
+    for i in range(0, 2_000, 5):
+        subscriptions.subscribe(
+            any_context, f"reader{i}@example.org", ["memory"], ["old a", "keep b"], confirmed=True
+        )
+        if i % 3 == 0:
+            subscriptions.unsubscribe(any_context, f"reader{i}@example.org")
+    csv_file = tmp_path / "readers.csv"
+    bad = _large_import(csv_file, 2_000)
+
+    report = subscriptions.import_csv(any_context, csv_file)
+
+    assert (report.added, report.updated) == (1_600, 400)
+    assert len(report.problems) == len(bad) == 15
+    for problem, (line, cause) in zip(report.problems, sorted(bad.items()), strict=True):
+        assert problem.startswith(f"line {line}: ") and cause in problem
+    people = {p.email: p for p in subscriptions.list_all(any_context)}
+    assert len(people) == 2_000
+    topics = ["llms", "vision", "memory"]
+    for i in range(2_000):
+        person = people[f"reader{i}@example.org"]
+        known = i % 5 == 0
+        expected_status = "unsubscribed" if known and i % 3 == 0 else "active"
+        before = ("old a", "keep b") if known else ()
+        assert person.status == expected_status, person
+        assert person.topics == tuple(sorted({topics[i % 3], topics[(i // 3) % 3]})), person
+        assert person.interests == _expected_interests(i, before), person
+
+
+def test_an_import_without_an_interests_column_keeps_what_readers_typed(
+    any_context: Context, tmp_path: Path
+) -> None:
+    subscriptions.subscribe(
+        any_context, "ada@example.org", ["memory"], ["old a", "keep b"], confirmed=True
+    )
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email,topics\nada@example.org,llms;vision\nalan@example.org,\n")
+
+    report = subscriptions.import_csv(any_context, csv_file)
+
+    assert (report.added, report.updated, report.problems) == (1, 1, [])
+    people = {p.email: p for p in subscriptions.list_all(any_context)}
+    assert people["ada@example.org"].topics == ("llms", "vision")
+    assert people["ada@example.org"].interests == ("old a", "keep b")
+    assert people["alan@example.org"].interests == ()
+    assert people["alan@example.org"].status == "active"
+
+
+def test_imported_interests_keep_quotes_backslashes_and_braces_exactly(
+    any_context: Context, tmp_path: Path
+) -> None:
+    typed = ['say "hi"', "back\\slash", "{a,b}", "NULL", "  ", "naïve Bayes"]
+    csv_file = tmp_path / "readers.csv"
+    quoted = ";".join(typed).replace('"', '""')
+    csv_file.write_text(f'email,topics,interests\nada@example.org,llms,"{quoted}"\n')
+
+    subscriptions.import_csv(any_context, csv_file)
+
+    (ada,) = subscriptions.list_all(any_context)
+    assert ada.interests == ('say "hi"', "back\\slash", "{a,b}", "NULL", "naïve Bayes")

@@ -16,16 +16,20 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Insert,
+    Select,
     Table,
     Update,
     and_,
     bindparam,
     func,
     insert,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,6 +45,7 @@ from newsletter.models import (
     SubscriberInterest,
     SubscriberTopic,
 )
+from newsletter.store.bulk import insert_new_rows, insert_rows
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 OPEN_STATUSES = ("queued", "sending")
@@ -67,6 +72,16 @@ class EditionInfo:
             row.status,
             row.paused_reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReader:
+    """A reader to plan for, as plain values: what choosing papers and timing need."""
+
+    id: int
+    topics: tuple[str, ...]
+    interests: tuple[str, ...]
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,17 +248,60 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
 
 def subscribers_to_plan(
     session: Session, edition_id: int, email: str | None = None
-) -> Sequence[Subscriber]:
-    """Active, unpaused subscribers without a delivery in this edition yet."""
+) -> list[PlanReader]:
+    """Active, unpaused subscribers without a delivery in this edition yet, by id, with
+    their topics (by slug) and typed interests (in the order typed).
+
+    Plain rows, not ORM objects: two queries whatever the number of readers, one for
+    the readers and one for what they chose.
+    """
     planned = select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
-    query = select(Subscriber).where(
+    to_plan = [
         Subscriber.status == "active",
         Subscriber.paused.is_(False),
         Subscriber.id.not_in(planned),
-    )
+    ]
     if email is not None:
-        query = query.where(Subscriber.email == email)
-    return session.scalars(query.order_by(Subscriber.id)).all()
+        to_plan.append(Subscriber.email == email)
+    chosen: dict[int, tuple[list[str], list[str]]] = {}
+    for subscriber_id, kind, value in session.execute(_choices_of(to_plan)):
+        lists = chosen.get(subscriber_id)
+        if lists is None:
+            lists = chosen[subscriber_id] = ([], [])
+        lists[kind].append(value)
+    readers = select(Subscriber.id, Subscriber.timezone).where(*to_plan).order_by(Subscriber.id)
+    nothing: tuple[list[str], list[str]] = ([], [])
+    return [
+        PlanReader(subscriber_id, tuple(topics), tuple(texts), timezone)
+        for subscriber_id, timezone in session.execute(readers)
+        for topics, texts in (chosen.get(subscriber_id, nothing),)
+    ]
+
+
+def _choices_of(readers: Sequence[ColumnElement[bool]]) -> Select[int, int, str]:
+    """(subscriber id, 0 and a topic slug | 1 and a typed text) of the matching readers,
+    topics by slug then texts in the order typed, as the ORM relationships order them."""
+    topic = SubscriberTopic.__table__.c
+    typed = SubscriberInterest.__table__.c
+    topics = (
+        select(
+            topic.subscriber_id,
+            literal(0).label("kind"),
+            literal(0).label("position"),
+            topic.topic.label("value"),
+        )
+        .join(Subscriber, Subscriber.id == topic.subscriber_id)
+        .where(*readers)
+    )
+    texts = (
+        select(typed.subscriber_id, literal(1), typed.id, typed.text)
+        .join(Subscriber, Subscriber.id == typed.subscriber_id)
+        .where(*readers)
+    )
+    both = union_all(topics, texts).subquery()
+    return select(both.c.subscriber_id, both.c.kind, both.c.value).order_by(
+        both.c.subscriber_id, both.c.kind, both.c.position, both.c.value
+    )
 
 
 def delivered_papers(session: Session, paper_ids: Sequence[int]) -> dict[int, set[int]]:
@@ -259,58 +317,63 @@ def delivered_papers(session: Session, paper_ids: Sequence[int]) -> dict[int, se
     return found
 
 
+_DELIVERY_COLUMNS = (
+    "edition_id",
+    "subscriber_id",
+    "kind",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+_PLAN_CHUNK = 5_000  # deliveries per round: their papers are ~10 rows each
+
+
 def insert_deliveries(
     session: Session, edition_id: int, planned: Sequence[PlannedDelivery], now: datetime
 ) -> int:
     """Create the deliveries (and their papers) that do not exist yet; returns how many."""
     by_subscriber = {p.subscriber_id: p for p in planned}
-    deliveries = _table(Delivery)
-    # INSERT … ON CONFLICT DO NOTHING RETURNING: only rows this call created come
-    # back, so a concurrent planner's deliveries never get a second set of papers.
-    # A plain Core statement with many parameter sets is compiled once and sent as
-    # multi-row inserts (SQLAlchemy's insertmanyvalues), not rebuilt per chunk.
-    statement = (
-        _insert(session, deliveries)
-        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-        .returning(deliveries.c.id, deliveries.c.subscriber_id)
-    )
     created = 0
-    for start in range(0, len(planned), _CHUNK):
+    for start in range(0, len(planned), _PLAN_CHUNK):
         rows = [
-            {
-                "edition_id": edition_id,
-                "subscriber_id": p.subscriber_id,
-                "kind": p.kind,
-                "status": "queued",
-                "attempts": 0,
-                "next_attempt_at": p.next_attempt_at,
-                "created_at": now,
-            }
-            for p in planned[start : start + _CHUNK]
+            (edition_id, p.subscriber_id, p.kind, "queued", 0, p.next_attempt_at, now)
+            for p in planned[start : start + _PLAN_CHUNK]
         ]
-        new = session.execute(statement, rows).all()
+        # ON CONFLICT DO NOTHING RETURNING: only rows this call created come back, so
+        # a concurrent planner's deliveries never get a second set of papers.
+        new = insert_new_rows(
+            session,
+            _table(Delivery),
+            _DELIVERY_COLUMNS,
+            rows,
+            unique=("edition_id", "subscriber_id"),
+            returning=("id", "subscriber_id"),
+        )
         created += len(new)
         _insert_delivery_papers(session, [(d_id, by_subscriber[s_id]) for d_id, s_id in new])
     return created
+
+
+_PAPER_COLUMNS = ("delivery_id", "paper_id", "subscriber_id", "position", "score", "reason")
 
 
 def _insert_delivery_papers(
     session: Session, deliveries: Iterable[tuple[int, PlannedDelivery]]
 ) -> None:
     rows = [
-        {
-            "delivery_id": delivery_id,
-            "paper_id": paper.paper_id,
-            "subscriber_id": plan.subscriber_id,
-            "position": position,
-            "score": paper.score,
-            "reason": paper.reason[:200],
-        }
+        (
+            delivery_id,
+            paper.paper_id,
+            plan.subscriber_id,
+            position,
+            float(paper.score),
+            paper.reason[:200],
+        )
         for delivery_id, plan in deliveries
         for position, paper in enumerate(plan.papers, start=1)
     ]
-    if rows:  # Core, not the ORM's bulk path: a plain executemany
-        session.execute(_insert(session, _table(DeliveryPaper)).on_conflict_do_nothing(), rows)
+    insert_rows(session, _table(DeliveryPaper), _PAPER_COLUMNS, rows, skip_conflicts=True)
 
 
 def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:

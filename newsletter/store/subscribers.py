@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
+from newsletter.store.bulk import insert_new_rows, insert_rows
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -31,6 +34,16 @@ def count_readers_to_mail(session: Session) -> int:
     """Active readers who have not paused their digest."""
     query = select(func.count()).where(Subscriber.status == "active", Subscriber.paused.is_(False))
     return int(session.scalar(query) or 0)
+
+
+def readers_choices(session: Session) -> tuple[list[str], list[str]]:
+    """The distinct topic slugs and typed interests of the readers to mail (active and
+    not paused): what planning ranks, so what must be embedded first."""
+    mailed = (Subscriber.status == "active", Subscriber.paused.is_(False))
+    topic, text = SubscriberTopic.topic, SubscriberInterest.text
+    topics = select(topic).distinct().join(Subscriber).where(*mailed).order_by(topic)
+    texts = select(text).distinct().join(Subscriber).where(*mailed).order_by(text)
+    return list(session.scalars(topics)), list(session.scalars(texts))
 
 
 def add_subscriber(
@@ -150,3 +163,127 @@ def owed_confirmations(session: Session, since: datetime, limit: int) -> Sequenc
         .limit(limit)
     )
     return session.scalars(query).all()
+
+
+# --- imports in bulk: Core statements, a few per chunk of rows ------------------------
+
+_CHUNK = 500  # stays under every backend's bound-parameter limit
+
+Choices = tuple[Sequence[str], Sequence[str] | None]  # topic slugs; typed texts (None: keep)
+
+
+def ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, int]:
+    """The ids of the subscribers with these (normalized) addresses, by address."""
+    found: dict[str, int] = {}
+    for start in range(0, len(emails), _CHUNK):
+        chunk = emails[start : start + _CHUNK]
+        query = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))
+        found.update((email, subscriber_id) for email, subscriber_id in session.execute(query))
+    return found
+
+
+_NEW_SUBSCRIBER_COLUMNS = (
+    "email",
+    "status",
+    "timezone",
+    "paused",
+    "hard_bounces",
+    "created_at",
+    "confirmed_at",
+)
+
+
+def add_active_subscribers(
+    session: Session, readers: Mapping[str, Choices], now: datetime
+) -> dict[str, int]:
+    """Insert these new addresses as active (confirmed now) with their topics and typed
+    interests, as `add_subscriber` would one by one; returns their ids by address."""
+    rows = [(email, "active", None, False, 0, now, now) for email in readers]
+    created = insert_new_rows(
+        session,
+        _table(Subscriber),
+        _NEW_SUBSCRIBER_COLUMNS,
+        rows,
+        unique=("email",),
+        returning=("email", "id"),
+    )
+    ids: dict[str, int] = dict(created)
+    if len(ids) < len(readers):  # another writer added one of them meanwhile
+        taken = next(email for email in readers if email not in ids)
+        raise NewsletterError(f"{taken} was subscribed while importing; import again")
+    _add_choices(
+        session,
+        [(ids[email], topic) for email, (topics, _) in readers.items() for topic in topics],
+        [(ids[email], text) for email, (_, texts) in readers.items() for text in texts or ()],
+    )
+    return ids
+
+
+def replace_choices(session: Session, choices: Mapping[int, Choices]) -> None:
+    """Give these subscribers (by id) these topics and, unless None, these typed
+    interests, as `set_interests` does: rows that stay are kept, so typed interests
+    keep their order (those kept first, then the new ones as given)."""
+    ids = list(choices)
+    topics, texts = _choices_by_id(session, ids)
+    drop_topics: list[tuple[int, str]] = []
+    add_topics: list[tuple[int, str]] = []
+    drop_texts: list[int] = []
+    add_texts: list[tuple[int, str]] = []
+    for subscriber_id, (wanted_topics, wanted_texts) in choices.items():
+        had = topics.get(subscriber_id, [])
+        drop_topics += [(subscriber_id, t) for t in had if t not in wanted_topics]
+        add_topics += [(subscriber_id, t) for t in dict.fromkeys(wanted_topics) if t not in had]
+        if wanted_texts is None:
+            continue
+        typed = texts.get(subscriber_id, [])
+        kept = {text for _, text in typed}
+        drop_texts += [row_id for row_id, text in typed if text not in wanted_texts]
+        add_texts += [(subscriber_id, t) for t in dict.fromkeys(wanted_texts) if t not in kept]
+    _drop_choices(session, drop_topics, drop_texts)
+    _add_choices(session, add_topics, add_texts)
+
+
+def _choices_by_id(
+    session: Session, ids: Sequence[int]
+) -> tuple[dict[int, list[str]], dict[int, list[tuple[int, str]]]]:
+    topics: dict[int, list[str]] = {}
+    texts: dict[int, list[tuple[int, str]]] = {}
+    topic, typed = _table(SubscriberTopic).c, _table(SubscriberInterest).c
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        query = select(topic.subscriber_id, topic.topic).where(topic.subscriber_id.in_(chunk))
+        for subscriber_id, slug in session.execute(query):
+            topics.setdefault(subscriber_id, []).append(slug)
+        query_texts = select(typed.subscriber_id, typed.id, typed.text).where(
+            typed.subscriber_id.in_(chunk)
+        )
+        for subscriber_id, row_id, text in session.execute(query_texts.order_by(typed.id)):
+            texts.setdefault(subscriber_id, []).append((row_id, text))
+    return topics, texts
+
+
+def _drop_choices(
+    session: Session, topics: Sequence[tuple[int, str]], texts: Sequence[int]
+) -> None:
+    topic, typed = _table(SubscriberTopic).c, _table(SubscriberInterest).c
+    if topics:
+        statement = delete(_table(SubscriberTopic)).where(
+            topic.subscriber_id == bindparam("s"), topic.topic == bindparam("t")
+        )
+        session.connection().execute(statement, [{"s": s, "t": t} for s, t in topics])
+    for start in range(0, len(texts), _CHUNK):
+        chunk = texts[start : start + _CHUNK]
+        session.execute(delete(_table(SubscriberInterest)).where(typed.id.in_(chunk)))
+
+
+def _add_choices(
+    session: Session, topics: Sequence[tuple[int, str]], texts: Sequence[tuple[int, str]]
+) -> None:
+    """Insert topic and typed-interest rows; texts in the order given (their ids order
+    a reader's interests)."""
+    insert_rows(session, _table(SubscriberTopic), ("subscriber_id", "topic"), topics)
+    insert_rows(session, _table(SubscriberInterest), ("subscriber_id", "text"), texts)
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
