@@ -150,10 +150,15 @@ def newsletter(config: Path, *args: str) -> tuple[float, int, str]:
     """Run `newsletter --config CONFIG ARGS…` from start to exit, as a user does:
     (seconds, peak resident memory of that process in KiB, its output)."""
     command = [str(Path(sys.executable).with_name("newsletter")), "--config", str(config)]
+    # This checkout's code, not whatever the environment's editable install points at.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     log = config.parent / "run.log"
     start = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     text = log.read_text(errors="replace")
