@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from newsletter.config import Settings
-from newsletter.mail.dkim import DkimSigner
 from newsletter.mail.message import (
     Envelope,
     OutgoingMessage,
@@ -24,6 +23,9 @@ from newsletter.mail.message import (
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.tokens import make_token
 from newsletter.views import DigestItem, DigestView, Recipient, SiteView
+
+if TYPE_CHECKING:
+    from newsletter.mail.dkim import DkimSigner
 
 NoticeKind = Literal["confirm", "welcome", "goodbye"]
 # A reader who has gone should not be offered a one-click unsubscribe header again.
@@ -51,9 +53,11 @@ class Composer:
         )
         self.domain = domain_of(sender.from_address)
         dkim = settings.dkim
-        self.signer = (
-            DkimSigner.load(dkim.domain, dkim.selector, dkim.private_key_path) if dkim else None
-        )
+        self.signer: DkimSigner | None = None
+        if dkim:  # dkimpy is loaded only by a site that signs
+            from newsletter.mail.dkim import DkimSigner
+
+            self.signer = DkimSigner.load(dkim.domain, dkim.selector, dkim.private_key_path)
 
     def recipient(self, subscriber_id: int, email: str) -> Recipient:
         return Recipient(

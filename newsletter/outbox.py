@@ -284,6 +284,7 @@ class Drainer:
                 if not options.loop:
                     break
                 self._rest_after_outage(jobs)
+                continue  # it has just waited: claim again at once (or stop if asked)
             if not claimed and not self._wait_for_more(options):
                 break
 

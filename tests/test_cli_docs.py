@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 
 from newsletter.cli import cli
-from tests.conftest import CliResult
+from newsletter.cli.base import COMMAND_MODULES
+from tests.conftest import ROOT, CliResult
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(click.Context(cli))
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -44,3 +49,37 @@ def test_the_design_commands_all_exist() -> None:
         "demo",
     }
     assert expected <= set(COMMANDS)
+
+
+def test_each_listed_command_is_registered_by_the_module_named_for_it() -> None:
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"newsletter.cli.{module}")
+    assert sorted(cli.commands) == COMMANDS
+    for name, module in COMMAND_MODULES.items():
+        callback = cli.commands[name].callback
+        assert callback is not None and callback.__module__ == f"newsletter.cli.{module}"
+
+
+def test_send_now_loads_neither_the_web_server_nor_the_scheduler_nor_the_feed_readers(
+    tmp_path: Path,
+) -> None:
+    probe = (
+        "import sys\n"
+        "from newsletter.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('uvicorn', 'fastapi', 'apscheduler', 'aiosmtpd', 'feedparser',"
+        " 'httpx', 'dkim') if m in sys.modules))\n"
+    )
+    config = tmp_path / "missing.yaml"  # loading stops at the config: imports are what counts
+    found = subprocess.run(
+        [sys.executable, "-c", probe, "--config", str(config), "send-now", "--dry-run"],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert found.stdout.splitlines()[-1] == "[]", found.stdout + found.stderr

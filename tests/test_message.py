@@ -12,6 +12,7 @@ from newsletter.errors import HeaderInjection, InvalidInput
 from newsletter.mail.message import (
     Envelope,
     ascii_address,
+    base64_body,
     build_message,
     make_message_id,
     qp,
@@ -209,6 +210,17 @@ def test_quoted_printable_line_by_line_is_the_same_as_encoding_the_whole_text() 
         lines = text.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n")
         whole = (lines + "\n").replace("\n", "\r\n").encode()
         assert qp(text) == binascii.b2a_qp(whole, istext=True), repr(text)
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 913, 914, 12_000, 41_003, 70_000])
+def test_the_html_part_is_base64_in_76_octet_lines_that_decode_to_the_html(size: int) -> None:
+    html = ("<p>é</p>\n" * size)[:size]
+    body = base64_body(html)
+    lines = body.split(b"\r\n")
+    assert lines.pop() == b"" and all(len(line) == 76 for line in lines[:-1])
+    assert all(0 < len(line) <= 76 for line in lines[-1:])
+    decoded = binascii.a2b_base64(b"".join(lines)).decode()
+    assert decoded.replace("\r\n", "\n").removesuffix("\n") == html.removesuffix("\n")
 
 
 def test_the_date_header_keeps_the_offset_it_was_given() -> None:

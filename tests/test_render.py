@@ -233,6 +233,15 @@ def test_a_hostile_title_stays_escaped_when_its_card_comes_from_the_cache() -> N
     assert "other@example.org" in again.html and "other@example.org" not in first.html
 
 
+def test_readers_with_their_own_digest_links_share_the_cards_of_linked_papers() -> None:
+    renderer = Renderer()
+    items = sample_items(3)
+    for reader in range(3):
+        own = replace(digest(items), archive_url=f"https://p.example.org/digest/W11/{reader}")
+        assert renderer.digest(own) == Renderer(card_cache=0).digest(own)
+    assert renderer.card.cache_info().misses == 3
+
+
 def test_readers_of_one_paper_with_different_topics_each_see_their_own_chip() -> None:
     renderer = Renderer()
     paper = sample_items(1)[0].paper

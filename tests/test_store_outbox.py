@@ -66,6 +66,17 @@ def test_a_held_lease_is_not_claimed_again_until_it_expires(any_context: Context
     assert {r.lease_owner for r in rows(ctx)} == {"worker-b"}
 
 
+def test_a_claim_takes_expired_leases_and_queued_deliveries_in_due_order_up_to_its_limit(
+    any_context: Context,
+) -> None:
+    ctx = planned(any_context, 5)
+    ids = [r.id for r in rows(ctx)]
+    claim(ctx, "worker-a", limit=2)  # the first two, whose leases then expire
+    retaken = claim(ctx, "worker-b", NOW + timedelta(seconds=LEASE + 1), limit=3)
+    assert [c.id for c in retaken] == ids[:3]
+    assert [r.lease_owner for r in rows(ctx)] == ["worker-b"] * 3 + [None] * 2
+
+
 def test_the_old_owner_cannot_record_a_retry_on_a_retaken_delivery(
     any_context: Context,
 ) -> None:

@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from newsletter.cli import admin, delivery, demo, ingest, mail, matching, schedule, serve  # noqa: F401  (registers commands)
 from newsletter.cli.base import cli, err_console
 from newsletter.errors import NewsletterError
 

@@ -6,6 +6,7 @@ one-line message on stderr and a non-zero exit at the edge (main), never a trace
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,7 +70,42 @@ class State:
             self._context.close()
 
 
+# Each command's module, imported when that command runs (or help lists it): a run of
+# send-now never loads the web server, the scheduler, the feed parsers or the demo's
+# mail catcher. tests/test_cli_docs.py checks this list against what modules register.
+COMMAND_MODULES = {
+    "init": "admin",
+    "subscribe": "admin",
+    "unsubscribe": "admin",
+    "subscribers": "admin",
+    "import-subscribers": "admin",
+    "send-now": "delivery",
+    "worker": "delivery",
+    "preview": "delivery",
+    "demo": "demo",
+    "ingest": "ingest",
+    "match": "matching",
+    "scheduler": "schedule",
+    "status": "schedule",
+    "serve": "serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use, from COMMAND_MODULES."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | COMMAND_MODULES.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"newsletter.cli.{module}")  # registers its commands
+        return self.commands.get(cmd_name)
+
+
 @click.group(
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Example: newsletter --config config.yaml send-now --dry-run",
 )

@@ -89,8 +89,9 @@ class Renderer:
 
     A paper's card looks the same to every reader who gets it for the same topic, so
     each card is rendered from `_card.mjml.j2` and `_card.txt.j2` once per distinct
-    (paper, topic, fallback link) and reused: the digest templates print `cards` (the
-    HTML cards, escaped markup) and loop over `text_cards` ((number, text) pairs).
+    (paper, topic; and the reader's digest link for a paper without a link) and
+    reused: the digest templates print `cards` (the HTML cards, escaped markup) and
+    loop over `text_cards` ((number, text) pairs).
     card_cache=0 renders every card afresh. `_card.mjml.j2` is the HTML that sits in
     the digest's <mj-text>, which MJML copies through; it is written the way MJML
     prints it (`<img ... />`), so cards skip MJML and the compiled-once output still
@@ -110,10 +111,15 @@ class Renderer:
         self.card = lru_cache(maxsize=card_cache)(self._render_card)
 
     def _card_for(self, item: DigestItem, fallback_url: str) -> Card:
+        paper = item.paper
+        # The fallback (the reader's own digest link) shows only on a paper without a
+        # link of its own; keyed by it otherwise, no card would be shared by two readers.
+        if paper.url or paper.pdf_url:
+            fallback_url = ""
         try:
-            return self.card(item.paper, item.reason, fallback_url)
+            return self.card(paper, item.reason, fallback_url)
         except TypeError:  # a view holding a list is not hashable: render it afresh
-            return self._render_card(item.paper, item.reason, fallback_url)
+            return self._render_card(paper, item.reason, fallback_url)
 
     def _render_card(self, paper: PaperView, reason: str, fallback_url: str) -> Card:
         values = {"paper": paper, "reason": reason, "fallback_url": fallback_url}

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Insert,
+    Row,
     Select,
     Table,
     Update,
@@ -233,7 +234,7 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
     An edition with no delivery at all stays open: it was planned before there was
     anything to send, and planning it again may still fill it.
     """
-    if count_open(session, edition_id) or not count_deliveries(session, edition_id):
+    if _any_open(session, edition_id) or not count_deliveries(session, edition_id):
         return False
     result = session.execute(
         update(Edition)
@@ -425,28 +426,34 @@ def claim_batch(
     queued_due = Delivery.next_attempt_at <= now
     if ignore_schedule:
         queued_due = or_(queued_due, Delivery.attempts == 0)
-    query = (
-        select(Delivery.id, Delivery.edition_id, Delivery.subscriber_id, Delivery.kind)
-        .add_columns(Delivery.attempts, Subscriber.email, Subscriber.status)
-        .add_columns(Subscriber.paused, Subscriber.hard_bounces)
-        .join(Edition, Edition.id == Delivery.edition_id)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(
-            Edition.status == "sending",
-            or_(
-                and_(Delivery.status == "queued", queued_due),
-                and_(Delivery.status == "sending", Delivery.leased_until < now),
-            ),
-        )
-        .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Delivery)
+    # Queued and expired-lease deliveries are read apart and merged: each part walks
+    # the (status, next_attempt_at) index in claim order and stops after `limit` rows.
+    # One query with OR read every delivery of the edition and sorted them, once per
+    # batch: a cost growing with the edition, paid hundreds of times per edition.
+    parts = (
+        and_(Delivery.status == "queued", queued_due),
+        and_(Delivery.status == "sending", Delivery.leased_until < now),
     )
-    if edition_id is not None:
-        query = query.where(Delivery.edition_id == edition_id)
-    if subscriber_id is not None:
-        query = query.where(Delivery.subscriber_id == subscriber_id)
-    rows = session.execute(query).all()
+    sending = select(Edition.id).where(Edition.status == "sending")
+    rows: list[Row[Any]] = []
+    for due in parts:
+        query = (
+            select(Delivery.id, Delivery.edition_id, Delivery.subscriber_id, Delivery.kind)
+            .add_columns(Delivery.attempts, Delivery.next_attempt_at)
+            .add_columns(Subscriber.email, Subscriber.status)
+            .add_columns(Subscriber.paused, Subscriber.hard_bounces)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(due, Delivery.edition_id.in_(sending))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Delivery)
+        )
+        if edition_id is not None:
+            query = query.where(Delivery.edition_id == edition_id)
+        if subscriber_id is not None:
+            query = query.where(Delivery.subscriber_id == subscriber_id)
+        rows += session.execute(query).all()
+    rows = sorted(rows, key=lambda r: (r.next_attempt_at, r.id))[:limit]
     claimed = [
         ClaimedDelivery(
             r.id, r.edition_id, r.subscriber_id, r.email, r.kind, r.attempts, r.hard_bounces
@@ -458,9 +465,12 @@ def claim_batch(
     lease_until = now + timedelta(seconds=lease_seconds)
     for start in range(0, len(claimed), _CHUNK):
         ids = [c.id for c in claimed[start : start + _CHUNK]]
+        # By id alone: the rows were read in this transaction, which holds them (the
+        # write lock on SQLite, FOR UPDATE elsewhere). A status test here would lead
+        # SQLite to scan the status index over every open delivery instead.
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status.in_(OPEN_STATUSES))
+            .where(Delivery.id.in_(ids))
             .values(status="sending", lease_owner=owner, leased_until=lease_until)
         )
     for start in range(0, len(skipped), _CHUNK):
@@ -716,6 +726,19 @@ def failure_share(session: Session, edition_id: int, window: int, scanned: int) 
         )
     ).one()
     return int(failed or 0), int(total or 0)
+
+
+def _any_open(session: Session, edition_id: int) -> bool:
+    """Whether anything is left to send: stops at the first open delivery, where a
+    count would read them all (this is asked after every batch).
+
+    `edition_id + 0` keeps SQLite off the (edition, subscriber) index, whose walk
+    would pass every delivery already sent; the status index holds only open ones.
+    """
+    query = select(Delivery.id).where(
+        Delivery.edition_id + 0 == edition_id, Delivery.status.in_(OPEN_STATUSES)
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def count_open(session: Session, edition_id: int, subscriber_id: int | None = None) -> int:
