@@ -108,10 +108,8 @@ def editions(context: Context) -> list[EditionSummary]:
 
 def edition(context: Context, key: str) -> EditionPage | None:
     """The general (non-personal) version of an edition; None for an unknown key."""
-    if not EDITION_KEY.match(key):
-        return None
     with db.transaction(context.sessions) as session:
-        found = store.get_edition(session, key)
+        found = _named(session, key)
         if found is None:
             return None
         papers = tuple(paper_view(p) for p in store.edition_papers(session, found.id))
@@ -121,10 +119,8 @@ def edition(context: Context, key: str) -> EditionPage | None:
 def reader_digest(context: Context, key: str, subscriber_id: int) -> ReaderDigestPage | None:
     """A reader's own digest of edition `key`, from the papers planned for them (so the
     page shows what the email showed); None when they had no delivery in it."""
-    if not EDITION_KEY.match(key):
-        return None
     with db.transaction(context.sessions) as session:
-        found = store.get_edition(session, key)
+        found = _named(session, key)
         if found is None:
             return None
         planned = store.delivered_papers_of(session, found.id, subscriber_id)
@@ -132,6 +128,12 @@ def reader_digest(context: Context, key: str, subscriber_id: int) -> ReaderDiges
             return None
         items = tuple(DigestItem(paper_view(p), reason) for p, reason in planned)
         return ReaderDigestPage(_summary(found, len(items)), items)
+
+
+def _named(session: Session, key: str) -> Edition | None:
+    """The edition a URL names; None for a malformed or unknown key (no query for the
+    malformed)."""
+    return store.get_edition(session, key) if EDITION_KEY.match(key) else None
 
 
 def _summary(edition: Edition, count: int) -> EditionSummary:

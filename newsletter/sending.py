@@ -121,7 +121,7 @@ def _outlook(
 ) -> Outlook:
     """Nothing is open in the edition (or for the one reader): say why."""
     if address is None:
-        delivered = store.count_deliveries(session, edition.id) > 0
+        delivered = store.has_deliveries(session, edition.id)
     else:
         reader = _subscriber_id(session, address)
         delivered = store.delivery_for(session, edition.id, reader) is not None

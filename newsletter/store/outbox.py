@@ -191,9 +191,10 @@ def widen_empty_edition(
     return edition
 
 
-def count_deliveries(session: Session, edition_id: int) -> int:
-    query = select(func.count()).where(Delivery.edition_id == edition_id)
-    return int(session.scalar(query) or 0)
+def has_deliveries(session: Session, edition_id: int) -> bool:
+    """Whether anything was planned in the edition (stops at the first delivery)."""
+    query = select(Delivery.id).where(Delivery.edition_id == edition_id).limit(1)
+    return session.scalar(query) is not None
 
 
 def pause_edition(session: Session, edition_id: int, reason: str) -> None:
@@ -234,7 +235,7 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
     An edition with no delivery at all stays open: it was planned before there was
     anything to send, and planning it again may still fill it.
     """
-    if _any_open(session, edition_id) or not count_deliveries(session, edition_id):
+    if _any_open(session, edition_id) or not has_deliveries(session, edition_id):
         return False
     result = session.execute(
         update(Edition)
