@@ -142,27 +142,21 @@ def _outlook(
 def _dry_run(
     context: Context, address: str | None, now: datetime, embedding: EmbedProgress | None
 ) -> SendNowResult:
-    digest.embed_window(
-        context, now, progress=embedding
-    )  # kept, although the plan below is rolled back
+    # Vectors are kept, although the plan below is rolled back.
+    digest.embed_window(context, now, progress=embedding)
     composer = Composer(context.settings, context.secret_key)
     counters = Counters()
-    sizes: list[int] = []
-    result: list[SendNowResult] = []
     with db.rolled_back(context.sessions) as session:
         plan = digest.plan_in(session, context.settings, now, address)
         subscriber_id = _subscriber_id(session, address) if address else None
         deliveries = store.open_deliveries(session, plan.edition.id, subscriber_id)
-        for job in JobLoader(context).load(session, deliveries):
-            sizes.append(len(compose(composer, job).data))
+        jobs = JobLoader(context).load(session, deliveries)
+        sizes = [len(compose(composer, job).data) for job in jobs]
         outlook = Outlook()
         if not deliveries:
             outlook = _outlook(session, context.settings, plan.edition, address, now)
-        counters.finished = time.monotonic()
-        result.append(
-            SendNowResult(plan.edition.key, plan.planned, False, counters, sizes, outlook)
-        )
-    return result[0]
+    counters.finished = time.monotonic()
+    return SendNowResult(plan.edition.key, plan.planned, False, counters, sizes, outlook)
 
 
 def _known_address(context: Context, email: str) -> str:
