@@ -35,9 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import db, relevance  # noqa: E402
 from newsletter.config import parse_settings  # noqa: E402
-from newsletter.context import Context  # noqa: E402
 from newsletter.matching.embedder import (  # noqa: E402
     PACKAGED_MODEL,
     Embedder,
@@ -47,7 +45,11 @@ from newsletter.matching.embedder import (  # noqa: E402
     paper_text,
 )
 from newsletter.matching.evaluate import evaluate, hybrid_ranker, load_cases, load_papers  # noqa: E402
-from newsletter.records import PaperRecord  # noqa: E402
+from newsletter.planning import embeddings  # noqa: E402
+from newsletter.runtime import Context  # noqa: E402
+from newsletter.sources.records import PaperRecord  # noqa: E402
+from newsletter.store import db  # noqa: E402
+from newsletter.store import papers as store_papers  # noqa: E402
 from newsletter.store.papers import upsert_papers  # noqa: E402
 
 LISTED = datetime(2026, 3, 11, tzinfo=UTC)
@@ -131,10 +133,10 @@ def papers_per_second(embedder: Embedder, records: list[PaperRecord]) -> dict[st
             upsert_papers(session, records)
             texts = {
                 paper.id: paper_text(paper.title, paper.abstract)
-                for paper in relevance.store_papers.all_papers(session)
+                for paper in store_papers.all_papers(session)
             }
         started = time.perf_counter()
-        relevance.store_vectors(context.sessions, embedder, texts, [])
+        embeddings.store_vectors(context.sessions, embedder, texts, [])
         seconds = time.perf_counter() - started
         context.close()
     return {"seconds": round(seconds, 2), "papers_per_s": round(len(texts) / seconds, 1)}

@@ -30,10 +30,10 @@ from pathlib import Path
 from send import write_readers
 from support import ROOT, database, free_port, newsletter, write_config
 
-from newsletter import db
 from newsletter.config import load_settings
-from newsletter.context import Context
-from newsletter.subscriptions import import_csv
+from newsletter.readers.subscriptions import import_csv
+from newsletter.runtime import Context
+from newsletter.store import db
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from newsletter import db
 from newsletter.config import parse_settings
-from newsletter.context import Context
 from newsletter.ingest import ingest
+from newsletter.runtime import Context
 from newsletter.sources.hf import HfSource
+from newsletter.store import db
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

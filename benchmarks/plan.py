@@ -1,4 +1,4 @@
-"""Planning an edition for many readers, once the embeddings exist: `digest.plan_edition`.
+"""Planning an edition for many readers, once the embeddings exist: `planner.plan_edition`.
 
     .venv/bin/python benchmarks/plan.py --subscribers 50000
     .venv/bin/python benchmarks/plan.py --subscribers 50000 \
@@ -15,10 +15,10 @@ nothing:
   small CPU, and this benchmark times planning, not matching quality (that is
   tests/test_matching_quality.py and benchmarks/match.py);
 - the typed interests and topics are embedded by the real model when the semantic
-  extra is installed (`digest.embed_window`, in the setup process).
+  extra is installed (`planner.embed_window`, in the setup process).
 
 The timed run is a fresh process (so its peak memory is planning's own): it plans the
-current edition with `digest.plan_edition` and prints one JSON line with the phases
+current edition with `planner.plan_edition` and prints one JSON line with the phases
 (embed check, load readers, papers and history, rank, merge, insert), the total and
 the peak resident memory. `model_loaded` says whether the timed run imported the model
 (it must not: everything was embedded).
@@ -45,12 +45,13 @@ import numpy as np
 import sqlalchemy as sa
 from support import INTERESTS, add_papers, database, free_port, newsletter, write_config
 
-from newsletter import db, digest, relevance
 from newsletter.config import load_settings
-from newsletter.context import Context
 from newsletter.matching.embedder import to_bytes
-from newsletter.models import Paper, Subscriber, SubscriberInterest, SubscriberTopic
-from newsletter.store import outbox
+from newsletter.planning import planner, relevance, selection
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store import plans as plans_mod
+from newsletter.store.models import Paper, Subscriber, SubscriberInterest, SubscriberTopic
 from newsletter.store.papers import set_embeddings
 
 DIMENSION = 384  # all-MiniLM-L6-v2
@@ -138,7 +139,7 @@ def add_paper_vectors(config: Path) -> None:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             blobs = {i: to_bytes(v) for i, v in zip(ids, vectors, strict=True)}
             set_embeddings(session, context.settings.matching.model, blobs)
-        digest.embed_window(context)  # the interests: the real model when installed
+        planner.embed_window(context)  # the interests: the real model when installed
         with db.transaction(context.sessions) as session:
             # Ranking also embeds the topics' names (one-word interests are matched
             # against them) and keeps those vectors: rank once, as a first plan would.
@@ -177,16 +178,16 @@ def peak_rss_kib() -> int:
 
 def time_planning(config: Path) -> dict[str, object]:
     phases: dict[str, float] = defaultdict(float)
-    digest.embed_window = timed(phases, "embed_check", digest.embed_window)  # type: ignore[method-assign]
-    digest.choose_for = timed(phases, "choose", digest.choose_for)  # type: ignore[method-assign]
-    digest.rank_papers = timed(phases, "rank", digest.rank_papers)  # type: ignore[method-assign]
-    outbox.subscribers_to_plan = timed(phases, "load_readers", outbox.subscribers_to_plan)  # type: ignore[method-assign]
-    outbox.delivered_papers = timed(phases, "history", outbox.delivered_papers)  # type: ignore[method-assign]
-    outbox.insert_deliveries = timed(phases, "insert", outbox.insert_deliveries)  # type: ignore[method-assign]
+    planner.embed_window = timed(phases, "embed_check", planner.embed_window)  # type: ignore[method-assign]
+    selection.choose_for = timed(phases, "choose", selection.choose_for)  # type: ignore[method-assign]
+    selection.rank_papers = timed(phases, "rank", selection.rank_papers)  # type: ignore[method-assign]
+    plans_mod.subscribers_to_plan = timed(phases, "load_readers", plans_mod.subscribers_to_plan)  # type: ignore[method-assign]
+    plans_mod.delivered_papers = timed(phases, "history", plans_mod.delivered_papers)  # type: ignore[method-assign]
+    plans_mod.insert_deliveries = timed(phases, "insert", plans_mod.insert_deliveries)  # type: ignore[method-assign]
     context = Context(load_settings(config))
     cpu = time.process_time()
     start = time.perf_counter()
-    result = digest.plan_edition(context)
+    result = planner.plan_edition(context)
     total = time.perf_counter() - start
     cpu = time.process_time() - cpu
     context.close()

@@ -26,11 +26,11 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from newsletter.compose import Composer
 from newsletter.config import Settings
+from newsletter.delivery.compose import Composer
 from newsletter.render import Renderer
+from newsletter.render.content import DigestItem
 from newsletter.render.samples import TOPICS, sample_items
-from newsletter.views import DigestItem
 
 SECRET = "benchmark-secret-key-0123456789"
 # Copies, so cache hits compare equal papers that are not the same objects, as in

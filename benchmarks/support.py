@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 GNU_TIME = "/usr/bin/time"  # Debian package `time`
 sys.path.insert(0, str(ROOT))
 
-from newsletter import db  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.context import Context  # noqa: E402
-from newsletter.records import PaperRecord  # noqa: E402
+from newsletter.runtime import Context  # noqa: E402
+from newsletter.sources.records import PaperRecord  # noqa: E402
+from newsletter.store import db  # noqa: E402
 from newsletter.store.papers import upsert_papers  # noqa: E402
 
 # Typed interests as readers write them: a few words naming what they follow.

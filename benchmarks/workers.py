@@ -28,10 +28,11 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from support import add_papers, database, free_port, newsletter, smtp_sink, write_config
 
-from newsletter import db, digest
 from newsletter.config import load_settings
-from newsletter.context import Context
-from newsletter.models import Delivery, DeliveryAttempt
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, DeliveryAttempt
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -49,7 +50,7 @@ def prepared(config: Path, subscribers: int, papers: int) -> None:
     settings = load_settings(config).with_overrides(matching={"semantic": "off"})
     context = Context(settings)
     try:
-        digest.plan_edition(context, now)
+        planner.plan_edition(context, now)
         with db.transaction(context.sessions) as session:
             session.execute(update(Delivery).values(next_attempt_at=now))
     finally:

@@ -24,12 +24,16 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from newsletter import db, digest, ingest, sending, subscriptions
+from newsletter import ingest
 from newsletter.config import DigestConfig, Settings
-from newsletter.context import Context
+from newsletter.delivery import dispatch
 from newsletter.errors import InvalidInput
-from newsletter.models import Delivery, DeliveryPaper, Paper, Subscriber, utcnow
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.planning import weeks
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, DeliveryPaper, Paper, Subscriber, utcnow
 
 # A recorded /api/daily_papers answer (see data/README.md); its days are moved at run time.
 DAILY_PAPERS = Path(__file__).parent / "data" / "demo-daily-papers.json"
@@ -123,7 +127,7 @@ def _run(
             timezone=zone,
         )
     echo(f"Subscribed {len(READERS)} demo readers.")
-    result = sending.send_now(context, clock=lambda: now)
+    result = dispatch.send_now(context, clock=lambda: now)
     counters = result.counters
     sent = f"{counters.sent} message{'' if counters.sent == 1 else 's'}"
     echo(f"Sent edition {result.edition_key}: {sent} to the capture server.")
@@ -148,7 +152,7 @@ def redated(config: DigestConfig, now: datetime) -> list[dict[str, Any]]:
     """
     items: list[dict[str, Any]] = json.loads(DAILY_PAPERS.read_text(encoding="utf-8"))
     listed = [_listed(item) for item in items]
-    window = digest.current_schedule(config, now)
+    window = weeks.current_schedule(config, now)
     end = min(window.window_end, now) - timedelta(seconds=1)
     shift = timedelta(days=(end - max(listed)).days)
     for item, when in zip(items, listed, strict=True):

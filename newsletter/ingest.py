@@ -15,12 +15,12 @@ from pathlib import Path
 
 from sqlalchemy.exc import DataError, IntegrityError
 
-from newsletter import db
-from newsletter.context import Context
 from newsletter.errors import InvalidInput, SourceError
-from newsletter.http import DEFAULT_POLICY, FetchPolicy, fetch
-from newsletter.records import ParseResult, Skipped
-from newsletter.sources import FORMATS, detect, make_source
+from newsletter.runtime import Context
+from newsletter.sources.fetch import DEFAULT_POLICY, FetchPolicy, fetch
+from newsletter.sources.records import ParseResult, Skipped
+from newsletter.sources.registry import FORMATS, detect, make_source
+from newsletter.store import db
 from newsletter.store.papers import upsert_papers
 
 # The bundled sample (see newsletter/data/README.md): the demo ingests it, no network.

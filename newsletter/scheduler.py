@@ -38,10 +38,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter import db, digest, notices, outbox, status
-from newsletter.context import Context
-from newsletter.models import utcnow
-from newsletter.store import leases
+from newsletter import status
+from newsletter.delivery import drain as drain_mod
+from newsletter.delivery import notices
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db, leases
+from newsletter.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +70,11 @@ class DeliveryJobs:
     """The real work: plan with newsletter.digest, send with newsletter.outbox."""
 
     def plan(self, context: Context, now: datetime, key: str) -> object:
-        return digest.plan_edition(context, now, key=key, embedding=EmbeddingLog())
+        return planner.plan_edition(context, now, key=key, embedding=EmbeddingLog())
 
     def drain(self, context: Context, stop: threading.Event) -> object:
         notices.retry_confirmations(context)
-        counters = outbox.drain(context, outbox.DrainOptions(), stop=stop)
+        counters = drain_mod.drain(context, drain_mod.DrainOptions(), stop=stop)
         if counters.relay_error:  # the deliveries wait, untouched, for the next drain
             log.warning("drain stopped: %s", counters.relay_error)
         return counters

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from newsletter import db
 from newsletter.config import WEEKDAYS, Settings
-from newsletter.context import Context
-from newsletter.digest import edition_key, send_instant, why_nothing
-from newsletter.models import utcnow
-from newsletter.store import leases, progress
+from newsletter.planning.planner import why_nothing
+from newsletter.planning.weeks import edition_key, send_instant
+from newsletter.runtime import Context
+from newsletter.store import db, leases, progress
 from newsletter.store.leases import LeaseInfo
+from newsletter.store.models import utcnow
 from newsletter.store.progress import DeliveryTally
 
 LEASE_NAME = "scheduler"

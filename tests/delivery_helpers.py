@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.records import PaperRecord
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
+from newsletter.sources.records import PaperRecord
+from newsletter.store import db
 from newsletter.store.papers import upsert_papers
 from newsletter.store.subscribers import add_subscriber
 

@@ -9,10 +9,10 @@ from datetime import date
 from email.message import EmailMessage
 from typing import Any
 
-from newsletter.compose import Composer
 from newsletter.config import Settings
+from newsletter.delivery.compose import Composer
+from newsletter.render.content import DigestItem, PaperView
 from newsletter.render.samples import sample_items
-from newsletter.views import DigestItem, PaperView
 
 SECRET = "test-secret-key-0123456789"
 HOSTILE = '<script>alert(1)</script> & "quotes"'

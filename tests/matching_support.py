@@ -14,7 +14,7 @@ import pytest
 
 from newsletter.matching.embedder import Embedder, EmbedderUnavailable, load_embedder
 from newsletter.matching.evaluate import SamplePaper
-from newsletter.records import PaperRecord, title_key
+from newsletter.sources.records import PaperRecord, title_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "newsletter" / "data" / "sample-papers.jsonl"

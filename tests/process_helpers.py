@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 from sqlalchemy import insert
 
-from newsletter import db, digest
-from newsletter.context import Context
-from newsletter.models import Subscriber, SubscriberTopic
+from newsletter.planning import weeks
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Subscriber, SubscriberTopic
 from tests.conftest import ROOT, TOPICS
 
 
@@ -63,5 +64,5 @@ def bulk_readers(context: Context, count: int, topic: str = "llms") -> list[str]
 
 def current_window_instant(context: Context) -> datetime:
     """A moment inside the real current week's window (the CLI plans for now)."""
-    schedule = digest.current_schedule(context.settings.digest, datetime.now(UTC))
+    schedule = weeks.current_schedule(context.settings.digest, datetime.now(UTC))
     return schedule.window_end - timedelta(days=1)

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsletter import db, digest
-from newsletter.context import Context
-from newsletter.models import Delivery, Subscriber
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, Subscriber
 from newsletter.store.subscribers import add_subscriber
 
 
@@ -39,7 +40,7 @@ class RecordingJobs:
         self.drains = 0
 
     def plan(self, context: Context, now: datetime, key: str) -> object:
-        result = digest.plan_edition(context, now, key=key)
+        result = planner.plan_edition(context, now, key=key)
         self.planned_for.append(now)
         self.planned_keys.append(key)
         self.planned.set()

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from newsletter.smtpcapture import CaptureHandler, CaptureServer
+from newsletter.mail.capture import CaptureHandler, CaptureServer
 
 
 class FaultHandler(CaptureHandler):

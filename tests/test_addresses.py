@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.addresses import normalize_email
 from newsletter.errors import InvalidInput
+from newsletter.mail.addresses import normalize_email
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

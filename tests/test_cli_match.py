@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
 from newsletter.config import load_settings
-from newsletter.context import Context
-from newsletter.records import PaperRecord
+from newsletter.runtime import Context
+from newsletter.sources.records import PaperRecord
+from newsletter.store import db
 from newsletter.store.papers import upsert_papers
 from tests.conftest import CliResult
 from tests.matching_support import sample_records

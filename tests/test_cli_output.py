@@ -14,13 +14,13 @@ from pathlib import Path
 import time_machine
 from sqlalchemy import select, update
 
-from newsletter import db
 from newsletter.config import load_settings
-from newsletter.context import Context
-from newsletter.models import Delivery, Subscriber
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
 from newsletter.scheduler import Scheduler
-from newsletter.smtpcapture import CaptureServer
+from newsletter.store import db
 from newsletter.store import subscribers as store_subscribers
+from newsletter.store.models import Delivery, Subscriber
 from tests.conftest import ROOT, CliResult
 from tests.delivery_helpers import add_papers, add_readers, configured
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from newsletter.compose import Composer
+from newsletter.delivery.compose import Composer
 from newsletter.errors import HeaderInjection, InvalidToken
 from newsletter.render import Renderer
 from newsletter.render.samples import sample_items

@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from newsletter import db, digest, outbox, sending
-from newsletter.context import Context
-from newsletter.models import Delivery
+from newsletter.delivery import dispatch
+from newsletter.delivery import drain as drain_mod
+from newsletter.planning import planner
+from newsletter.runtime import Context
 from newsletter.scheduler import DeliveryJobs
+from newsletter.store import db
+from newsletter.store.models import Delivery
 from tests.delivery_helpers import NOW, add_papers, add_readers, clock_from, configured, received_by
 from tests.process_helpers import bulk_readers, current_window_instant, start, write_config
 from tests.smtp_faults import FaultHandler, fault_server
@@ -83,7 +86,7 @@ def test_claims_of_a_live_process_elsewhere_are_waited_for_and_shown(
         ctx = configured(any_context, server, smtp={"connections": 2})
         add_papers(ctx)
         emails = add_readers(ctx, 5)
-        digest.plan_edition(ctx, NOW)
+        planner.plan_edition(ctx, NOW)
         until = NOW + timedelta(seconds=1)
         with db.transaction(ctx.sessions) as session:
             ids = session.scalars(select(Delivery.id).order_by(Delivery.id).limit(3)).all()
@@ -96,11 +99,11 @@ def test_claims_of_a_live_process_elsewhere_are_waited_for_and_shown(
             )
         shown: list[str] = []
 
-        def progress(counters: outbox.Counters) -> None:
+        def progress(counters: drain_mod.Counters) -> None:
             if counters.waiting and counters.waiting not in shown:
                 shown.append(counters.waiting)
 
-        counters = sending.send_now(ctx, clock=clock_from(NOW), progress=progress).counters
+        counters = dispatch.send_now(ctx, clock=clock_from(NOW), progress=progress).counters
     assert shown == [f"3 deliveries are claimed by far.example:4242 until {until:%H:%M:%S} UTC"]
     assert counters.sent == 5 and received_by(server) == dict.fromkeys(emails, 1)
 
@@ -168,7 +171,7 @@ def test_the_scheduler_drain_takes_back_claims_of_a_dead_process_on_this_host(
         ctx = configured(any_context, server, smtp={"connections": 2})
         add_papers(ctx)
         emails = add_readers(ctx, 5)
-        digest.plan_edition(ctx, NOW)
+        planner.plan_edition(ctx, NOW)
         with db.transaction(ctx.sessions) as session:
             session.execute(
                 update(Delivery).values(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.models import Delivery
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery
 from tests.delivery_helpers import add_papers, received_by
 from tests.process_helpers import bulk_readers, current_window_instant, start, write_config
 

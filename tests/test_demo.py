@@ -15,11 +15,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from newsletter import db, digest
 from newsletter import demo as demo_service
 from newsletter.config import Settings, load_settings
-from newsletter.context import Context
-from newsletter.models import Paper
+from newsletter.planning import weeks
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Paper
 from newsletter.web import create_app
 from tests.conftest import ROOT, CliResult
 
@@ -83,7 +84,7 @@ def test_the_demo_edition_looks_like_the_product_and_its_links_can_be_served(
     assert re.search(r"[1-9]\d* comments?", html)
     assert "Jinsung Yoon" in html or "Hongjin Qian" in html  # authors of RAG papers
     # Dated in this week's edition, not when the data was recorded.
-    schedule = digest.current_schedule(load_settings(ROOT / "config.yaml").digest, now)
+    schedule = weeks.current_schedule(load_settings(ROOT / "config.yaml").digest, now)
     context = Context(load_settings(output / "config.yaml"))
     try:
         with db.transaction(context.sessions) as session:
@@ -109,7 +110,7 @@ def test_the_recorded_papers_move_into_the_edition_current_at_any_moment() -> No
         datetime(2026, 11, 30, 7, 0, tzinfo=UTC),  # Monday before the send: it ends now
         datetime(2027, 1, 4, 8, 0, 1, tzinfo=UTC),  # a new year, just after the send
     ):
-        schedule = digest.current_schedule(config, now)
+        schedule = weeks.current_schedule(config, now)
         items = demo_service.redated(config, now)
         listed = [datetime.fromisoformat(i["paper"]["submittedOnDailyAt"]) for i in items]
         assert all(schedule.window_start <= t < min(now, schedule.window_end) for t in listed)

@@ -14,11 +14,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import db, digest, sending
-from newsletter.context import Context
+from newsletter.delivery import dispatch
 from newsletter.errors import InvalidInput
-from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
-from newsletter.records import PaperRecord
+from newsletter.planning import planner as planner_mod
+from newsletter.planning import selection
+from newsletter.planning import weeks as weeks_mod
+from newsletter.runtime import Context
+from newsletter.sources.records import PaperRecord
+from newsletter.store import db
+from newsletter.store.models import (
+    Delivery,
+    DeliveryPaper,
+    Edition,
+    EditionPaper,
+    Paper,
+    Subscriber,
+)
 from newsletter.store.papers import upsert_papers
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
@@ -71,34 +82,36 @@ def counts(ctx: Context) -> tuple[int, ...]:
 
 
 def test_the_edition_key_is_the_iso_week_in_the_digest_time_zone() -> None:
-    assert digest.edition_key(NOW, ZoneInfo("UTC")) == "2026-W48"
+    assert weeks_mod.edition_key(NOW, ZoneInfo("UTC")) == "2026-W48"
     # Sunday 23:30 UTC is already Monday in Berlin: the next week there.
     late_sunday = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
-    assert digest.edition_key(late_sunday, ZoneInfo("UTC")) == "2026-W48"
-    assert digest.edition_key(late_sunday, BERLIN) == "2026-W49"
+    assert weeks_mod.edition_key(late_sunday, ZoneInfo("UTC")) == "2026-W48"
+    assert weeks_mod.edition_key(late_sunday, BERLIN) == "2026-W49"
     # ISO years: 31 December 2026 is in week 53, 1 January 2027 still is.
-    assert digest.edition_key(datetime(2027, 1, 1, 12, tzinfo=UTC), ZoneInfo("UTC")) == "2026-W53"
+    assert (
+        weeks_mod.edition_key(datetime(2027, 1, 1, 12, tzinfo=UTC), ZoneInfo("UTC")) == "2026-W53"
+    )
 
 
 @pytest.mark.parametrize("key", ["2026-48", "2026-W60", "2025-W53", "W48-2026", ""])
 def test_a_malformed_or_impossible_edition_key_is_refused_by_name(key: str) -> None:
     with pytest.raises(InvalidInput, match="not an edition key"):
-        digest.parse_key(key)
+        weeks_mod.parse_key(key)
 
 
 def test_the_window_is_the_days_before_the_send_instant(context: Context) -> None:
     config = words_only(context, digest={"window_days": 7}).settings.digest
-    schedule = digest.schedule_for(config, "2026-W48")
+    schedule = weeks_mod.schedule_for(config, "2026-W48")
     assert schedule.scheduled_for == schedule.window_end == datetime(2026, 11, 23, 8, tzinfo=UTC)
     assert schedule.window_start == datetime(2026, 11, 16, 8, tzinfo=UTC)
-    assert digest.week_dates(config, schedule.window_start, schedule.window_end) == (
+    assert weeks_mod.week_dates(config, schedule.window_start, schedule.window_end) == (
         date(2026, 11, 16),
         date(2026, 11, 23),
     )
 
 
 def test_an_edition_ends_its_window_when_it_is_planned_ahead_or_late() -> None:
-    schedule = digest.EditionSchedule(
+    schedule = weeks_mod.EditionSchedule(
         "2026-W48",
         datetime(2026, 11, 16, 8, tzinfo=UTC),
         datetime(2026, 11, 23, 8, tzinfo=UTC),
@@ -106,17 +119,17 @@ def test_an_edition_ends_its_window_when_it_is_planned_ahead_or_late() -> None:
     )
     ahead = datetime(2026, 11, 22, 18, tzinfo=UTC)  # planned 14 h early, for Tokyo's morning
     midweek = datetime(2026, 11, 25, 12, tzinfo=UTC)  # send-now or a late scheduler
-    assert digest.planned_window(schedule, None, ahead, 7) == (schedule.window_start, ahead)
-    assert digest.planned_window(schedule, None, midweek, 7) == (schedule.window_start, midweek)
+    assert weeks_mod.planned_window(schedule, None, ahead, 7) == (schedule.window_start, ahead)
+    assert weeks_mod.planned_window(schedule, None, midweek, 7) == (schedule.window_start, midweek)
     # A week after its send instant the next edition takes over.
     months_later = datetime(2027, 3, 1, tzinfo=UTC)
-    assert digest.planned_window(schedule, None, months_later, 7)[1] == datetime(
+    assert weeks_mod.planned_window(schedule, None, months_later, 7)[1] == datetime(
         2026, 11, 30, 8, tzinfo=UTC
     )
 
 
 def test_an_edition_continues_where_the_previous_window_stopped() -> None:
-    schedule = digest.EditionSchedule(
+    schedule = weeks_mod.EditionSchedule(
         "2026-W49",
         datetime(2026, 11, 23, 8, tzinfo=UTC),
         datetime(2026, 11, 30, 8, tzinfo=UTC),
@@ -124,18 +137,18 @@ def test_an_edition_continues_where_the_previous_window_stopped() -> None:
     )
     previous_end = datetime(2026, 11, 22, 18, tzinfo=UTC)
     now = datetime(2026, 11, 30, 9, tzinfo=UTC)
-    assert digest.planned_window(schedule, previous_end, now, 7)[0] == previous_end
+    assert weeks_mod.planned_window(schedule, previous_end, now, 7)[0] == previous_end
     # An edition planned long ago does not drag in months of papers.
     months_ago = datetime(2026, 9, 1, tzinfo=UTC)
-    assert digest.planned_window(schedule, months_ago, now, 7)[0] == schedule.window_start
+    assert weeks_mod.planned_window(schedule, months_ago, now, 7)[0] == schedule.window_start
 
 
 def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: Context) -> None:
     ctx = words_only(context, digest={"timezone": "Europe/Berlin"})
     add_reader(ctx, "ada@example.org", topics=["llms"])
-    send_w48 = digest.schedule_for(ctx.settings.digest, "2026-W48").scheduled_for
+    send_w48 = weeks_mod.schedule_for(ctx.settings.digest, "2026-W48").scheduled_for
     add_papers(ctx, 3, listed_at=send_w48 - timedelta(days=2))
-    digest.plan_edition(ctx, send_w48 - timedelta(hours=14), key="2026-W48")
+    planner_mod.plan_edition(ctx, send_w48 - timedelta(hours=14), key="2026-W48")
     late = PaperRecord(
         "arxiv:2611.99999",
         "A late paper on large language model scaling",
@@ -145,7 +158,7 @@ def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: 
     )
     with db.transaction(ctx.sessions) as session:
         upsert_papers(session, [late])
-    digest.plan_edition(ctx, send_w48 + timedelta(days=7, minutes=1), key="2026-W49")
+    planner_mod.plan_edition(ctx, send_w48 + timedelta(days=7, minutes=1), key="2026-W49")
     titles = [paper_title(ctx, p.paper_id) for p in picks(ctx, "ada@example.org", "2026-W49")]
     assert titles == ["A late paper on large language model scaling"]
     assert len(picks(ctx, "ada@example.org", "2026-W48")) == 1  # one of the three is on LLMs
@@ -165,7 +178,7 @@ def plan_week_with_readers(
     ctx = words_only(context, digest={"skip_empty": False, **digest_config})
     for email, zone in zones.items():
         add_reader(ctx, email, topics=["llms"], timezone=zone)
-    digest.plan_edition(ctx, when)
+    planner_mod.plan_edition(ctx, when)
     return due_times(ctx)
 
 
@@ -216,8 +229,8 @@ def test_due_times_stay_at_eight_local_across_the_clock_change_weekends(
     local = ZoneInfo(zone)
     for week, hour in zip((-1, 0, 1), utc_hours, strict=True):
         day = sunday + timedelta(weeks=week)
-        digest.plan_edition(ctx, datetime.combine(day, time(0, 0), tzinfo=UTC))
-        key = digest.edition_key(datetime.combine(day, time(12), tzinfo=UTC), ZoneInfo("UTC"))
+        planner_mod.plan_edition(ctx, datetime.combine(day, time(0, 0), tzinfo=UTC))
+        key = weeks_mod.edition_key(datetime.combine(day, time(12), tzinfo=UTC), ZoneInfo("UTC"))
         with db.transaction(ctx.sessions) as session:
             due = session.scalar(
                 select(Delivery.next_attempt_at).join(Edition).where(Edition.key == key)
@@ -229,11 +242,11 @@ def test_due_times_stay_at_eight_local_across_the_clock_change_weekends(
 
 def test_a_send_time_skipped_by_the_spring_change_resolves_forward() -> None:
     # 02:30 does not exist in Berlin on 29 March 2026; it is sent at 03:30 CEST.
-    instant = digest.send_instant("2026-W13", 6, time(2, 30), BERLIN)
+    instant = weeks_mod.send_instant("2026-W13", 6, time(2, 30), BERLIN)
     assert instant == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     assert instant.astimezone(BERLIN).time() == time(3, 30)
     # 02:30 happens twice on 25 October 2026: the first one (still CEST) counts.
-    repeated = digest.send_instant("2026-W43", 6, time(2, 30), BERLIN)
+    repeated = weeks_mod.send_instant("2026-W43", 6, time(2, 30), BERLIN)
     assert repeated == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
 
@@ -246,7 +259,7 @@ def test_a_reader_gets_at_most_max_papers_best_first_with_the_matched_interest(
     ctx = words_only(context, digest={"max_papers": 4})
     add_papers(ctx, 30)
     add_reader(ctx, "ada@example.org", topics=["llms"], interests=["image segmentation"])
-    plan = digest.plan_edition(ctx, NOW)
+    plan = planner_mod.plan_edition(ctx, NOW)
     assert (plan.planned, plan.digests, plan.quiet) == (1, 1, 0)
     chosen = picks(ctx, "ada@example.org")
     assert len(chosen) == 4
@@ -271,7 +284,7 @@ def test_a_reader_who_picked_nothing_gets_the_weeks_most_trending_papers(
     ctx = words_only(context, digest={"max_papers": 5})
     add_papers(ctx, 12)
     add_reader(ctx, "ada@example.org")
-    plan = digest.plan_edition(ctx, NOW)
+    plan = planner_mod.plan_edition(ctx, NOW)
     assert (plan.planned, plan.digests, plan.without_papers) == (1, 1, 0)
     chosen = picks(ctx, "ada@example.org")
     with db.transaction(ctx.sessions) as session:
@@ -286,8 +299,8 @@ def test_the_general_digest_skips_papers_the_reader_already_got(context: Context
     with db.transaction(ctx.sessions) as session:
         papers = list(session.scalars(select(Paper)))
         by_upvotes = [p.id for p in sorted(papers, key=lambda p: -p.upvotes)]
-        reader = digest.Reader(1, (), ())
-        chosen = digest.choose_for(
+        reader = selection.Reader(1, (), ())
+        chosen = selection.choose_for(
             session, ctx.settings, [reader], papers, {1: set(by_upvotes[:2])}
         )
     assert [p.paper_id for p in chosen[1]] == by_upvotes[2:5]
@@ -300,9 +313,9 @@ def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(
     ctx = words_only(context, digest={"max_papers": 3, "window_days": 14})
     add_papers(ctx, 30)
     add_reader(ctx, "ada@example.org", topics=["llms"])
-    digest.plan_edition(ctx, NOW)
+    planner_mod.plan_edition(ctx, NOW)
     add_reader(ctx, "newcomer@example.org", topics=["llms"])
-    digest.plan_edition(ctx, NOW + timedelta(days=7))
+    planner_mod.plan_edition(ctx, NOW + timedelta(days=7))
     first = {p.paper_id for p in picks(ctx, "ada@example.org", "2026-W48")}
     second = {p.paper_id for p in picks(ctx, "ada@example.org", "2026-W49")}
     newcomer = {p.paper_id for p in picks(ctx, "newcomer@example.org", "2026-W49")}
@@ -317,7 +330,7 @@ def test_with_skip_empty_a_reader_with_no_matching_paper_gets_no_delivery(
     add_papers(ctx, 12)
     add_reader(ctx, "ada@example.org", topics=["llms"])
     add_reader(ctx, "odd@example.org", interests=["quantum chromodynamics on the lattice"])
-    plan = digest.plan_edition(ctx, NOW)
+    plan = planner_mod.plan_edition(ctx, NOW)
     assert (plan.planned, plan.digests, plan.quiet, plan.without_papers) == (1, 1, 0, 1)
     assert set(due_times(ctx)) == {"ada@example.org"}
 
@@ -327,7 +340,7 @@ def test_without_skip_empty_that_reader_gets_a_quiet_week_note(context: Context)
     add_papers(ctx, 12)
     add_reader(ctx, "ada@example.org", topics=["llms"])
     add_reader(ctx, "odd@example.org", interests=["quantum chromodynamics on the lattice"])
-    plan = digest.plan_edition(ctx, NOW)
+    plan = planner_mod.plan_edition(ctx, NOW)
     assert (plan.planned, plan.digests, plan.quiet, plan.without_papers) == (2, 1, 1, 0)
     with db.transaction(ctx.sessions) as session:
         kinds = dict(session.execute(select(Subscriber.email, Delivery.kind).join(Delivery)).all())
@@ -340,7 +353,7 @@ def test_planning_records_the_editions_general_selection_by_upvotes(context: Con
     add_papers(ctx, 30)
     add_papers(ctx, 5, IN_WINDOW - timedelta(days=10))  # before the window: not in it
     add_readers(ctx, 1)
-    digest.plan_edition(ctx, NOW)
+    planner_mod.plan_edition(ctx, NOW)
     with db.transaction(ctx.sessions) as session:
         rows = session.execute(
             select(EditionPaper.position, Paper.upvotes, Paper.listed_at)
@@ -360,9 +373,9 @@ def test_planning_twice_creates_nothing_new(any_context: Context) -> None:
     add_papers(ctx, 20)
     add_readers(ctx, 5)
     add_reader(ctx, "quiet@example.org")  # no topics, nothing to match: a quiet note
-    first = digest.plan_edition(ctx, NOW)
+    first = planner_mod.plan_edition(ctx, NOW)
     before = counts(ctx)
-    second = digest.plan_edition(ctx, NOW + timedelta(hours=1))
+    second = planner_mod.plan_edition(ctx, NOW + timedelta(hours=1))
     assert first.created_edition and first.planned == 6
     assert not second.created_edition and second.planned == 0
     assert counts(ctx) == before and before[:2] == (1, 6)
@@ -374,13 +387,13 @@ def test_two_planners_at_once_create_each_delivery_once(any_context: Context) ->
     add_readers(ctx, 60)
     planners = [Context(ctx.settings) for _ in range(2)]  # own engines, own sessions
     start = threading.Barrier(len(planners))
-    results: list[digest.PlanResult] = []
+    results: list[planner_mod.PlanResult] = []
     errors: list[BaseException] = []
 
     def plan(planner: Context) -> None:
         try:
             start.wait()
-            results.append(digest.plan_edition(planner, NOW))
+            results.append(planner_mod.plan_edition(planner, NOW))
         except BaseException as exc:  # reported below, with the thread's error
             errors.append(exc)
 
@@ -410,7 +423,7 @@ def stored_embeddings(ctx: Context) -> list[bool]:
 
 def current_week_papers(context: Context, count: int = 6) -> None:
     """Papers inside the window of the real current week (the CLI plans for now)."""
-    schedule = digest.current_schedule(context.settings.digest, datetime.now(UTC))
+    schedule = weeks_mod.current_schedule(context.settings.digest, datetime.now(UTC))
     add_papers(context, count, schedule.window_end - timedelta(days=1))
 
 
@@ -427,14 +440,14 @@ def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
     assert "nothing was sent or recorded" in result.stdout
     assert stored_embeddings(context) == [True] * 6
     assert counts(context)[:2] == (0, 0)  # the plan itself was rolled back
-    assert digest.embed_window(context) == 0  # the next run does not embed again
+    assert planner_mod.embed_window(context) == 0  # the next run does not embed again
 
 
 @pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
 def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Context) -> None:
     add_papers(context, 6)
     add_readers(context, 2)
-    sending.send_now(context, dry_run=True, clock=lambda: NOW)
+    dispatch.send_now(context, dry_run=True, clock=lambda: NOW)
     assert stored_embeddings(context) == [True] * 6
 
 
@@ -442,7 +455,7 @@ def test_without_the_model_planning_matches_by_words(context: Context) -> None:
     ctx = configured(context, matching={"semantic": "off"}, digest={"max_papers": 2})
     add_papers(ctx, 9)
     add_readers(ctx, 3)
-    plan = digest.plan_edition(ctx, NOW)
+    plan = planner_mod.plan_edition(ctx, NOW)
     assert plan.digests == 3
     assert stored_embeddings(ctx) == [False] * 9
     assert all(len(picks(ctx, f"reader{i:05d}@example.org")) == 2 for i in range(3))

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from newsletter import db, digest
-from newsletter.context import Context
 from newsletter.matching.embedder import (
     SentenceTransformerEmbedder,
     _packaged_path,
@@ -19,7 +17,10 @@ from newsletter.matching.embedder import (
     onnx_available,
     onnx_folder,
 )
-from newsletter.models import Paper
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Paper
 from tests.delivery_helpers import NOW, add_papers, add_readers, configured
 from tests.matching_support import MODEL, sample_papers
 
@@ -57,9 +58,9 @@ def test_papers_embedded_by_another_backend_are_embedded_again(
     add_papers(ctx, 3)
     add_readers(ctx, 1)
     monkeypatch.setenv("NEWSLETTER_EMBEDDING_BACKEND", "torch")
-    assert digest.embed_window(ctx, NOW) == 3
+    assert planner.embed_window(ctx, NOW) == 3
     assert stored_models(ctx) == {MODEL}
     monkeypatch.setenv("NEWSLETTER_EMBEDDING_BACKEND", "onnx")
-    assert digest.embed_window(ctx, NOW) == 3
+    assert planner.embed_window(ctx, NOW) == 3
     assert stored_models(ctx) == {f"{MODEL}@onnx"}
-    assert digest.embed_window(ctx, NOW) == 0
+    assert planner.embed_window(ctx, NOW) == 0

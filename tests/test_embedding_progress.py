@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import db, digest, relevance
-from newsletter.context import Context
 from newsletter.matching.embedder import paper_text
-from newsletter.models import InterestEmbedding, Paper
-from newsletter.relevance import text_interest
+from newsletter.planning import embeddings, weeks
+from newsletter.planning.relevance import text_interest
+from newsletter.runtime import Context
 from newsletter.scheduler import DeliveryJobs
+from newsletter.store import db
+from newsletter.store.models import InterestEmbedding, Paper
 from tests.conftest import CliResult
 from tests.delivery_helpers import NOW, add_papers, add_readers, configured
 from tests.matching_support import ToyEmbedder
@@ -71,7 +72,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
     interests = [text_interest("memory in agents"), text_interest("video diffusion")]
     seen: list[tuple[int, int]] = []
     with pytest.raises(RuntimeError):
-        relevance.store_vectors(
+        embeddings.store_vectors(
             any_context.sessions,
             FailsOnCall(3),
             texts,
@@ -83,7 +84,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
     assert seen == [(0, 8), (2, 8), (4, 8)]
     rest = {i: t for i, t in texts.items() if i not in embedded_papers(any_context)}
     again = ToyEmbedder()
-    done = relevance.store_vectors(any_context.sessions, again, rest, interests, chunk=2)
+    done = embeddings.store_vectors(any_context.sessions, again, rest, interests, chunk=2)
     assert (done.papers, done.interests) == (2, 2)
     assert len(again.texts) == 4  # only what the failed run had not stored
     with db.transaction(any_context.sessions) as session:
@@ -92,7 +93,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
 
 def test_nothing_to_embed_tells_the_progress_nothing(context: Context) -> None:
     seen: list[tuple[int, int]] = []
-    done = relevance.store_vectors(
+    done = embeddings.store_vectors(
         context.sessions, ToyEmbedder(), {}, [], lambda d, t: seen.append((d, t))
     )
     assert (done.papers, done.interests, seen) == (0, 0, [])
@@ -140,7 +141,7 @@ def test_the_scheduler_logs_embedding_progress_at_info(
     ctx = configured(context, matching={"semantic": "auto"})
     add_papers(ctx, 4)
     add_readers(ctx, 1, interests=["retrieval for code agents"])
-    key = digest.current_schedule(ctx.settings.digest, NOW).key
+    key = weeks.current_schedule(ctx.settings.digest, NOW).key
     with caplog.at_level(logging.INFO, logger="newsletter.scheduler"):
         DeliveryJobs().plan(ctx, NOW, key)
     lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.scheduler"]
@@ -168,4 +169,4 @@ def test_a_killed_send_now_keeps_the_chunks_it_stored(context: Context, tmp_path
         process.wait(timeout=60)
     stored = embedded_count(context)
     assert 0 < stored < 2000, (tmp_path / "run.log").read_text()
-    assert stored % relevance.EMBED_CHUNK == 0  # whole chunks, each in its own transaction
+    assert stored % embeddings.EMBED_CHUNK == 0  # whole chunks, each in its own transaction

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from newsletter.errors import SourceError
-from newsletter.http import USER_AGENT, FetchPolicy, fetch
+from newsletter.sources.fetch import USER_AGENT, FetchPolicy, fetch
 from tests.http_server import Answer, ScriptedServer, scripted_server
 
 QUICK = FetchPolicy(timeout=5, retries=2, backoff=0.01, max_wait=0.5)

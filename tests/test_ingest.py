@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
 from newsletter.config import Settings
-from newsletter.context import Context
 from newsletter.errors import InvalidInput, SchemaMissing, SourceError
-from newsletter.http import FetchPolicy
 from newsletter.ingest import SAMPLE_PAPERS, Progress, ingest
+from newsletter.runtime import Context
+from newsletter.sources.fetch import FetchPolicy
+from newsletter.store import db
 from newsletter.store.papers import all_papers, count_papers
 from tests.conftest import CliResult, make_settings
 from tests.http_server import Answer, ScriptedServer, scripted_server

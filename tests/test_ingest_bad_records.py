@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter import db
-from newsletter.context import Context
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store.papers import all_papers
 from newsletter.web import create_app
 from tests.conftest import CliResult, make_settings

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.store import leases
+from newsletter.runtime import Context
+from newsletter.store import db, leases
 
 T0 = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 

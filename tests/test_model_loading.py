@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.context import Context
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import ROOT
 from tests.delivery_helpers import add_papers, add_readers

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db, notices, subscriptions
-from newsletter.context import Context
+from newsletter.delivery import notices
 from newsletter.errors import DeliveryError
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import subscriptions
+from newsletter.readers.subscriptions import SubscriberInfo
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store.subscribers import get_subscriber_by_id
-from newsletter.subscriptions import SubscriberInfo
 from newsletter.tokens import read_token
 from tests.conftest import CliResult
 from tests.delivery_helpers import configured

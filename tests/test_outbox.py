@@ -9,10 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter import db, digest, outbox, sending, subscriptions
-from newsletter.context import Context
-from newsletter.models import Delivery, DeliveryAttempt, Edition, Subscriber
-from newsletter.smtpcapture import CaptureServer
+from newsletter.delivery import dispatch, drain
+from newsletter.mail.capture import CaptureServer
+from newsletter.planning import planner
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, DeliveryAttempt, Edition, Subscriber
 from tests.delivery_helpers import (
     IN_WINDOW,
     NOW,
@@ -44,12 +47,12 @@ def prepared(
     ctx = configured(context, server, smtp={"connections": 2}, delivery={**FAST, **delivery})
     add_papers(ctx)
     add_readers(ctx, readers)
-    digest.plan_edition(ctx, NOW)
+    planner.plan_edition(ctx, NOW)
     return ctx
 
 
-def send(ctx: Context) -> outbox.Counters:
-    return sending.send_now(ctx, clock=clock_from(NOW)).counters
+def send(ctx: Context) -> drain.Counters:
+    return dispatch.send_now(ctx, clock=clock_from(NOW)).counters
 
 
 def statuses(ctx: Context) -> dict[str, str]:
@@ -94,11 +97,11 @@ def test_a_5xx_reply_fails_at_once_and_bounces_the_reader_after_the_limit(
     # The next week's edition bounces again (bounce_after: 2): the reader is bounced.
     later = NOW + timedelta(days=7)
     add_papers(ctx, 30, IN_WINDOW + timedelta(days=7))
-    counters = sending.send_now(ctx, clock=clock_from(later)).counters
+    counters = dispatch.send_now(ctx, clock=clock_from(later)).counters
     assert counters.bounced == 1 and reader(ctx, bad).status == "bounced"
     # and a third edition does not even plan a delivery for them.
     add_papers(ctx, 30, IN_WINDOW + timedelta(days=14))
-    plan = digest.plan_edition(ctx, NOW + timedelta(days=14))
+    plan = planner.plan_edition(ctx, NOW + timedelta(days=14))
     assert plan.planned == 4
 
 
@@ -141,7 +144,7 @@ def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
         edition = session.scalars(select(Edition)).one()
         assert edition.status == "paused"
     script.clear()
-    result = sending.send_now(ctx_small, clock=clock_from(NOW))
+    result = dispatch.send_now(ctx_small, clock=clock_from(NOW))
     assert result.resumed
     assert len(received_by(faulty)) == 30 and set(received_by(faulty).values()) == {1}
 
@@ -152,12 +155,12 @@ def test_a_stop_request_releases_deliveries_not_yet_sent(
     ctx = prepared(context, faulty, readers=10)
     stop = threading.Event()
 
-    def progress(counters: outbox.Counters) -> None:
+    def progress(counters: drain.Counters) -> None:
         if counters.sent >= 2:
             stop.set()
 
     ctx_one = configured(ctx, faulty, smtp={"connections": 1})
-    counters = sending.send_now(
+    counters = dispatch.send_now(
         ctx_one, stop=stop, progress=progress, clock=clock_from(NOW)
     ).counters
     assert counters.sent == 2 and counters.released == 8
@@ -174,17 +177,17 @@ def test_readers_who_unsubscribe_while_their_delivery_is_claimed_are_not_mailed(
         ctx = configured(any_context, server, smtp={"connections": 1}, delivery=FAST)
         add_papers(ctx)
         emails = add_readers(ctx, 8)
-        digest.plan_edition(ctx, NOW)
+        planner.plan_edition(ctx, NOW)
         staying, leaving = emails[:4], emails[4:]
         left: list[str] = []
 
-        def progress(counters: outbox.Counters) -> None:
+        def progress(counters: drain.Counters) -> None:
             if counters.sent == 1 and not left:  # every delivery is claimed by now
                 for email in leaving:
                     subscriptions.unsubscribe(ctx, email)
                 left.extend(leaving)
 
-        counters = sending.send_now(ctx, clock=clock_from(NOW), progress=progress).counters
+        counters = dispatch.send_now(ctx, clock=clock_from(NOW), progress=progress).counters
     assert left == leaving
     assert set(received_by(server)) == set(staying)
     assert {statuses(ctx)[email] for email in leaving} == {"skipped"}

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter import db, digest, outbox, sending
-from newsletter.context import Context
-from newsletter.models import Delivery, DeliveryAttempt, Edition
+from newsletter.delivery import dispatch
+from newsletter.delivery import drain as drain_mod
+from newsletter.mail.capture import CaptureServer
+from newsletter.planning import planner
+from newsletter.runtime import Context
 from newsletter.scheduler import DeliveryJobs
-from newsletter.smtpcapture import CaptureServer
+from newsletter.store import db
+from newsletter.store.models import Delivery, DeliveryAttempt, Edition
 from tests.conftest import CliResult
 from tests.delivery_helpers import NOW, add_papers, add_readers, clock_from, configured, received_by
 from tests.process_helpers import current_window_instant
@@ -116,7 +119,7 @@ def test_a_worker_that_finds_the_relay_down_exits_non_zero_and_keeps_the_deliver
 ) -> None:
     add_papers(context, 20, current_window_instant(context))
     add_readers(context, READERS)
-    digest.plan_edition(configured(context, matching={"semantic": "off"}))
+    planner.plan_edition(configured(context, matching={"semantic": "off"}))
     with db.transaction(context.sessions) as session:  # due now
         session.execute(update(Delivery).values(next_attempt_at=NOW))
     with closed_port() as port:
@@ -134,7 +137,7 @@ def test_the_scheduler_drain_logs_one_warning_on_a_relay_outage_and_keeps_the_de
         ctx = configured(context, smtp={"port": port, "timeout": 2}, delivery=FAST)
         add_papers(ctx, 20, current_window_instant(ctx))
         add_readers(ctx, READERS)
-        digest.plan_edition(configured(ctx, matching={"semantic": "off"}))
+        planner.plan_edition(configured(ctx, matching={"semantic": "off"}))
         with db.transaction(ctx.sessions) as session:  # due now, as the drain job sends
             session.execute(update(Delivery).values(next_attempt_at=NOW))
         with caplog.at_level(logging.WARNING):
@@ -152,18 +155,18 @@ def test_a_looping_worker_outlives_a_relay_outage_and_keeps_the_deliveries(
         ctx = configured(context, smtp={"port": port, "timeout": 2}, delivery=FAST)
         add_papers(ctx, 20, current_window_instant(ctx))
         add_readers(ctx, READERS)
-        digest.plan_edition(configured(ctx, matching={"semantic": "off"}))
+        planner.plan_edition(configured(ctx, matching={"semantic": "off"}))
         with db.transaction(ctx.sessions) as session:
             session.execute(update(Delivery).values(next_attempt_at=NOW))
         stop = threading.Event()
         shown: list[str] = []
 
-        def progress(counters: outbox.Counters) -> None:
+        def progress(counters: drain_mod.Counters) -> None:
             if counters.waiting:
                 shown.append(counters.waiting)
                 stop.set()  # it did not exit on the outage: enough seen
 
-        outbox.drain(ctx, outbox.DrainOptions(loop=True), stop=stop, progress=progress)
+        drain_mod.drain(ctx, drain_mod.DrainOptions(loop=True), stop=stop, progress=progress)
     assert len(shown) == 1 and f"127.0.0.1:{port}" in shown[0] and "trying again" in shown[0]
     assert delivery_states(ctx) == {("queued", 0): READERS}
 
@@ -175,7 +178,7 @@ def prepared(context: Context, server: CaptureServer, readers: int, **delivery: 
     ctx = configured(context, server, smtp={"connections": 2}, delivery={**FAST, **delivery})
     add_papers(ctx)
     add_readers(ctx, readers)
-    digest.plan_edition(ctx, NOW)
+    planner.plan_edition(ctx, NOW)
     return ctx
 
 
@@ -198,7 +201,7 @@ def test_retries_of_one_reader_do_not_pause_the_edition(
         ctx = prepared(
             any_context, server, 30, failure_window=10, failure_threshold=0.15, max_attempts=5
         )
-        counters = sending.send_now(ctx, clock=clock_from(NOW)).counters
+        counters = dispatch.send_now(ctx, clock=clock_from(NOW)).counters
         assert counters.paused_reason is None
         assert (counters.sent, counters.failed, counters.retried) == (29, 1, 4)
         assert edition_status(ctx) == "done"
@@ -212,14 +215,14 @@ def test_a_resumed_edition_is_judged_only_on_attempts_after_the_resume(
         for i in range(14):
             script[f"reader{i:05d}@example.org"] = ["450 4.2.0 Mailbox busy"] * 50
         ctx = prepared(any_context, server, 30, failure_window=20, max_attempts=50, batch_size=10)
-        first = sending.send_now(ctx, clock=clock_from(NOW)).counters
+        first = dispatch.send_now(ctx, clock=clock_from(NOW)).counters
         assert first.paused_reason is not None and edition_status(ctx) == "paused"
         with db.transaction(ctx.sessions) as session:
             failures = session.scalar(select(func.count()).where(DeliveryAttempt.ok.is_(False)))
         assert failures and failures > 1
 
         script.clear()  # the relay is fine again: one run sends the rest
-        again = sending.send_now(ctx, clock=clock_from(NOW))
+        again = dispatch.send_now(ctx, clock=clock_from(NOW))
         assert again.resumed and again.counters.paused_reason is None
         assert edition_status(ctx) == "done"
     assert received_by(server) == dict.fromkeys(
@@ -233,10 +236,10 @@ def test_backoff_waits_are_shown_on_the_progress_line(context: Context) -> None:
         ctx = prepared(context, server, 3, retry_base_seconds=1)
         shown: list[str] = []
 
-        def progress(counters: outbox.Counters) -> None:
+        def progress(counters: drain_mod.Counters) -> None:
             if counters.waiting and counters.waiting not in shown:
                 shown.append(counters.waiting)
 
-        result = sending.send_now(ctx, clock=clock_from(NOW), progress=progress)
+        result = dispatch.send_now(ctx, clock=clock_from(NOW), progress=progress)
     assert result.counters.sent == 3
     assert shown == ["waiting 1 s to retry 1 delivery (last error: SMTP 451 4.7.1 Greylisted)"]

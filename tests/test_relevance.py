@@ -6,11 +6,13 @@ import logging
 
 import pytest
 
-from newsletter import db, relevance
 from newsletter.config import Settings, load_settings
-from newsletter.context import Context
 from newsletter.errors import MatcherUnavailable
 from newsletter.matching import Match
+from newsletter.planning import embeddings as embeddings_mod
+from newsletter.planning import relevance
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store import embeddings as store_embeddings
 from newsletter.store.papers import all_papers, upsert_papers
 from tests.conftest import make_settings
@@ -20,7 +22,7 @@ from tests.matching_support import MODEL, ROOT, ToyEmbedder, real_embedder, samp
 @pytest.fixture(autouse=True)
 def fresh_process_cache() -> None:
     """Each test starts as a new process would: interest vectors only in the store."""
-    relevance.forget_cached_interests()
+    embeddings_mod.forget_cached_interests()
 
 
 @pytest.fixture
@@ -96,7 +98,7 @@ def test_semantic_on_without_the_model_is_a_named_error(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never reach for a hub in a test
     settings = make_settings(sqlite_url, matching={"semantic": "on", "model": "no-such/model"})
     with pytest.raises(MatcherUnavailable, match=r"no-such/model|not installed"):
-        relevance.configured_embedder(settings.matching)
+        embeddings_mod.configured_embedder(settings.matching)
 
 
 def test_semantic_auto_without_the_model_falls_back_with_a_notice(
@@ -105,7 +107,7 @@ def test_semantic_auto_without_the_model_falls_back_with_a_notice(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = make_settings(sqlite_url, matching={"model": "no-such/other-model"})
     with caplog.at_level(logging.WARNING, logger="newsletter.relevance"):
-        assert relevance.configured_embedder(settings.matching) is None
+        assert embeddings_mod.configured_embedder(settings.matching) is None
     assert "matching papers by their words only" in caplog.text
 
 
@@ -135,7 +137,7 @@ def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
     settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
     with caplog.at_level(logging.WARNING, logger="newsletter.relevance"):
         interests = [relevance.text_interest("memory")]
-        embedded = relevance.store_new_embeddings(
+        embedded = embeddings_mod.store_new_embeddings(
             stored.sessions, settings, {1: "a paper"}, interests
         )
     assert (embedded.papers, embedded.interests) == (0, 0)
@@ -144,7 +146,7 @@ def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
 
 def test_semantic_off_never_loads_a_model(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url, matching={"semantic": "off", "model": "no-such/model"})
-    assert relevance.configured_embedder(settings.matching) is None
+    assert embeddings_mod.configured_embedder(settings.matching) is None
 
 
 def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Context) -> None:
@@ -167,7 +169,7 @@ def test_interest_embeddings_are_stored_and_reused_by_the_next_process(
 ) -> None:
     first = ToyEmbedder("toy-stored")
     rank_with(any_stored, first, "linear attention", "episodic memory")
-    relevance.forget_cached_interests()  # what a new process starts with
+    embeddings_mod.forget_cached_interests()  # what a new process starts with
     second = ToyEmbedder("toy-stored")
     ranked = rank_with(any_stored, second, "linear attention", "episodic memory")
     assert second.texts == []  # papers and both interests come from the store

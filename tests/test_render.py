@@ -10,9 +10,9 @@ import pytest
 
 from newsletter.errors import TemplateError
 from newsletter.render import KINDS, NoticeView, Renderer, default_templates_dir
+from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
 from newsletter.render.filters import author_list, cut, excerpt, week_range
 from newsletter.render.samples import sample_items
-from newsletter.views import DigestItem, DigestView, Recipient, SiteView
 from tests.email_support import HOSTILE, hostile_items, longest_items
 
 SITE = SiteView("Trending Papers", "What researchers upvote", "https://p.example.org", "1 Main St")

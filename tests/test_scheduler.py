@@ -9,11 +9,13 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from newsletter import db, outbox, status
-from newsletter.context import Context
-from newsletter.models import Delivery, Edition
+from newsletter import status
+from newsletter.delivery import drain as drain_mod
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
 from newsletter.scheduler import WEEKLY_JOB_ID, Scheduler
-from newsletter.smtpcapture import CaptureServer
+from newsletter.store import db
+from newsletter.store.models import Delivery, Edition
 from tests.delivery_helpers import add_papers, add_readers, configured, received_by
 from tests.scheduler_support import Clock, RecordingJobs, add_reader, due_times, wait_until
 
@@ -180,7 +182,7 @@ def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoev
         "baker@example.org": datetime(2026, 11, 30, 20, 0, tzinfo=UTC),
     }
     # The drain sends whoever is due; the others wait for their morning.
-    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: start)
+    drain_mod.drain(ctx, drain_mod.DrainOptions(), clock=lambda: start)
     due = {e for e, at in due_times(ctx).items() if at <= start}
     received = received_by(smtp_server)
     assert due <= set(received) and set(received.values()) == {1}
@@ -243,7 +245,7 @@ def test_a_new_leader_does_not_plan_a_finished_edition_again(
     add_readers(ctx, 2)
     at = MONDAY_0800_UTC + timedelta(minutes=5)
     Scheduler(ctx, clock=lambda: at).plan_week()
-    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: at)
+    drain_mod.drain(ctx, drain_mod.DrainOptions(), clock=lambda: at)
     assert len(received_by(smtp_server)) == 2
     add_reader(ctx, "joined-later@example.org", "Asia/Tokyo")
     jobs = RecordingJobs()
@@ -336,9 +338,9 @@ def test_a_restart_mid_edition_sends_everyone_exactly_once(
         first = Scheduler(ctx, owner="first")
         first.plan_week()
         crash = threading.Event()  # the process stops after its first batch
-        outbox.drain(
+        drain_mod.drain(
             ctx,
-            outbox.DrainOptions(),
+            drain_mod.DrainOptions(),
             stop=crash,
             progress=lambda counters: crash.set() if counters.sent >= 4 else None,
         )
@@ -399,7 +401,7 @@ def test_the_drain_sends_each_reader_when_their_morning_comes(
     fire = status.next_fire(ctx.settings, IN_W49_WINDOW)
     Scheduler(ctx, clock=lambda: fire).plan_week()
     tokyo_morning = datetime(2026, 11, 29, 23, 5, tzinfo=UTC)  # Monday 08:05 in Tokyo
-    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: tokyo_morning)
+    drain_mod.drain(ctx, drain_mod.DrainOptions(), clock=lambda: tokyo_morning)
     assert set(received_by(smtp_server)) == {"tokyo@example.org"}
-    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: MONDAY_0800_BERLIN)
+    drain_mod.drain(ctx, drain_mod.DrainOptions(), clock=lambda: MONDAY_0800_BERLIN)
     assert received_by(smtp_server) == {"tokyo@example.org": 1, "berlin@example.org": 1}

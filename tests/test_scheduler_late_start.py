@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import db
 from newsletter.config import load_settings
-from newsletter.context import Context
-from newsletter.models import Delivery, Edition
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, Edition
 from tests.conftest import CliResult
 from tests.delivery_helpers import add_papers, add_readers, received_by
 from tests.process_helpers import start, write_config

@@ -17,12 +17,12 @@ import time_machine
 import yaml
 from sqlalchemy import func, select
 
-from newsletter import db, status
-from newsletter.context import Context
-from newsletter.models import Delivery, Edition
+from newsletter import status
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
 from newsletter.scheduler import Scheduler
-from newsletter.smtpcapture import CaptureServer
-from newsletter.store import leases
+from newsletter.store import db, leases
+from newsletter.store.models import Delivery, Edition
 from tests.conftest import ROOT, TOPICS, make_settings
 from tests.delivery_helpers import add_papers, add_readers, configured, received_by
 from tests.scheduler_support import RecordingJobs, wait_until

@@ -15,10 +15,12 @@ import pytest
 import time_machine
 from sqlalchemy import func, inspect, select, text, update
 
-from newsletter import db, digest, subscriptions
-from newsletter.context import Context
-from newsletter.models import Delivery, DeliveryPaper, Edition, Paper, Subscriber
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.planning import planner
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery, DeliveryPaper, Edition, Paper, Subscriber
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
 from tests.delivery_helpers import add_papers, add_readers, configured, received_by
@@ -98,7 +100,7 @@ def test_send_now_prints_a_summary_of_what_it_did(
     assert isinstance(handler, FaultHandler)
     handler.data_replies[readers[1]] = ["451 4.7.1 Greylisted"]
     handler.data_replies[readers[2]] = ["550 5.1.1 No such user"]
-    digest.plan_edition(words_only(context))
+    planner.plan_edition(words_only(context))
     subscriptions.unsubscribe(context, readers[3])  # after planning: skipped
     found = summary(cli("send-now"))
     assert {k: found[k] for k in ("planned", "sent", "failed", "skipped", "retried")} == {
@@ -199,7 +201,7 @@ def test_preview_of_an_unknown_address_is_a_one_line_error(cli: Cli, readers: li
 
 
 def plan_due(context: Context, **changes: Any) -> None:
-    digest.plan_edition(words_only(context))
+    planner.plan_edition(words_only(context))
     with db.transaction(context.sessions) as session:  # due a minute ago, whatever the day
         due = datetime.now(UTC) - timedelta(minutes=1)
         session.execute(update(Delivery).values(next_attempt_at=due, **changes))
@@ -299,7 +301,7 @@ def test_after_a_midweek_send_now_the_next_edition_continues_and_nothing_is_sent
     assert received_by(faulty) == dict.fromkeys(readers, 1)
     # The scheduled run of next week picks up exactly the papers listed since.
     ahead = MONDAY_SEND + timedelta(days=7, hours=-14)  # as the scheduler plans ahead
-    digest.plan_edition(words_only(context), ahead, key="2026-W49")
+    planner.plan_edition(words_only(context), ahead, key="2026-W49")
     first, second = edition_papers(context, "2026-W48"), edition_papers(context, "2026-W49")
     thursday_papers = paper_ids_listed_from(context, THURSDAY - timedelta(hours=1))
     for reader in readers:

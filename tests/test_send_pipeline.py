@@ -10,13 +10,15 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
-from newsletter import db, digest, marks, sending
 from newsletter.config import SmtpConfig
-from newsletter.context import Context
+from newsletter.delivery import dispatch, marks
+from newsletter.mail.capture import CaptureHandler, CaptureServer
 from newsletter.mail.smtp import SendError, SmtpPool, wire_body
-from newsletter.models import Delivery, DeliveryAttempt
-from newsletter.smtpcapture import CaptureHandler, CaptureServer
-from newsletter.store import outbox as store
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import claims as claims_mod
+from newsletter.store import db, deliveries
+from newsletter.store.models import Delivery, DeliveryAttempt
 from tests.delivery_helpers import NOW, add_papers, add_readers, clock_from, configured, received_by
 
 
@@ -94,13 +96,13 @@ def test_marks_written_together_each_record_their_delivery_once(
     ctx = configured(context, smtp_server)
     add_papers(ctx)
     add_readers(ctx, 12)
-    digest.plan_edition(ctx, NOW)
+    planner.plan_edition(ctx, NOW)
     with db.transaction(ctx.sessions, immediate=True) as session:
-        claimed, _ = store.claim_batch(session, "me", NOW, 300, 100, ignore_schedule=True)
+        claimed, _ = claims_mod.claim_batch(session, "me", NOW, 300, 100, ignore_schedule=True)
     writer = marks.MarkWriter(ctx)
     threads = [
         threading.Thread(
-            target=writer.sent, args=(store.SentMark(d, f"<{d.id}@example.org>", NOW),)
+            target=writer.sent, args=(deliveries.SentMark(d, f"<{d.id}@example.org>", NOW),)
         )
         for d in claimed
     ]
@@ -122,13 +124,13 @@ def test_composing_in_worker_processes_mails_every_reader_once(
     ctx = configured(context, pipelining, delivery={"batch_size": 7})
     add_papers(ctx)
     readers = add_readers(ctx, 40)
-    result = sending.send_now(ctx, clock=clock_from(NOW), workers=2)
+    result = dispatch.send_now(ctx, clock=clock_from(NOW), workers=2)
     assert result.counters.sent == 40 and result.counters.failed == 0
     assert received_by(pipelining) == {email: 1 for email in readers}
     with db.transaction(ctx.sessions) as session:
         ids = session.scalars(select(Delivery.message_id)).all()
     assert len(set(ids)) == 40 and all(i and i.startswith("<") for i in ids)
-    again = sending.send_now(ctx, clock=clock_from(NOW), workers=2)
+    again = dispatch.send_now(ctx, clock=clock_from(NOW), workers=2)
     assert again.counters.sent == 0 and len(pipelining.messages) == 40
 
 
@@ -139,6 +141,6 @@ def test_connections_are_shared_by_the_claiming_and_sending_threads_without_loss
     ctx = configured(context, pipelining, smtp={"connections": 3}, delivery={"batch_size": 5})
     add_papers(ctx)
     readers = add_readers(ctx, 60)
-    counters = sending.send_now(ctx, clock=clock_from(NOW)).counters
+    counters = dispatch.send_now(ctx, clock=clock_from(NOW)).counters
     assert counters.sent == 60 and counters.released == 0
     assert received_by(pipelining) == {email: 1 for email in readers}

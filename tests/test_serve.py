@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.models import utcnow
+from newsletter.runtime import Context
 from newsletter.status import LEASE_NAME
-from newsletter.store import leases
+from newsletter.store import db, leases
+from newsletter.store.models import utcnow
 from tests.process_helpers import start, write_config
 
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from newsletter.context import Context
 from newsletter.ingest import ingest
+from newsletter.runtime import Context
 from newsletter.web import create_app
 from tests.process_helpers import start, write_config
 from tests.test_serve import free_port, healthy, wait_until

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
+from newsletter.store import db
 from tests.conftest import make_settings
 from tests.process_helpers import start, write_config
 from tests.test_serve import free_port, healthy, wait_until

@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from newsletter.config import SmtpConfig
+from newsletter.mail.capture import CaptureHandler
 from newsletter.mail.smtp import RateLimiter, SendError, SmtpPool
-from newsletter.smtpcapture import CaptureHandler
 from tests.smtp_faults import FaultHandler
 
 # Tests that log in over plain text on purpose (no TLS on loopback) need not be told.

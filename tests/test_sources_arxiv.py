@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import SourceError
-from newsletter.sources import detect
 from newsletter.sources.arxiv import ArxivSource
+from newsletter.sources.registry import detect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEED = FIXTURES / "arxiv-query.xml"

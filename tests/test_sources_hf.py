@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import SourceError
-from newsletter.sources import SOURCES, detect, make_source
 from newsletter.sources.hf import HfSource
+from newsletter.sources.registry import SOURCES, detect, make_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAILY = FIXTURES / "hf-daily-papers.json"

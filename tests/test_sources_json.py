@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, title_key
-from newsletter.sources import detect
 from newsletter.sources.jsonfile import JsonlSource, JsonSource, dumps_jsonl, to_record
+from newsletter.sources.records import PaperRecord, title_key
+from newsletter.sources.registry import detect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -9,10 +9,10 @@ import pytest
 
 from newsletter.errors import SourceError
 from newsletter.ingest import SAMPLE_PAPERS
-from newsletter.records import title_key
-from newsletter.sources import detect
 from newsletter.sources.jsonfile import JsonlSource, dumps_jsonl
 from newsletter.sources.page import PageSource
+from newsletter.sources.records import title_key
+from newsletter.sources.registry import detect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURE = FIXTURES / "hf-papers-page.txt"

@@ -11,13 +11,14 @@ import pytest
 import time_machine
 from sqlalchemy import update
 
-from newsletter import db, outbox, status
-from newsletter.context import Context
-from newsletter.models import Delivery, Subscriber
+from newsletter import status
+from newsletter.delivery import drain as drain_mod
+from newsletter.mail.capture import CaptureServer
+from newsletter.runtime import Context
 from newsletter.scheduler import Scheduler
-from newsletter.smtpcapture import CaptureServer
-from newsletter.store import leases
-from newsletter.store import outbox as outbox_store
+from newsletter.store import db, leases
+from newsletter.store import editions as editions_mod
+from newsletter.store.models import Delivery, Subscriber
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import CliResult
 from tests.delivery_helpers import add_papers, add_readers, configured
@@ -54,7 +55,7 @@ def test_it_counts_sent_and_later_deliveries_of_the_current_edition(
     add_reader(ctx, "newyork@example.org", "America/New_York")
     Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()  # picks up the new reader
     berlin_morning = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)  # New York still asleep
-    outbox.drain(ctx, outbox.DrainOptions(), clock=lambda: berlin_morning)
+    drain_mod.drain(ctx, drain_mod.DrainOptions(), clock=lambda: berlin_morning)
     report = status.report(ctx, now=berlin_morning)
     assert report.current is not None
     assert report.current.key == "2026-W49" and report.current.status == "sending"
@@ -68,14 +69,14 @@ def test_it_says_why_an_edition_is_paused_and_what_failed(
 ) -> None:
     ctx = _planned(context, smtp_server, W49_FIRE, readers=3)
     with db.transaction(ctx.sessions) as session:
-        edition = outbox_store.get_edition(session, "2026-W49")
+        edition = editions_mod.get_edition(session, "2026-W49")
         assert edition is not None
         session.execute(
             update(Delivery)
             .where(Delivery.edition_id == edition.id)
             .values(status="failed", last_error="550 5.1.1 no such user")
         )
-        outbox_store.pause_edition(session, edition.id, "3 of the last 3 attempts failed")
+        editions_mod.pause_edition(session, edition.id, "3 of the last 3 attempts failed")
     report = status.report(ctx, now=W49_FIRE)
     assert report.current is not None
     assert report.current.status == "paused"
@@ -264,9 +265,9 @@ def test_earlier_editions_show_their_pause_reason_and_why_they_sent_nothing(
     add_papers(ctx, listed_at=W48_FIRE - timedelta(days=2))
     Scheduler(ctx, clock=lambda: W48_FIRE).plan_week()
     with db.transaction(ctx.sessions) as session:
-        edition = outbox_store.get_edition(session, "2026-W48")
+        edition = editions_mod.get_edition(session, "2026-W48")
         assert edition is not None
-        outbox_store.pause_edition(session, edition.id, "the relay refused 2 of 2")
+        editions_mod.pause_edition(session, edition.id, "the relay refused 2 of 2")
     add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
     Scheduler(ctx, clock=lambda: W49_FIRE).plan_week()
     with time_machine.travel(W49_FIRE + timedelta(hours=1), tick=False):

@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from newsletter import db, digest, subscriptions
-from newsletter.context import Context
-from newsletter.models import Delivery, Edition
-from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery
+from newsletter.planning import planner
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import claims, db
+from newsletter.store import deliveries as deliveries_mod
+from newsletter.store.claims import ClaimedDelivery
+from newsletter.store.models import Delivery, Edition
 from tests.delivery_helpers import NOW, add_papers, add_readers, configured
 
 LEASE = 60.0
@@ -22,7 +24,7 @@ def planned(context: Context, readers: int) -> Context:
     ctx = configured(context, matching={"semantic": "off"})
     add_papers(ctx, 12)
     add_readers(ctx, readers)
-    digest.plan_edition(ctx, NOW)
+    planner.plan_edition(ctx, NOW)
     return ctx
 
 
@@ -34,7 +36,7 @@ def claim(
     ignore_schedule: bool = False,
 ) -> list[ClaimedDelivery]:
     with db.transaction(ctx.sessions, immediate=True) as session:
-        claimed, _ = store.claim_batch(
+        claimed, _ = claims.claim_batch(
             session, owner, now, LEASE, limit, ignore_schedule=ignore_schedule
         )
         return claimed
@@ -84,7 +86,9 @@ def test_the_old_owner_cannot_record_a_retry_on_a_retaken_delivery(
     (mine,) = claim(ctx, "worker-a")
     claim(ctx, "worker-b", NOW + timedelta(seconds=LEASE + 1))
     with db.transaction(ctx.sessions) as session:
-        store.mark_retry(session, mine, "worker-a", "451 later", NOW + timedelta(hours=1), NOW)
+        deliveries_mod.mark_retry(
+            session, mine, "worker-a", "451 later", NOW + timedelta(hours=1), NOW
+        )
     (row,) = rows(ctx)
     assert (row.status, row.lease_owner, row.attempts) == ("sending", "worker-b", 0)
 
@@ -103,7 +107,7 @@ def test_a_retry_waits_for_its_backoff_even_for_send_now(any_context: Context) -
     (mine,) = claim(ctx, "worker-a")
     later = NOW + timedelta(minutes=5)
     with db.transaction(ctx.sessions) as session:
-        store.mark_retry(session, mine, "worker-a", "451 later", later, NOW)
+        deliveries_mod.mark_retry(session, mine, "worker-a", "451 later", later, NOW)
     assert claim(ctx, "worker-a", NOW + timedelta(minutes=1), ignore_schedule=True) == []
     assert len(claim(ctx, "worker-a", later)) == 1
 
@@ -112,7 +116,7 @@ def test_an_unsubscribed_reader_is_skipped_not_claimed(any_context: Context) -> 
     ctx = planned(any_context, 3)
     subscriptions.unsubscribe(ctx, "reader00001@example.org")
     with db.transaction(ctx.sessions, immediate=True) as session:
-        claimed, skipped = store.claim_batch(session, "worker-a", NOW, LEASE, 10)
+        claimed, skipped = claims.claim_batch(session, "worker-a", NOW, LEASE, 10)
     assert len(claimed) == 2 and skipped == 1
     assert "reader00001@example.org" not in {c.email for c in claimed}
     assert sorted(r.status for r in rows(ctx)) == ["sending", "sending", "skipped"]
@@ -129,7 +133,7 @@ def test_released_deliveries_can_be_claimed_at_once(any_context: Context) -> Non
     ctx = planned(any_context, 3)
     claimed = claim(ctx, "worker-a")
     with db.transaction(ctx.sessions) as session:
-        store.release(session, "worker-a", [c.id for c in claimed])
+        claims.release(session, "worker-a", [c.id for c in claimed])
     assert {r.status for r in rows(ctx)} == {"queued"}
     assert len(claim(ctx, "worker-b")) == 3
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.records import PaperRecord
+from newsletter.runtime import Context
+from newsletter.sources.records import PaperRecord
+from newsletter.store import db
 from newsletter.store.papers import UpsertCounts, all_papers, count_papers, upsert_papers
 
 LISTED = datetime(2026, 11, 23, tzinfo=UTC)

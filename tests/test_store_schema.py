@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from newsletter import db
-from newsletter.context import Context
 from newsletter.errors import SchemaMissing
-from newsletter.models import Paper
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Paper
 from tests.conftest import make_settings
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db, subscriptions
-from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store import subscribers as store
 
 

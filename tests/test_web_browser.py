@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from newsletter import db, subscriptions
-from newsletter.compose import Composer
-from newsletter.context import Context
-from newsletter.smtpcapture import CaptureServer, Received, _free_port
+from newsletter.delivery.compose import Composer
+from newsletter.mail.capture import CaptureServer, Received, _free_port
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.web import create_app
 from tests.conftest import ROOT, make_settings
 from tests.web_support import add_papers, link

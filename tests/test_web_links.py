@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from newsletter import db, subscriptions
-from newsletter.models import Subscriber
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import subscriptions
+from newsletter.store import db
+from newsletter.store.models import Subscriber
 from newsletter.tokens import make_token
 from tests.web_support import Rig, csrf_of, link, rig, subscribe
 

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
-from newsletter import subscriptions
-from newsletter.addresses import normalize_email
-from newsletter.context import Context
 from newsletter.errors import InvalidInput
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.addresses import normalize_email
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
 from newsletter.tokens import make_token
 from newsletter.web import create_app
 from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf

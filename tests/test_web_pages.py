@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db, sending, subscriptions
-from newsletter.models import Paper
-from newsletter.smtpcapture import CaptureServer
+from newsletter.delivery import dispatch
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import subscriptions
+from newsletter.store import db
+from newsletter.store.models import Paper
 from newsletter.tokens import make_token
 from tests.delivery_helpers import configured
 from tests.process_helpers import current_window_instant
@@ -179,7 +181,7 @@ def sent_digest(web: Rig, address: str, topics: list[str]) -> tuple[int, str]:
             )
     sid = subscriptions.subscribe(web.context, address, topics, confirmed=True).subscriber.id
     context = configured(web.context, matching={"semantic": "off"})
-    sending.send_now(context, email=address)
+    dispatch.send_now(context, email=address)
     [message] = [m for m in web.smtp.messages if m.recipients == (address,)]
     return sid, text_of(message)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db, subscriptions
-from newsletter.models import Subscriber
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import subscriptions
 from newsletter.scheduler import DeliveryJobs
-from newsletter.smtpcapture import CaptureServer
+from newsletter.store import db
+from newsletter.store.models import Subscriber
 from tests.smtp_faults import FaultHandler, fault_server
 from tests.web_support import Rig, csrf_of, link, rig, subject_of, subscribe
 

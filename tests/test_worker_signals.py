@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from newsletter import db, digest
-from newsletter.context import Context
-from newsletter.models import Delivery
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery
 from tests.delivery_helpers import add_papers, configured, received_by
 from tests.process_helpers import bulk_readers, current_window_instant, start, write_config
 from tests.smtp_faults import fault_server
@@ -37,7 +38,7 @@ def test_sigterm_finishes_in_flight_releases_the_rest_and_exits(
     now = current_window_instant(context)
     add_papers(context, 10, now)
     emails = bulk_readers(context, READERS)
-    digest.plan_edition(configured(context, matching={"semantic": "off"}))  # this week
+    planner.plan_edition(configured(context, matching={"semantic": "off"}))  # this week
     with fault_server() as server:
         server.handler.delay = 0.05  # slow enough to stop it part-way
         smtp = {"host": server.host, "port": server.port, "connections": 2}

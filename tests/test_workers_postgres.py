@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter import db, digest
-from newsletter.context import Context
-from newsletter.models import Delivery
-from newsletter.smtpcapture import CaptureServer
+from newsletter.mail.capture import CaptureServer
+from newsletter.planning import planner
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Delivery
 from tests.conftest import make_settings
 from tests.delivery_helpers import NOW, add_papers, received_by
 from tests.process_helpers import bulk_readers, start, write_config
@@ -46,7 +47,7 @@ def test_two_workers_drain_one_edition_with_no_duplicate_and_nothing_missing(
 ) -> None:
     add_papers(pg_context, 30)
     emails = bulk_readers(pg_context, READERS)
-    plan = digest.plan_edition(pg_context, NOW)
+    plan = planner.plan_edition(pg_context, NOW)
     assert plan.planned == READERS
     with db.transaction(pg_context.sessions) as session:  # due now, whatever today is
         due = datetime.now(UTC) - timedelta(minutes=1)

@@ -15,10 +15,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from newsletter import db
-from newsletter.context import Context
-from newsletter.models import Edition, EditionPaper, Paper
-from newsletter.smtpcapture import CaptureServer, Received
+from newsletter.mail.capture import CaptureServer, Received
+from newsletter.runtime import Context
+from newsletter.store import db
+from newsletter.store.models import Edition, EditionPaper, Paper
 from newsletter.web import create_app
 from tests.conftest import make_settings
 

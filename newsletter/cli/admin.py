@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from newsletter import db, notices, subscriptions
 from newsletter.cli.base import State, cli, console, pass_state, plural
+from newsletter.delivery import notices
 from newsletter.errors import InvalidInput
+from newsletter.readers import subscriptions
+from newsletter.store import db
 
 
 @cli.command(epilog="Example: newsletter init")

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from newsletter.config import Settings, load_settings, resolve_path
-from newsletter.context import Context
+from newsletter.runtime import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,9 +14,10 @@ from types import FrameType
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsletter import outbox, sending
 from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.cli.embedding import embedding_bar
+from newsletter.delivery import dispatch
+from newsletter.delivery import drain as drain_mod
 from newsletter.errors import NothingToSend, RelayUnavailable
 
 
@@ -36,7 +37,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(number, old)
 
 
-def summary(counters: outbox.Counters) -> str:
+def summary(counters: drain_mod.Counters) -> str:
     return (
         f"sent {counters.sent}, failed {counters.failed}, skipped {counters.skipped}, "
         f"retried {counters.retried} in {counters.duration:.1f}s "
@@ -67,7 +68,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
     context = state.context()
     if dry_run:
         with embedding_bar() as embedding:
-            result = sending.send_now(context, email=email, dry_run=True, embedding=embedding)
+            result = dispatch.send_now(context, email=email, dry_run=True, embedding=embedding)
         _dry_run_report(result)
         return
     progress = _progress()
@@ -79,7 +80,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
 
     with stop_on_signals() as stop, embedding_bar() as embedding:
         try:
-            result = sending.send_now(
+            result = dispatch.send_now(
                 context,
                 email=email,
                 workers=workers,
@@ -106,7 +107,7 @@ def send_now(state: State, dry_run: bool, email: str | None, workers: int) -> No
         raise click.exceptions.Exit(130)
 
 
-def _dry_run_report(result: sending.SendNowResult) -> None:
+def _dry_run_report(result: dispatch.SendNowResult) -> None:
     sizes = sorted(result.dry_run_bytes)
     median = sizes[len(sizes) // 2] if sizes else 0
     if sizes:
@@ -117,7 +118,7 @@ def _dry_run_report(result: sending.SendNowResult) -> None:
     _nothing_to_send(result)
 
 
-def _nothing_to_send(result: sending.SendNowResult) -> None:
+def _nothing_to_send(result: dispatch.SendNowResult) -> None:
     """Say why a run had nothing to send: already complete (fine) or the one reason."""
     outlook = result.outlook
     if outlook.complete:
@@ -150,9 +151,9 @@ def worker(state: State, loop: bool, batch: int | None, workers: int) -> None:
     """
     context = state.context()
     processes = workers if workers > 1 else 0
-    options = outbox.DrainOptions(loop=loop, batch_size=batch, processes=processes)
+    options = drain_mod.DrainOptions(loop=loop, batch_size=batch, processes=processes)
     with stop_on_signals() as stop:
-        counters = outbox.drain(context, options, stop=stop)
+        counters = drain_mod.drain(context, options, stop=stop)
     console.print("Worker: " + summary(counters) + ".")
     if counters.relay_error:  # its deliveries wait, untouched, for the next worker
         raise RelayUnavailable(f"{counters.relay_error}; the worker stopped")
@@ -177,10 +178,10 @@ def worker(state: State, loop: bool, batch: int | None, workers: int) -> None:
 def preview(
     state: State, email: str, html_file: Path | None, show_text: bool, eml_file: Path | None
 ) -> None:
-    """Show exactly what send-now would send this subscriber now, without sending."""
+    """Show exactly what send-now would send this subscriber now, without dispatch."""
     context = state.context()
     with embedding_bar() as embedding:
-        found = sending.preview(context, email, embedding=embedding)
+        found = dispatch.preview(context, email, embedding=embedding)
     parsed = message_from_bytes(found.message.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     if eml_file is not None:

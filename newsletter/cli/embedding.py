@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.text import Text
 
 from newsletter.cli.base import err_console
-from newsletter.relevance import EmbedProgress
+from newsletter.planning.embeddings import EmbedProgress
 
 DESCRIPTION = "Embedding new papers and interests"
 

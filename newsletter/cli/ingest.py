@@ -12,7 +12,7 @@ from rich.table import Table
 
 from newsletter import ingest as ingest_service
 from newsletter.cli.base import State, cli, console, pass_state, plural
-from newsletter.sources import FORMATS
+from newsletter.sources.registry import FORMATS
 
 _EPILOG = """\b
 Example: newsletter ingest papers.jsonl daily.json

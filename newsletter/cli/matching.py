@@ -7,9 +7,10 @@ import json
 import click
 from rich.table import Table
 
-from newsletter import db, relevance
 from newsletter.cli.base import State, cli, console, pass_state
 from newsletter.cli.embedding import embedding_bar
+from newsletter.planning import relevance
+from newsletter.store import db
 
 
 @cli.command(

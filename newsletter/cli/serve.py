@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import click
 import uvicorn
 
-from newsletter import subscriptions
 from newsletter.cli.base import State, cli, console, pass_state, plural
-from newsletter.context import Context
+from newsletter.readers import subscriptions
+from newsletter.runtime import Context
 
 
 def start_scheduler(context: Context) -> Callable[[], None] | None:

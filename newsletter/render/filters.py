@@ -12,7 +12,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from newsletter.views import DigestView, PaperView, reason_line
+from newsletter.render.content import DigestView, PaperView, reason_line
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]+")

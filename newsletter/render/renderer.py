@@ -13,9 +13,9 @@ from markupsafe import Markup
 
 import newsletter
 from newsletter.errors import TemplateError
+from newsletter.render.content import DigestItem, DigestView, PaperView, Recipient, SiteView
 from newsletter.render.filters import FILTERS
 from newsletter.render.mjml import compile_mjml, compile_once, read_from, squeeze
-from newsletter.views import DigestItem, DigestView, PaperView, Recipient, SiteView
 
 Kind = Literal["digest", "confirm", "welcome", "goodbye"]
 KINDS: tuple[Kind, ...] = ("digest", "confirm", "welcome", "goodbye")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import newsletter
-from newsletter.views import DigestItem, PaperView
+from newsletter.render.content import DigestItem, PaperView
 
 DATA = Path(newsletter.__file__).resolve().parent / "data" / "sample-papers.jsonl"
 AUTHORS = (

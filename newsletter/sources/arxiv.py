@@ -14,8 +14,8 @@ from typing import Any
 import feedparser
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult
 from newsletter.sources.base import Source, arxiv_ids, arxiv_urls, clean, keep, parse_time
+from newsletter.sources.records import PaperRecord, ParseResult
 
 _API_ERRORS = "arxiv.org/api/errors"
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, Skipped, split_arxiv_id
+from newsletter.sources.records import PaperRecord, ParseResult, Skipped, split_arxiv_id
 
 _SPACES = re.compile(r"\s+")
 # C0 and C1 control characters but tab, newline and carriage return. They have no

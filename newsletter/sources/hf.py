@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult
 from newsletter.sources.base import (
     Source,
     arxiv_ids,
@@ -20,6 +19,7 @@ from newsletter.sources.base import (
     parse_time,
     string_list,
 )
+from newsletter.sources.records import PaperRecord, ParseResult
 
 PAPER_PAGE = "https://huggingface.co/papers/"
 

@@ -7,7 +7,7 @@ has one paper object per line (blank lines are ignored). A paper object:
     id             string, optional     "arxiv:2403.01234", "2403.01234v2" (an arXiv id,
                                         version split off), any other "scheme:value" kept
                                         as is; missing: derived from the title
-                                        (newsletter.records.title_key)
+                                        (newsletter.sources.records.title_key)
     title          string, required     the title
     abstract       string               the abstract
     summary        string               a one-sentence summary (shown above the abstract)
@@ -40,8 +40,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, title_key
 from newsletter.sources.base import Source, arxiv_ids, clean, decode_text, keep, load_json
+from newsletter.sources.records import PaperRecord, ParseResult, title_key
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
 Names = tuple[Annotated[str, Field(min_length=1)], ...]

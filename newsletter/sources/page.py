@@ -20,8 +20,8 @@ import re
 from datetime import UTC, date, datetime
 
 from newsletter.errors import SourceError
-from newsletter.records import PaperRecord, ParseResult, Skipped, title_key
 from newsletter.sources.base import Source, clean, decode_text, keep
+from newsletter.sources.records import PaperRecord, ParseResult, Skipped, title_key
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DATE_LINE = re.compile(

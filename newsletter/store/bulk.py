@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+ID_CHUNK = 500  # ids per IN (...) list: under every backend's bound-parameter limit
 _CHUNK = 20_000  # rows per statement: bounded memory, few round trips
 _RETURNING_CHUNK = 500  # SQLite: rows per executemany that returns ids
 
@@ -118,3 +119,15 @@ def _element(value: object) -> str:
         return "t" if value else "f"
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's table, for plain Core statements (no ORM bookkeeping)."""
+    return cast(Table, model.__table__)
+
+
+def insert_or_ignore(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT DO NOTHING on this backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from newsletter.models import InterestEmbedding, utcnow
+from newsletter.store.models import InterestEmbedding, utcnow
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 

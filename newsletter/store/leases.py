@@ -17,7 +17,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from newsletter.models import Lease
+from newsletter.store.models import Lease
 
 
 @dataclass(frozen=True)

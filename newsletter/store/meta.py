@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.models import Meta
+from newsletter.store.models import Meta
 
 SECRET_KEY = "secret_key"
 PAPERS_CHANGED = "papers_changed"  # a fresh value whenever an ingest changed any paper

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.models import Paper, utcnow
-from newsletter.records import PaperRecord
+from newsletter.sources.records import PaperRecord
 from newsletter.store.meta import PAPERS_CHANGED, set_meta
+from newsletter.store.models import Paper, utcnow
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
 # Fields copied from a record onto the row. listed_at is kept from the first listing

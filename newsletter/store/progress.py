@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Delivery, Edition
+from newsletter.store.models import Delivery, Edition
 
 _COUNTED = ("sent", "sending", "failed", "skipped")  # in the order tallies() reads them
 

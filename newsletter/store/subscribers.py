@@ -10,8 +10,8 @@ from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
-from newsletter.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
 from newsletter.store.bulk import insert_new_rows, insert_rows
+from newsletter.store.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:

@@ -9,8 +9,15 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Delivery, DeliveryPaper, Edition, EditionPaper, Paper, Subscriber
 from newsletter.store.meta import PAPERS_CHANGED, get_meta
+from newsletter.store.models import (
+    Delivery,
+    DeliveryPaper,
+    Edition,
+    EditionPaper,
+    Paper,
+    Subscriber,
+)
 
 
 def listing_stamp(session: Session) -> tuple[object, ...]:

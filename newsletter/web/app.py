@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsletter.archive import TrendingCache
-from newsletter.context import Context
+from newsletter.readers.archive import TrendingCache
+from newsletter.runtime import Context
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
 from newsletter.web.routes import PendingPurge, WebState, router, timezones

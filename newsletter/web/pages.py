@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse
 
 import newsletter
 from newsletter.config import Settings
-from newsletter.views import reason_line
+from newsletter.render.content import reason_line
 
 TEMPLATES = Path(newsletter.__file__).resolve().parent.parent / "templates" / "web"
 

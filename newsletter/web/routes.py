@@ -20,10 +20,11 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from newsletter import archive, notices, subscriptions
-from newsletter.context import Context
+from newsletter.delivery import notices
 from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NewsletterError, NotFound
-from newsletter.subscriptions import SubscriberInfo
+from newsletter.readers import archive, subscriptions
+from newsletter.readers.subscriptions import SubscriberInfo
+from newsletter.runtime import Context
 from newsletter.tokens import make_token, read_token
 from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, read_form
 from newsletter.web.pages import Pages

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from newsletter.config import Settings
-from newsletter.subscriptions import MAX_INTEREST_LENGTH, MAX_INTERESTS
+from newsletter.readers.subscriptions import MAX_INTEREST_LENGTH, MAX_INTERESTS
 from newsletter.web.forms import Field, FormRules
 
 DESCRIPTIONS = {

@@ -8,8 +8,8 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter import db
 from newsletter.config import Settings
+from newsletter.store import db
 from newsletter.store.meta import generated_secret_key
 
 

@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from newsletter import db
-from newsletter.addresses import mailable_email, normalize_email
 from newsletter.config import Settings
-from newsletter.context import Context
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Subscriber, utcnow
+from newsletter.mail.addresses import mailable_email, normalize_email
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store import subscribers as store
 from newsletter.store import web as web_store
+from newsletter.store.models import Subscriber, utcnow
 
 MAX_INTEREST_LENGTH = 200
 MAX_INTERESTS = 20

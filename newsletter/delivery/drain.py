@@ -18,34 +18,38 @@ MarkWriter: a connection sends nothing more until its mark is durable.
 from __future__ import annotations
 
 import math
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from newsletter import db
-from newsletter.compose import Composer
-from newsletter.context import Context
-from newsletter.jobs import InlineComposer, Job, JobLoader, ProcessComposer
+from newsletter.delivery.claimed import InlineComposer, Job, JobLoader, ProcessComposer
+from newsletter.delivery.compose import Composer
+from newsletter.delivery.guards import (
+    _RUNNING_HERE,
+    RELAY_REST_SECONDS,
+    Leavers,
+    RelayWatch,
+    lease_owner,
+    owner_is_gone,
+)
+from newsletter.delivery.marks import MarkWriter
 from newsletter.mail.message import OutgoingMessage
 from newsletter.mail.smtp import RelayError, SendError, SmtpPool
-from newsletter.marks import MarkWriter
-from newsletter.models import utcnow
-from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery, LeaseHold
+from newsletter.runtime import Context
+from newsletter.store import claims as claims_mod
+from newsletter.store import db
+from newsletter.store import deliveries as deliveries_mod
+from newsletter.store import editions as editions_mod
+from newsletter.store.claims import ClaimedDelivery, LeaseHold
+from newsletter.store.models import utcnow
 
 Outcome = Literal["sent", "failed", "retried", "released", "returned", "skipped"]
 Ready = tuple[Job, OutgoingMessage]  # a composed message waiting for a connection
 POLL_SECONDS = 5.0  # how often a looping worker looks for due work when idle
-RELAY_STRIKES = 3  # relay-level failures in a row that stop a run (at least)
-RELAY_REST_SECONDS = 0.5  # a connection the relay just failed waits before its next try
-LEAVERS_SECONDS = 0.25  # how stale the send-time check for unsubscribed readers may be
 
 
 class Transport(Protocol):
@@ -90,87 +94,6 @@ class Counters:
     @property
     def rate(self) -> float:
         return self.sent / self.duration if self.duration > 0 else 0.0
-
-
-def lease_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-_RUNNING_HERE: set[str] = set()  # lease owners of the drains running in this process
-
-
-def owner_is_gone(owner: str) -> bool:
-    """True only when a lease owner is provably dead: same host, and its PID is not
-    running, or is this process but no drain here has that name (a process before a
-    restart that reused the PID, as in a restarted container)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _RUNNING_HERE
-    return not _running(pid)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    try:  # a killed process its parent has not reaped yet is gone too
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-class RelayWatch:
-    """Tells a relay outage from a bad moment on one connection.
-
-    The relay is down after as many relay-level failures as there are connections
-    (at least RELAY_STRIKES) with no answer from it in between: a message accepted,
-    or refused for the reader's sake, proves it works. One connection turned away by
-    a per-client limit, resting between tries, while the others send is no outage.
-    """
-
-    def __init__(self, connections: int) -> None:
-        self.limit = max(RELAY_STRIKES, connections)
-        self._lock = threading.Lock()
-        self._strikes = 0
-
-    def answered(self) -> None:
-        with self._lock:
-            self._strikes = 0
-
-    def failed(self) -> bool:
-        """Count a relay-level failure; True when the relay is down."""
-        with self._lock:
-            self._strikes += 1
-            return self._strikes >= self.limit
-
-
-class Leavers:
-    """Readers who unsubscribed or bounced since the run began, refreshed at most every
-    LEAVERS_SECONDS: the claim checked them, this catches those who left since."""
-
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        # Back by a lease: clocks of the web and sending machines may differ a little.
-        self.since = utcnow() - timedelta(seconds=context.settings.delivery.lease_seconds)
-        self._lock = threading.Lock()
-        self._left: set[int] = set()
-        self._checked = -math.inf
-
-    def __contains__(self, subscriber_id: int) -> bool:
-        with self._lock:
-            if time.monotonic() - self._checked >= LEAVERS_SECONDS:
-                with db.transaction(self.context.sessions) as session:
-                    self._left = store.readers_left_since(session, self.since)
-                self._checked = time.monotonic()
-            return subscriber_id in self._left
 
 
 @dataclass
@@ -254,7 +177,7 @@ class Drainer:
             self.writer.close()
             if self._released:
                 with db.transaction(self.context.sessions) as session:
-                    store.release(session, self.owner, self._released)
+                    claims_mod.release(session, self.owner, self._released)
                 self.counters.add("released", len(self._released))
         if self._errors:
             raise self._errors[0]
@@ -294,7 +217,7 @@ class Drainer:
         with self.counters._lock:
             released, self._released = self._released, []
         with db.transaction(self.context.sessions) as session:
-            store.release(session, self.owner, released)
+            claims_mod.release(session, self.owner, released)
         self.counters.add("released", len(released))
         self.counters.waiting = f"{self.counters.relay_error}; trying again in {POLL_SECONDS:g} s"
         self.progress(self.counters)
@@ -343,7 +266,7 @@ class Drainer:
     def _claim(self, options: DrainOptions, size: int) -> list[Job]:
         now = self.clock()
         with db.transaction(self.context.sessions, immediate=True) as session:
-            claimed, skipped = store.claim_batch(
+            claimed, skipped = claims_mod.claim_batch(
                 session,
                 self.owner,
                 now,
@@ -366,9 +289,9 @@ class Drainer:
         their leases expire; returns the other holders and how many were taken back."""
         now = self.clock()
         with db.transaction(self.context.sessions, immediate=True) as session:
-            holders = store.lease_holders(session, edition_id, now)
+            holders = claims_mod.lease_holders(session, edition_id, now)
             gone = [h.owner for h in holders if owner_is_gone(h.owner)]
-            taken = store.take_back(session, gone) if gone else 0
+            taken = claims_mod.take_back(session, gone) if gone else 0
         return [h for h in holders if h.owner not in gone and h.owner != self.owner], taken
 
     def _wait_for_more(self, options: DrainOptions) -> bool:
@@ -377,16 +300,16 @@ class Drainer:
             return False
         edition_id = options.edition_id
         with db.transaction(self.context.sessions, immediate=True) as session:  # reads, writes
-            if edition_id is not None and not store.count_open(session, edition_id):
-                store.finish_edition_if_complete(session, edition_id, self.clock())
+            if edition_id is not None and not deliveries_mod.count_open(session, edition_id):
+                editions_mod.finish_edition_if_complete(session, edition_id, self.clock())
                 return False
         holders, taken = self._take_back_from_the_gone(edition_id)
         if taken:
             return True  # claim them at once
         now = self.clock()
         with db.transaction(self.context.sessions) as session:
-            wake = store.next_wakeup(session, edition_id)
-            backlog = store.retry_backlog(session, edition_id, now)
+            wake = deliveries_mod.next_wakeup(session, edition_id)
+            backlog = deliveries_mod.retry_backlog(session, edition_id, now)
         delay = POLL_SECONDS
         if wake is not None:
             delay = min(delay, max((wake - now).total_seconds(), 0.0) + 0.01)
@@ -398,7 +321,7 @@ class Drainer:
 
     def _paused(self, edition_id: int) -> bool:
         with db.transaction(self.context.sessions) as session:
-            edition = store.get_edition_by_id(session, edition_id)
+            edition = editions_mod.get_edition_by_id(session, edition_id)
         if edition is not None and edition.status == "paused":
             self.counters.paused_reason = edition.paused_reason
             return True
@@ -418,14 +341,14 @@ class Drainer:
             return self._on_error(job.delivery, exc)
         self.relay.answered()
         # Nothing more goes out on this connection until the mark is committed.
-        self.writer.sent(store.SentMark(job.delivery, message.message_id, self.clock()))
+        self.writer.sent(deliveries_mod.SentMark(job.delivery, message.message_id, self.clock()))
         self.counters.add("sent")
         self.progress(self.counters)
         return "sent"
 
     def _skip(self, delivery: ClaimedDelivery) -> Outcome:
         with db.transaction(self.context.sessions) as session:
-            store.skip_claimed(session, self.owner, delivery.id)
+            claims_mod.skip_claimed(session, self.owner, delivery.id)
         self.counters.add("skipped")
         self.progress(self.counters)
         return "skipped"
@@ -441,7 +364,7 @@ class Drainer:
             self._halt.set()
             return "released"
         with db.transaction(self.context.sessions) as session:
-            store.release(session, self.owner, [delivery.id])
+            claims_mod.release(session, self.owner, [delivery.id])
         self.stop.wait(RELAY_REST_SECONDS)
         return "returned"
 
@@ -455,7 +378,7 @@ class Drainer:
         now = self.clock()
         retry_at = now + timedelta(seconds=config.retry_base_seconds * 2 ** (attempts - 1))
         with db.transaction(self.context.sessions) as session:
-            store.mark_retry(session, delivery, self.owner, str(exc), retry_at, now)
+            deliveries_mod.mark_retry(session, delivery, self.owner, str(exc), retry_at, now)
         self.counters.add("retried")
         self.progress(self.counters)
         return "retried"
@@ -464,8 +387,10 @@ class Drainer:
         now = self.clock()
         bounce_after = self.settings.delivery.bounce_after
         with db.transaction(self.context.sessions) as session:
-            store.mark_failed(session, delivery, self.owner, error, now, permanent=hard_bounce)
-            bounced = hard_bounce and store.record_hard_bounce(
+            deliveries_mod.mark_failed(
+                session, delivery, self.owner, error, now, permanent=hard_bounce
+            )
+            bounced = hard_bounce and deliveries_mod.record_hard_bounce(
                 session, delivery.subscriber_id, bounce_after, now
             )
         self.counters.add("failed")
@@ -482,16 +407,16 @@ class Drainer:
             with db.transaction(self.context.sessions, immediate=True) as session:
                 window = config.failure_window
                 scanned = window * config.max_attempts
-                failed, total = store.failure_share(session, edition_id, window, scanned)
+                failed, total = deliveries_mod.failure_share(session, edition_id, window, scanned)
                 if total >= window and failed / total > config.failure_threshold:
                     reason = (
                         f"{failed} of the last {total} deliveries failed "
                         f"(more than {config.failure_threshold:.0%}); check the SMTP server "
                         "and the deliveries' last errors, then run `newsletter send-now`"
                     )
-                    store.pause_edition(session, edition_id, reason)
+                    editions_mod.pause_edition(session, edition_id, reason)
                 else:
-                    store.finish_edition_if_complete(session, edition_id, self.clock())
+                    editions_mod.finish_edition_if_complete(session, edition_id, self.clock())
 
 
 def _waiting_line(

@@ -14,22 +14,23 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from newsletter import db, digest
-from newsletter.addresses import normalize_email
-from newsletter.compose import Composer
 from newsletter.config import Settings
-from newsletter.context import Context
+from newsletter.delivery.claimed import JobLoader, compose
+from newsletter.delivery.compose import Composer
+from newsletter.delivery.drain import Counters, DrainOptions, Transport, drain
 from newsletter.errors import NotFound, NothingToSend, RelayUnavailable
-from newsletter.jobs import JobLoader, compose
+from newsletter.mail.addresses import normalize_email
 from newsletter.mail.message import OutgoingMessage
-from newsletter.models import utcnow
-from newsletter.outbox import Counters, DrainOptions, Transport, drain
-from newsletter.relevance import EmbedProgress
-from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery
+from newsletter.planning import planner, weeks
+from newsletter.planning.embeddings import EmbedProgress
+from newsletter.render.content import DigestItem
+from newsletter.runtime import Context
+from newsletter.store import db, editions, plans
+from newsletter.store import deliveries as deliveries_mod
+from newsletter.store.claims import ClaimedDelivery
+from newsletter.store.models import utcnow
 from newsletter.store.papers import count_listed_between
 from newsletter.store.subscribers import get_subscriber
-from newsletter.views import DigestItem
 
 
 @dataclass(frozen=True)
@@ -75,19 +76,19 @@ def send_now(
     now = clock()
     if dry_run:
         return _dry_run(context, address, now, embedding)
-    plan = digest.plan_edition(context, now, address, embedding=embedding)
+    plan = planner.plan_edition(context, now, address, embedding=embedding)
     edition = plan.edition
     subscriber_id = None
     with db.transaction(context.sessions) as session:
         if address is not None:
             subscriber_id = _subscriber_id(session, address)
-        open_count = store.count_open(session, edition.id, subscriber_id)
+        open_count = deliveries_mod.count_open(session, edition.id, subscriber_id)
         outlook = Outlook()
         if not open_count:
             outlook = _outlook(session, context.settings, edition, address, now)
         # An edition with nothing open is left as it is: resuming it would only
         # mark it done again, or open an empty one.
-        resumed = bool(open_count) and store.resume_edition(session, edition.id)
+        resumed = bool(open_count) and editions.resume_edition(session, edition.id)
         resumed = resumed and edition.status == "paused"
     if not open_count:
         return SendNowResult(edition.key, plan.planned, False, Counters(), outlook=outlook)
@@ -115,20 +116,20 @@ def send_now(
 def _outlook(
     session: Session,
     settings: Settings,
-    edition: store.EditionInfo,
+    edition: editions.EditionInfo,
     address: str | None,
     now: datetime,
 ) -> Outlook:
     """Nothing is open in the edition (or for the one reader): say why."""
     if address is None:
-        delivered = store.has_deliveries(session, edition.id)
+        delivered = editions.has_deliveries(session, edition.id)
     else:
         reader = _subscriber_id(session, address)
-        delivered = store.delivery_for(session, edition.id, reader) is not None
+        delivered = plans.delivery_for(session, edition.id, reader) is not None
     if not delivered:
-        return Outlook(nothing=digest.why_nothing(session, edition, address))
+        return Outlook(nothing=planner.why_nothing(session, edition, address))
     waiting = count_listed_between(session, edition.window_end, now)
-    following = digest.following_key(settings.digest, edition.key)
+    following = weeks.following_key(settings.digest, edition.key)
     return Outlook(
         complete=(
             f"edition {edition.key} is already complete"
@@ -143,13 +144,13 @@ def _dry_run(
     context: Context, address: str | None, now: datetime, embedding: EmbedProgress | None
 ) -> SendNowResult:
     # Vectors are kept, although the plan below is rolled back.
-    digest.embed_window(context, now, progress=embedding)
+    planner.embed_window(context, now, progress=embedding)
     composer = Composer(context.settings, context.secret_key)
     counters = Counters()
     with db.rolled_back(context.sessions) as session:
-        plan = digest.plan_in(session, context.settings, now, address)
+        plan = planner.plan_in(session, context.settings, now, address)
         subscriber_id = _subscriber_id(session, address) if address else None
-        deliveries = store.open_deliveries(session, plan.edition.id, subscriber_id)
+        deliveries = deliveries_mod.open_deliveries(session, plan.edition.id, subscriber_id)
         jobs = JobLoader(context).load(session, deliveries)
         sizes = [len(compose(composer, job).data) for job in jobs]
         outlook = Outlook()
@@ -194,16 +195,16 @@ def preview(
     settings = context.settings
     with db.transaction(context.sessions) as session:
         key = _next_key_for(session, settings, now, _subscriber_id(session, address))
-    digest.embed_window(
+    planner.embed_window(
         context, now, key, embedding
     )  # kept, although the plan below is rolled back
     composer = Composer(settings, context.secret_key)
     with db.rolled_back(context.sessions) as session:
         subscriber_id = _subscriber_id(session, address)
-        plan = digest.plan_in(session, settings, now, address, key)
-        row = store.delivery_for(session, plan.edition.id, subscriber_id)
+        plan = planner.plan_in(session, settings, now, address, key)
+        row = plans.delivery_for(session, plan.edition.id, subscriber_id)
         if row is None:
-            reason = digest.why_nothing(session, plan.edition, address)
+            reason = planner.why_nothing(session, plan.edition, address)
             raise NothingToSend(f"nothing would be sent to {address} in edition {key}: {reason}")
         claimed = ClaimedDelivery(
             row.id, row.edition_id, subscriber_id, address, row.kind, row.attempts, 0
@@ -214,9 +215,9 @@ def preview(
 
 def _next_key_for(session: Session, settings: Settings, now: datetime, subscriber_id: int) -> str:
     """This week's edition, unless it has already reached (or failed for) this reader."""
-    key = digest.current_schedule(settings.digest, now).key
-    edition = store.get_edition(session, key)
-    row = None if edition is None else store.delivery_for(session, edition.id, subscriber_id)
-    if row is not None and row.status not in store.OPEN_STATUSES:
-        return digest.following_key(settings.digest, key)
+    key = weeks.current_schedule(settings.digest, now).key
+    edition = editions.get_edition(session, key)
+    row = None if edition is None else plans.delivery_for(session, edition.id, subscriber_id)
+    if row is not None and row.status not in editions.OPEN_STATUSES:
+        return weeks.following_key(settings.digest, key)
     return key

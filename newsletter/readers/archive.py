@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from newsletter import db
 from newsletter.config import Settings
-from newsletter.context import Context
-from newsletter.digest import general_top, paper_view
-from newsletter.models import Edition
+from newsletter.planning.selection import general_top, paper_view
+from newsletter.render.content import TRENDING_REASON, DigestItem, PaperView
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store import papers as paper_store
 from newsletter.store import web as store
-from newsletter.views import TRENDING_REASON, DigestItem, PaperView
+from newsletter.store.models import Edition
 
 EDITION_KEY = re.compile(r"^\d{4}-W\d{2}$")
 ARCHIVE_LIMIT = 520  # ten years of weekly editions

@@ -23,17 +23,20 @@ from itertools import islice
 
 from sqlalchemy.orm import Session
 
-from newsletter.compose import Composer
 from newsletter.config import Settings
-from newsletter.context import Context
-from newsletter.digest import paper_view, week_dates
+from newsletter.delivery.compose import Composer
 from newsletter.errors import NewsletterError
 from newsletter.mail.message import OutgoingMessage
-from newsletter.relevance import interests_for
-from newsletter.store import outbox as store
-from newsletter.store.outbox import ClaimedDelivery, EditionInfo
+from newsletter.planning.relevance import interests_for
+from newsletter.planning.selection import paper_view
+from newsletter.planning.weeks import week_dates
+from newsletter.render.content import DigestItem, PaperView
+from newsletter.runtime import Context
+from newsletter.store import editions as editions_mod
+from newsletter.store import plans
+from newsletter.store.claims import ClaimedDelivery
+from newsletter.store.editions import EditionInfo
 from newsletter.store.papers import papers_by_id
-from newsletter.views import DigestItem, PaperView
 
 
 @dataclass(frozen=True)
@@ -72,19 +75,19 @@ class JobLoader:
 
     def edition(self, session: Session, edition_id: int) -> EditionInfo:
         if edition_id not in self._editions:
-            found = store.get_edition_by_id(session, edition_id)
+            found = editions_mod.get_edition_by_id(session, edition_id)
             assert found is not None
             self._editions[edition_id] = found
         return self._editions[edition_id]
 
     def load(self, session: Session, deliveries: Sequence[ClaimedDelivery]) -> list[Job]:
         ids = [d.id for d in deliveries]
-        planned = store.planned_papers(session, ids)
+        planned = plans.planned_papers(session, ids)
         missing = {p.paper_id for rows in planned.values() for p in rows} - self._papers.keys()
         if missing:
             rows = papers_by_id(session, sorted(missing))
             self._papers.update((i, paper_view(p)) for i, p in rows.items())
-        chosen = store.interests_of(session, sorted({d.subscriber_id for d in deliveries}))
+        chosen = plans.interests_of(session, sorted({d.subscriber_id for d in deliveries}))
         jobs = []
         for delivery in deliveries:
             edition = self.edition(session, delivery.edition_id)

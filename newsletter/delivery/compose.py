@@ -21,8 +21,8 @@ from newsletter.mail.message import (
     random_message_id,
 )
 from newsletter.render import NoticeView, RenderedEmail, Renderer
+from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
 from newsletter.tokens import make_token
-from newsletter.views import DigestItem, DigestView, Recipient, SiteView
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner

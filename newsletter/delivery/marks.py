@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection as SqlConnection
 
-from newsletter.context import Context
-from newsletter.store import outbox as store
+from newsletter.runtime import Context
+from newsletter.store import deliveries
 
 
 class MarkWriter:
@@ -29,7 +29,7 @@ class MarkWriter:
         self._open: _Group = _Group()
         self._writing = False
 
-    def sent(self, mark: store.SentMark) -> None:
+    def sent(self, mark: deliveries.SentMark) -> None:
         with self._cond:
             group = self._open
             group.marks.append(mark)
@@ -50,13 +50,13 @@ class MarkWriter:
         if group.error is not None:
             raise group.error
 
-    def _write(self, marks: Sequence[store.SentMark]) -> BaseException | None:
+    def _write(self, marks: Sequence[deliveries.SentMark]) -> BaseException | None:
         # One connection held for the run: a session per commit would cost more
         # than the statements themselves.
         if self._connection is None:
             self._connection = self.context.engine.connect()
         try:
-            store.mark_sent_many(self._connection, marks)
+            deliveries.mark_sent_many(self._connection, marks)
             self._connection.commit()
         except Exception as exc:  # every waiter of this group learns of it
             self.close()
@@ -71,6 +71,6 @@ class MarkWriter:
 
 @dataclass
 class _Group:
-    marks: list[store.SentMark] = field(default_factory=list)
+    marks: list[deliveries.SentMark] = field(default_factory=list)
     done: bool = False
     error: BaseException | None = None

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from newsletter.models import Base
+from newsletter.store.models import Base
 
 config = context.config
 engine = config.attributes["engine"]

@@ -9,16 +9,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from newsletter import db
-from newsletter.compose import Composer, NoticeKind
 from newsletter.config import DigestConfig
-from newsletter.context import Context
-from newsletter.digest import reader_zone
+from newsletter.delivery.compose import Composer, NoticeKind
 from newsletter.errors import DeliveryError
 from newsletter.mail.smtp import SendError, SmtpPool
-from newsletter.models import utcnow
+from newsletter.planning.weeks import reader_zone
+from newsletter.readers.subscriptions import SubscriberInfo
+from newsletter.runtime import Context
+from newsletter.store import db
 from newsletter.store import subscribers as store
-from newsletter.subscriptions import SubscriberInfo
+from newsletter.store.models import utcnow
 
 log = logging.getLogger(__name__)
 RETRY_BATCH = 50  # owed confirmations one drain round sends at most

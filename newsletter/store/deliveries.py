@@ -1,0 +1,258 @@
+"""Editions, deliveries and attempts: the outbox as the database keeps it.
+
+Idempotency lives in the schema (unique edition key, unique edition + subscriber,
+unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
+planners racing each other both succeed and each row exists once. Claims lease rows
+so two workers never hold the same delivery: PostgreSQL skips rows another worker has
+locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from newsletter.store.bulk import table_of
+from newsletter.store.claims import ClaimedDelivery, record_attempt
+from newsletter.store.editions import OPEN_STATUSES
+from newsletter.store.models import (
+    Delivery,
+    DeliveryAttempt,
+    Edition,
+    Subscriber,
+)
+
+
+@dataclass(frozen=True)
+class SentMark:
+    """A delivery the server accepted (250), waiting to be recorded."""
+
+    delivery: ClaimedDelivery
+    message_id: str
+    at: datetime
+
+
+@cache
+def _sent_statements() -> tuple[Update, Insert]:
+    """Built once: constructing a statement costs more than running it on SQLite."""
+    deliveries = table_of(Delivery)
+    mark = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(
+            status="sent",
+            message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
+            attempts=deliveries.c.attempts + 1,
+            last_error=None,
+            lease_owner=None,
+            leased_until=None,
+        )
+    )
+    return mark, insert(table_of(DeliveryAttempt))
+
+
+def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
+    """Mark deliveries sent (message id, time, an ok attempt) in few statements; the
+    caller commits once.
+
+    Plain Core statements executed with many parameter sets: the per-message cost of
+    recording stays far below the cost of composing the message.
+    """
+    if not marks:
+        return
+    mark, attempt = _sent_statements()
+    connection.execute(
+        mark,
+        [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks],
+    )
+    connection.execute(
+        attempt,
+        [
+            {
+                "delivery_id": m.delivery.id,
+                "edition_id": m.delivery.edition_id,
+                "at": m.at,
+                "ok": True,
+                "permanent": False,
+                "error": None,
+            }
+            for m in marks
+        ],
+    )
+    recovered = [m.delivery.subscriber_id for m in marks if m.delivery.hard_bounces]
+    if recovered:  # a success ends a run of hard bounces
+        subscribers = table_of(Subscriber)
+        connection.execute(
+            update(subscribers).where(subscribers.c.id.in_(recovered)).values(hard_bounces=0)
+        )
+
+
+def mark_retry(
+    session: Session,
+    delivery: ClaimedDelivery,
+    owner: str,
+    error: str,
+    retry_at: datetime,
+    now: datetime,
+) -> None:
+    _end_attempt(
+        session, delivery, owner, status="queued", next_attempt_at=retry_at, last_error=error
+    )
+    record_attempt(session, delivery, now, ok=False, error=error)
+
+
+def mark_failed(
+    session: Session,
+    delivery: ClaimedDelivery,
+    owner: str,
+    error: str,
+    now: datetime,
+    *,
+    permanent: bool,
+) -> None:
+    _end_attempt(session, delivery, owner, status="failed", last_error=error)
+    record_attempt(session, delivery, now, ok=False, permanent=permanent, error=error)
+
+
+def _end_attempt(session: Session, delivery: ClaimedDelivery, owner: str, **values: object) -> None:
+    """Count the attempt and give up the lease (only if it is still this owner's)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
+        .values(attempts=Delivery.attempts + 1, lease_owner=None, leased_until=None, **values)
+    )
+
+
+def record_hard_bounce(
+    session: Session, subscriber_id: int, bounce_after: int, now: datetime
+) -> bool:
+    """Count a hard bounce; True when it made the subscriber bounced (never mailed again)."""
+    session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(hard_bounces=Subscriber.hard_bounces + 1)
+    )
+    result = session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            Subscriber.hard_bounces >= bounce_after,
+            Subscriber.status != "bounced",
+        )
+        .values(status="bounced", bounced_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- reading the state ----------------------------------------------------------------
+
+
+def failure_share(session: Session, edition_id: int, window: int, scanned: int) -> tuple[int, int]:
+    """(failed, total) over the latest outcome of the edition's `window` most recently
+    tried deliveries, counting only attempts since the edition was last resumed.
+
+    One delivery retried five times is one reader, not five failures. Only the last
+    `scanned` attempts are read (the window times the attempts a delivery may make),
+    so the check costs the same however large the edition grows.
+    """
+    attempts = table_of(DeliveryAttempt)
+    baseline = (
+        select(func.coalesce(Edition.judged_after_attempt, 0))
+        .where(Edition.id == edition_id)
+        .scalar_subquery()
+    )
+    recent = (
+        select(attempts.c.id, attempts.c.delivery_id)
+        .where(attempts.c.edition_id == edition_id, attempts.c.id > baseline)
+        .order_by(attempts.c.id.desc())
+        .limit(scanned)
+        .subquery()
+    )
+    newest = func.max(recent.c.id)
+    latest = (
+        select(newest.label("id"))
+        .group_by(recent.c.delivery_id)
+        .order_by(newest.desc())
+        .limit(window)
+        .subquery()
+    )
+    failed, total = session.execute(
+        select(func.count().filter(attempts.c.ok.is_(False)), func.count()).select_from(
+            attempts.join(latest, attempts.c.id == latest.c.id)
+        )
+    ).one()
+    return int(failed or 0), int(total or 0)
+
+
+def count_open(session: Session, edition_id: int, subscriber_id: int | None = None) -> int:
+    query = select(func.count()).where(
+        Delivery.edition_id == edition_id, Delivery.status.in_(OPEN_STATUSES)
+    )
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    return int(session.scalar(query) or 0)
+
+
+def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
+    """The earliest moment an open delivery becomes due (retry time or lease expiry)."""
+    queued = select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "queued")
+    leased = select(func.min(Delivery.leased_until)).where(Delivery.status == "sending")
+    if edition_id is not None:
+        queued = queued.where(Delivery.edition_id == edition_id)
+        leased = leased.where(Delivery.edition_id == edition_id)
+    times = [t for t in (session.scalar(queued), session.scalar(leased)) if t is not None]
+    return min(times) if times else None
+
+
+def retry_backlog(
+    session: Session, edition_id: int | None, now: datetime
+) -> tuple[int, str | None]:
+    """How many deliveries wait for a retry later, and the error of the latest to fail."""
+    waiting = (Delivery.status == "queued", Delivery.attempts > 0, Delivery.next_attempt_at > now)
+    count = select(func.count()).where(*waiting)
+    last = select(Delivery.last_error).where(*waiting)
+    last = last.order_by(Delivery.next_attempt_at.desc()).limit(1)
+    if edition_id is not None:
+        count = count.where(Delivery.edition_id == edition_id)
+        last = last.where(Delivery.edition_id == edition_id)
+    return int(session.scalar(count) or 0), session.scalar(last)
+
+
+def open_deliveries(
+    session: Session, edition_id: int, subscriber_id: int | None = None
+) -> list[ClaimedDelivery]:
+    """The edition's unsent deliveries to active readers, unleased (dry runs, previews)."""
+    query = (
+        select(Delivery.id, Delivery.edition_id, Delivery.subscriber_id, Delivery.kind)
+        .add_columns(Delivery.attempts, Subscriber.email, Subscriber.hard_bounces)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.status.in_(OPEN_STATUSES),
+            Subscriber.status == "active",
+        )
+        .order_by(Delivery.id)
+    )
+    if subscriber_id is not None:
+        query = query.where(Delivery.subscriber_id == subscriber_id)
+    return [
+        ClaimedDelivery(
+            r.id, r.edition_id, r.subscriber_id, r.email, r.kind, r.attempts, r.hard_bounces
+        )
+        for r in session.execute(query)
+    ]
