@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, update
 
 from newsletter.delivery import dispatch
-from newsletter.delivery import drain as drain_mod
+from newsletter.delivery.outcomes import Counters
 from newsletter.planning import planner
 from newsletter.runtime import Context
 from newsletter.scheduler import DeliveryJobs
@@ -99,7 +99,7 @@ def test_claims_of_a_live_process_elsewhere_are_waited_for_and_shown(
             )
         shown: list[str] = []
 
-        def progress(counters: drain_mod.Counters) -> None:
+        def progress(counters: Counters) -> None:
             if counters.waiting and counters.waiting not in shown:
                 shown.append(counters.waiting)
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from newsletter.delivery import dispatch, drain
+from newsletter.delivery import dispatch
+from newsletter.delivery.outcomes import Counters
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
 from newsletter.readers import subscriptions
@@ -51,7 +52,7 @@ def prepared(
     return ctx
 
 
-def send(ctx: Context) -> drain.Counters:
+def send(ctx: Context) -> Counters:
     return dispatch.send_now(ctx, clock=clock_from(NOW)).counters
 
 
@@ -155,7 +156,7 @@ def test_a_stop_request_releases_deliveries_not_yet_sent(
     ctx = prepared(context, faulty, readers=10)
     stop = threading.Event()
 
-    def progress(counters: drain.Counters) -> None:
+    def progress(counters: Counters) -> None:
         if counters.sent >= 2:
             stop.set()
 
@@ -181,7 +182,7 @@ def test_readers_who_unsubscribe_while_their_delivery_is_claimed_are_not_mailed(
         staying, leaving = emails[:4], emails[4:]
         left: list[str] = []
 
-        def progress(counters: drain.Counters) -> None:
+        def progress(counters: Counters) -> None:
             if counters.sent == 1 and not left:  # every delivery is claimed by now
                 for email in leaving:
                     subscriptions.unsubscribe(ctx, email)

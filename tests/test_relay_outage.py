@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from newsletter.delivery import dispatch
 from newsletter.delivery import drain as drain_mod
+from newsletter.delivery.outcomes import Counters
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
 from newsletter.runtime import Context
@@ -161,7 +162,7 @@ def test_a_looping_worker_outlives_a_relay_outage_and_keeps_the_deliveries(
         stop = threading.Event()
         shown: list[str] = []
 
-        def progress(counters: drain_mod.Counters) -> None:
+        def progress(counters: Counters) -> None:
             if counters.waiting:
                 shown.append(counters.waiting)
                 stop.set()  # it did not exit on the outage: enough seen
@@ -236,7 +237,7 @@ def test_backoff_waits_are_shown_on_the_progress_line(context: Context) -> None:
         ctx = prepared(context, server, 3, retry_base_seconds=1)
         shown: list[str] = []
 
-        def progress(counters: drain_mod.Counters) -> None:
+        def progress(counters: Counters) -> None:
             if counters.waiting and counters.waiting not in shown:
                 shown.append(counters.waiting)
 

@@ -18,6 +18,7 @@ from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.cli.embedding import embedding_bar
 from newsletter.delivery import dispatch
 from newsletter.delivery import drain as drain_mod
+from newsletter.delivery.outcomes import Counters
 from newsletter.errors import NothingToSend, RelayUnavailable
 
 
@@ -37,7 +38,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(number, old)
 
 
-def summary(counters: drain_mod.Counters) -> str:
+def summary(counters: Counters) -> str:
     return (
         f"sent {counters.sent}, failed {counters.failed}, skipped {counters.skipped}, "
         f"retried {counters.retried} in {counters.duration:.1f}s "

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.delivery.claimed import JobLoader, compose
 from newsletter.delivery.compose import Composer
-from newsletter.delivery.drain import Counters, DrainOptions, Transport, drain
+from newsletter.delivery.drain import DrainOptions, Transport, drain
+from newsletter.delivery.outcomes import Counters
 from newsletter.errors import NotFound, NothingToSend, RelayUnavailable
 from newsletter.mail.addresses import normalize_email
 from newsletter.mail.message import OutgoingMessage

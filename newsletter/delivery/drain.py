@@ -21,22 +21,22 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from newsletter.delivery.claimed import InlineComposer, Job, JobLoader, ProcessComposer
 from newsletter.delivery.compose import Composer
 from newsletter.delivery.guards import (
     _RUNNING_HERE,
-    RELAY_REST_SECONDS,
     Leavers,
     RelayWatch,
     lease_owner,
     owner_is_gone,
 )
 from newsletter.delivery.marks import MarkWriter
+from newsletter.delivery.outcomes import Counters, Outcome, Outcomes, judge_editions
 from newsletter.mail.message import OutgoingMessage
 from newsletter.mail.smtp import RelayError, SendError, SmtpPool
 from newsletter.runtime import Context
@@ -44,10 +44,9 @@ from newsletter.store import claims as claims_mod
 from newsletter.store import db
 from newsletter.store import deliveries as deliveries_mod
 from newsletter.store import editions as editions_mod
-from newsletter.store.claims import ClaimedDelivery, LeaseHold
+from newsletter.store.claims import LeaseHold
 from newsletter.store.models import utcnow
 
-Outcome = Literal["sent", "failed", "retried", "released", "returned", "skipped"]
 Ready = tuple[Job, OutgoingMessage]  # a composed message waiting for a connection
 POLL_SECONDS = 5.0  # how often a looping worker looks for due work when idle
 
@@ -56,44 +55,6 @@ class Transport(Protocol):
     size: int
 
     def send(self, sender: str, recipient: str, data: bytes) -> None: ...
-
-
-@dataclass
-class Counters:
-    """What a run did; updated from the sending threads."""
-
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    retried: int = 0
-    bounced: int = 0
-    released: int = 0
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    paused_reason: str | None = None
-    relay_error: str | None = None  # the run stopped: the relay failed every connection
-    waiting: str | None = None  # what an idle run waits for, while it waits
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
-
-    @property
-    def attempts(self) -> int:
-        return self.sent + self.failed + self.retried
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.skipped
-
-    @property
-    def duration(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.duration if self.duration > 0 else 0.0
 
 
 @dataclass
@@ -140,6 +101,16 @@ class Drainer:
         self.relay = RelayWatch(transport.size)
         self.leavers = Leavers(context)
         self._halt = threading.Event()  # paused or broken: queued jobs go back untouched
+        self.outcomes = Outcomes(
+            context,
+            self.owner,
+            self.counters,
+            self.progress,
+            clock,
+            self.relay,
+            self._halt,
+            self.stop,
+        )
         self._released: list[int] = []
         self._errors: list[BaseException] = []
 
@@ -198,7 +169,7 @@ class Drainer:
             # The failure breaker judges what was sent: once per batch of outcomes.
             if outcomes - checked >= size or (not claimed and outcomes > checked):
                 checked = outcomes
-                self._after_batch(editions)
+                judge_editions(self.context, self.clock(), editions)
             if options.edition_id is not None and self._paused(options.edition_id):
                 self._halt.set()
                 jobs.join()
@@ -235,7 +206,9 @@ class Drainer:
                     break
                 queued += 1
                 if isinstance(message, str):  # unusable data for this reader (e.g. address)
-                    self._failed(job.delivery, f"cannot compose: {message}", hard_bounce=False)
+                    self.outcomes.failed(
+                        job.delivery, f"cannot compose: {message}", hard_bounce=False
+                    )
                     continue
                 jobs.put((job, message))  # blocks while the connections are busy
         finally:  # stopping, or composing broke: the rest goes back untouched
@@ -331,92 +304,20 @@ class Drainer:
 
     def _deliver(self, job: Job, message: OutgoingMessage) -> Outcome:
         if job.delivery.subscriber_id in self.leavers:
-            return self._skip(job.delivery)
+            return self.outcomes.skipped(job.delivery)
         try:
             self.transport.send(message.sender, message.recipient, message.data)
         except RelayError as exc:
-            return self._on_relay_error(job.delivery, exc)
+            return self.outcomes.relay_failed(job.delivery, exc)
         except SendError as exc:
             self.relay.answered()
-            return self._on_error(job.delivery, exc)
+            return self.outcomes.refused(job.delivery, exc)
         self.relay.answered()
         # Nothing more goes out on this connection until the mark is committed.
         self.writer.sent(deliveries_mod.SentMark(job.delivery, message.message_id, self.clock()))
         self.counters.add("sent")
         self.progress(self.counters)
         return "sent"
-
-    def _skip(self, delivery: ClaimedDelivery) -> Outcome:
-        with db.transaction(self.context.sessions) as session:
-            claims_mod.skip_claimed(session, self.owner, delivery.id)
-        self.counters.add("skipped")
-        self.progress(self.counters)
-        return "skipped"
-
-    def _on_relay_error(self, delivery: ClaimedDelivery, exc: RelayError) -> Outcome:
-        """Not the reader's fault: the delivery goes back untouched (no attempt counted).
-
-        When the relay is down, the run stops; otherwise this delivery is free again
-        at once for a healthier connection or the next claim.
-        """
-        if self.relay.failed():
-            self.counters.relay_error = str(exc)
-            self._halt.set()
-            return "released"
-        with db.transaction(self.context.sessions) as session:
-            claims_mod.release(session, self.owner, [delivery.id])
-        self.stop.wait(RELAY_REST_SECONDS)
-        return "returned"
-
-    def _on_error(self, delivery: ClaimedDelivery, exc: SendError) -> Outcome:
-        if exc.permanent:
-            return self._failed(delivery, str(exc), hard_bounce=True)
-        config = self.settings.delivery
-        attempts = delivery.attempts + 1
-        if attempts >= config.max_attempts:
-            return self._failed(delivery, f"gave up after {attempts} attempts: {exc}", False)
-        now = self.clock()
-        retry_at = now + timedelta(seconds=config.retry_base_seconds * 2 ** (attempts - 1))
-        with db.transaction(self.context.sessions) as session:
-            deliveries_mod.mark_retry(session, delivery, self.owner, str(exc), retry_at, now)
-        self.counters.add("retried")
-        self.progress(self.counters)
-        return "retried"
-
-    def _failed(self, delivery: ClaimedDelivery, error: str, hard_bounce: bool) -> Outcome:
-        now = self.clock()
-        bounce_after = self.settings.delivery.bounce_after
-        with db.transaction(self.context.sessions) as session:
-            deliveries_mod.mark_failed(
-                session, delivery, self.owner, error, now, permanent=hard_bounce
-            )
-            bounced = hard_bounce and deliveries_mod.record_hard_bounce(
-                session, delivery.subscriber_id, bounce_after, now
-            )
-        self.counters.add("failed")
-        if bounced:
-            self.counters.add("bounced")
-        self.progress(self.counters)
-        return "failed"
-
-    def _after_batch(self, edition_ids: Iterable[int]) -> None:
-        config = self.settings.delivery
-        for edition_id in edition_ids:
-            # Immediate: it reads, then may write, while the senders commit marks; a
-            # deferred SQLite transaction could not upgrade after their commits.
-            with db.transaction(self.context.sessions, immediate=True) as session:
-                window = config.failure_window
-                scanned = window * config.max_attempts
-                failed, total = deliveries_mod.failure_share(session, edition_id, window, scanned)
-                if total >= window and failed / total > config.failure_threshold:
-                    reason = (
-                        f"{failed} of the last {total} deliveries failed "
-                        f"(more than {config.failure_threshold:.0%}); check the SMTP server "
-                        "and the deliveries' last errors, then run `newsletter send-now`"
-                    )
-                    editions_mod.pause_edition(session, edition_id, reason)
-                else:
-                    editions_mod.finish_edition_if_complete(session, edition_id, self.clock())
 
 
 def _waiting_line(
