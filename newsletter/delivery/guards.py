@@ -1,18 +1,6 @@
-"""Draining the outbox: claim due deliveries, compose, send, record each outcome.
-
-Record first, send, record the outcome: a delivery is leased before it is sent and
-marked sent in its own small transaction right after the server's 250 reply, so a
-crash can repeat at most the messages in flight. 4xx replies, timeouts and drops are
-retried with exponential backoff; 5xx replies fail at once and count as a hard
-bounce. When the latest attempts of too many deliveries fail, the edition pauses and
-says why; `send-now` resumes it. A relay that fails every connection (unreachable,
-refusing the session or our sender) is no reader's fault: the run stops, its
-deliveries go back untouched, and `Counters.relay_error` says why.
-
-How it goes fast without loosening that: one thread claims batches and composes
-(optionally in worker processes, `DrainOptions.processes`), a bounded queue feeds
-one sending thread per SMTP connection, and sent marks are group-committed by
-MarkWriter: a connection sends nothing more until its mark is durable.
+"""What keeps a drain from doing harm: a relay that fails every connection stops the
+run (`RelayWatch`), readers who left since planning are skipped at send time
+(`Leavers`), and claims held by a worker that is gone are taken back (`owner_is_gone`).
 """
 
 from __future__ import annotations

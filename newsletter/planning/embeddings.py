@@ -1,5 +1,4 @@
-"""Service between the store and the pure matcher: interests from subscribers' choices,
-candidates from stored papers, and the ranked picks planning and `match` use.
+"""Embedding papers and interests with the configured model, and keeping the vectors.
 
 Paper embeddings are computed once per paper and model and kept in papers.embedding
 (float32 bytes) with papers.embedding_model; they are recomputed only when missing
@@ -14,8 +13,7 @@ Ahead of planning and `match` (store_new_embeddings), what is new is embedded ch
 chunk outside any transaction, each chunk stored in a short transaction of its own, and
 a progress callback is told (done, total): a killed run keeps the chunks it stored.
 
-A typed one-word interest that names a configured topic is matched as that topic
-(see newsletter/matching/expand.py): "healthcare" gets the radiology papers.
+No model is loaded unless there is text to embed; once loaded it is kept for the process.
 """
 
 from __future__ import annotations

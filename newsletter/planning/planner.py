@@ -1,11 +1,7 @@
-"""Planning an edition: which week, which window, which papers for which reader.
-
-An edition is one ISO week in `digest.timezone` ("2026-W48"). Its window is the
-`digest.window_days` before its send instant (digest.weekday at digest.time of that
-week), continued from where the previous edition's window stopped and ended when it
-is planned (see `planned_window`), so no paper falls between two editions. Planning
-records one delivery per active reader, each due at the send time in the reader's own
-time zone; the database's unique keys make planning idempotent.
+"""Planning an edition: take its window's papers, choose each active reader's, and
+record one delivery per reader (see `plan_edition`). The database's unique keys make
+planning idempotent: two planners racing each other both succeed and each row exists
+once. `why_nothing` says in one line why a plan or preview would send nothing.
 """
 
 from __future__ import annotations

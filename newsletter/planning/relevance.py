@@ -1,19 +1,6 @@
 """Service between the store and the pure matcher: interests from subscribers' choices,
 candidates from stored papers, and the ranked picks planning and `match` use.
 
-Paper embeddings are computed once per paper and model and kept in papers.embedding
-(float32 bytes) with papers.embedding_model; they are recomputed only when missing
-(the store clears them when a title or abstract changes) or when the configured model
-changes. Interests (typed texts and topics) are embedded once per unique text and model,
-kept in the interest_embeddings table and cached in the process. On PostgreSQL new
-interest vectors are committed in their own transaction, so a plan that is rolled back
-(dry run) does not lose them; SQLite has one writer and the planner holds it, so there
-they are written in the caller's transaction.
-
-Ahead of planning and `match` (store_new_embeddings), what is new is embedded chunk by
-chunk outside any transaction, each chunk stored in a short transaction of its own, and
-a progress callback is told (done, total): a killed run keeps the chunks it stored.
-
 A typed one-word interest that names a configured topic is matched as that topic
 (see newsletter/matching/expand.py): "healthcare" gets the radiology papers.
 """

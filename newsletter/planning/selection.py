@@ -1,11 +1,6 @@
-"""Planning an edition: which week, which window, which papers for which reader.
-
-An edition is one ISO week in `digest.timezone` ("2026-W48"). Its window is the
-`digest.window_days` before its send instant (digest.weekday at digest.time of that
-week), continued from where the previous edition's window stopped and ended when it
-is planned (see `planned_window`), so no paper falls between two editions. Planning
-records one delivery per active reader, each due at the send time in the reader's own
-time zone; the database's unique keys make planning idempotent.
+"""Choosing each reader's papers for an edition: their topics and typed interests
+ranked by relevance, merged into one list ordered by community upvotes, never a paper
+the reader was sent before; readers with no picks get the general trending selection.
 """
 
 from __future__ import annotations

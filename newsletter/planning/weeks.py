@@ -1,11 +1,10 @@
-"""Planning an edition: which week, which window, which papers for which reader.
+"""The calendar of editions: which week, which window, when it is sent (pure).
 
 An edition is one ISO week in `digest.timezone` ("2026-W48"). Its window is the
 `digest.window_days` before its send instant (digest.weekday at digest.time of that
 week), continued from where the previous edition's window stopped and ended when it
-is planned (see `planned_window`), so no paper falls between two editions. Planning
-records one delivery per active reader, each due at the send time in the reader's own
-time zone; the database's unique keys make planning idempotent.
+is planned (see `planned_window`), so no paper falls between two editions. Each
+reader's delivery is due at the send time in the reader's own time zone.
 """
 
 from __future__ import annotations
