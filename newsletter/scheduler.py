@@ -67,7 +67,7 @@ class Jobs(Protocol):
 
 
 class DeliveryJobs:
-    """The real work: plan with newsletter.digest, send with newsletter.outbox."""
+    """The real work: plan with newsletter.planning, send with newsletter.delivery."""
 
     def plan(self, context: Context, now: datetime, key: str) -> object:
         return planner.plan_edition(context, now, key=key, embedding=EmbeddingLog())
