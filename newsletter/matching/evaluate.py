@@ -14,7 +14,11 @@ were not used to choose them; the report gives macro-F1 on both parts as well as
 Typed interests are expanded with the topics of the shipped config.yaml, as planning
 expands them with the configured topics.
 
-    python -m newsletter.matching.evaluate        # matcher vs keyword baseline
+    python -m newsletter.matching.evaluate        # every path, words only and hybrid
+
+Besides typed interests it scores the paths a reader teaches the digest by: example
+papers (one or two of a case's musts given, the rest scored; alone and with the typed
+interest) and feedback (see `simulate_feedback`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from newsletter.matching.embedder import (
     paper_text,
     to_bytes,
 )
+from newsletter.matching.examples import held_back, rank_by_examples
 from newsletter.matching.expand import expand, topic
 from newsletter.matching.hybrid import rank_hybrid, semantic_text
 from newsletter.matching.types import Candidate, Interest, Match, MatchParams
@@ -153,6 +158,88 @@ def evaluate(
     return Report(name, tuple(results))
 
 
+def evaluate_examples(
+    name: str,
+    cases: Sequence[Case],
+    papers: Sequence[SamplePaper],
+    rank: RankFn,
+    params: MatchParams,
+    vectors: np.ndarray | None,
+    count: int,
+    with_interest: bool,
+    use_examples: bool = True,
+) -> Report:
+    """ "Papers like these": for each case with three or more musts, its first `count`
+    musts are the reader's examples and the rest are scored (the examples themselves
+    are neither rewarded nor punished). `with_interest`: the typed interest as well;
+    `use_examples=False`: the interest alone on the same cases, the yardstick."""
+    candidates = _candidates(papers, vectors)
+    usable = [c for c in cases if len(c.must) >= 3]
+    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in usable]
+    ranked = rank(interests, [Candidate(i, p.title, p.abstract) for i, p in enumerate(papers)])
+    results = []
+    for case, interest in zip(usable, interests, strict=True):
+        examples = sorted(case.must)[:count]
+        liked = rank_by_examples(
+            [candidates[i] for i in examples],
+            ["" for _ in examples],
+            candidates,
+            params,
+            alone=not with_interest,
+        )
+        returned = {m.paper_id for found in liked.values() for m in found if use_examples}
+        if with_interest:
+            returned |= {m.paper_id for m in ranked[interest.key]}
+        scored = Case(case.interest, case.must - set(examples), case.may, case.held_out)
+        kept = frozenset(returned - set(examples))
+        results.append(CaseResult(scored, kept, case_f1(scored, kept)))
+    return Report(name, tuple(results))
+
+
+def simulate_feedback(
+    name: str,
+    cases: Sequence[Case],
+    papers: Sequence[SamplePaper],
+    rank: RankFn,
+    params: MatchParams,
+    vectors: np.ndarray | None,
+    feedback: bool = True,
+) -> Report:
+    """Two editions: the even-numbered sample papers, then the odd-numbered ones. On
+    the first the reader marks "more" on every must it brought and "fewer" on every
+    paper it should not have; the second is scored (on its own papers only)."""
+    candidates = _candidates(papers, vectors)
+    first = [c for c in candidates if c.paper_id % 2 == 0]
+    second = [c for c in candidates if c.paper_id % 2 == 1]
+    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in cases]
+    before, after = rank(interests, first), rank(interests, second)
+    results = []
+    for case, interest in zip(cases, interests, strict=True):
+        shown = {m.paper_id for m in before[interest.key]}
+        returned = {m.paper_id for m in after[interest.key]}
+        if feedback:
+            more = [candidates[i] for i in sorted(shown & case.must)]
+            fewer = [candidates[i] for i in sorted(shown - case.must - case.may)]
+            liked = rank_by_examples(more, ["" for _ in more], second, params)
+            returned |= {m.paper_id for found in liked.values() for m in found}
+            returned -= held_back(fewer, more, second, params)
+        odd = frozenset(c.paper_id for c in second)
+        scored = Case(case.interest, case.must & odd, case.may & odd, case.held_out)
+        results.append(
+            CaseResult(scored, frozenset(returned), case_f1(scored, frozenset(returned)))
+        )
+    return Report(name, tuple(results))
+
+
+def _candidates(papers: Sequence[SamplePaper], vectors: np.ndarray | None) -> list[Candidate]:
+    return [
+        Candidate(
+            i, p.title, p.abstract, embedding=None if vectors is None else to_bytes(vectors[i])
+        )
+        for i, p in enumerate(papers)
+    ]
+
+
 def load_topics(path: Path = DEFAULT_CONFIG) -> list[Interest]:
     """The topics of the shipped config.yaml, as planning reads them."""
     settings = load_settings(path, environ={})
@@ -220,15 +307,44 @@ def main(argv: list[str] | None = None) -> None:
     held = sum(1 for c in cases if c.held_out)
     print(f"{len(cases)} interests ({held} held out, marked *) on {len(papers)} sample papers")
     print_report(evaluate("keyword baseline", cases, papers, baseline.rank), papers, args.verbose)
-    lexical = hybrid_ranker(papers, None)
-    print_report(evaluate("matcher, lexical only", cases, papers, lexical), papers, args.verbose)
+    print_paths("lexical only", cases, papers, None, args.verbose)
     try:
         embedder = load_embedder(args.model)
     except EmbedderUnavailable as exc:
-        print(f"matcher, hybrid: skipped ({exc})")
+        print(f"hybrid: skipped ({exc})")
         return
-    hybrid = hybrid_ranker(papers, embedder)
-    print_report(evaluate("matcher, hybrid", cases, papers, hybrid), papers, args.verbose)
+    print_paths("hybrid", cases, papers, embedder, args.verbose)
+
+
+def print_paths(
+    mode: str,
+    cases: Sequence[Case],
+    papers: Sequence[SamplePaper],
+    embedder: Embedder | None,
+    verbose: bool,
+) -> None:
+    """Every path a reader's profile can take, matched the way planning matches it."""
+    params = MatchParams()
+    rank = hybrid_ranker(papers, embedder, params)
+    vectors = None
+    if embedder is not None:
+        vectors = embedder.embed([paper_text(p.title, p.abstract) for p in papers])
+    print_report(evaluate(f"{mode}: interests", cases, papers, rank), papers, verbose)
+    for count in (1, 2):
+        label = f"{mode}: same cases, interest alone ({count} must{'s' if count > 1 else ''} out)"
+        report = evaluate_examples(label, cases, papers, rank, params, vectors, count, True, False)
+        print_report(report, papers, verbose)
+        for with_interest in (False, True):
+            label = f"{mode}: {count} example{'s' if count > 1 else ''}"
+            label += " + interest" if with_interest else " alone"
+            report = evaluate_examples(
+                label, cases, papers, rank, params, vectors, count, with_interest
+            )
+            print_report(report, papers, verbose)
+    for feedback in (False, True):
+        label = f"{mode}: 2nd edition, {'with' if feedback else 'no'} feedback"
+        report = simulate_feedback(label, cases, papers, rank, params, vectors, feedback)
+        print_report(report, papers, verbose)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,10 @@ class MatchParams:
     relevance_weight: float = 0.4
     half_life_days: float = 3.5
     topic_similarity: float = 0.7  # a one-word interest this close to a topic's name is it
+    # A paper this similar to an example is "like" it. Examples next to topics or typed
+    # interests add only close papers; a profile of examples alone reaches further.
+    example_threshold: float = 0.45
+    example_lexical_threshold: float = 0.2  # the same without embeddings (tf-idf cosine)
+    example_alone_threshold: float = 0.35
+    example_alone_lexical_threshold: float = 0.06
+    fewer_threshold: float = 0.5  # a paper this similar to a "fewer" one is held back
