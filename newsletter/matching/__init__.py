@@ -57,8 +57,8 @@ def collection_paused() -> Iterator[None]:
 
     Ranking and merging allocate hundreds of thousands of small objects (terms, matches,
     lists) that form no reference cycles; each burst would set off collections that walk
-    the caller's whole heap (a planner holds every subscriber), a tenth or more of the
-    time of a large edition, and free nothing. Collection resumes afterwards.
+    the caller's whole heap (a planner holds every subscriber) and free nothing.
+    Collection resumes afterwards.
     """
     enabled = gc.isenabled()
     gc.disable()
