@@ -11,8 +11,11 @@ bundled sample's sentences. Prints figures; asserts nothing.
 Reported separately: the one-off cost of embedding the papers (stored, never redone)
 and embedding the unique interests (once per run, cached in the process).
 
-Subscribers' picks are merged once per distinct set of matching interests
-(`picks_for_all`); merging subscriber by subscriber is timed too, for comparison.
+Timed as planning runs them once the embeddings exist: `matching.rank` (what
+`relevance.rank_papers` calls) once per unique interest, then every subscriber's
+digest merged from their interests' ranked lists by `selection.merge_ranked` (what
+`selection.choose_for` calls). benchmarks/plan.py times the same path end to end over
+a store, with fewer distinct interests.
 """
 
 from __future__ import annotations
@@ -27,18 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from newsletter.matching import (
-    Candidate,
-    Interest,
-    MatchParams,
-    picks,
-    picks_for_all,
-    rank,
-    semantic_text,
-)
+from newsletter.matching import Candidate, Interest, Match, MatchParams, rank, semantic_text
 from newsletter.matching.embedder import EmbedderUnavailable, load_embedder, paper_text, to_bytes
 from newsletter.matching.evaluate import load_papers
 from newsletter.matching.text import query_terms, words
+from newsletter.planning.selection import merge_ranked
+from newsletter.store.plans import PlannedPaper
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 11, tzinfo=UTC)
@@ -114,6 +111,22 @@ def make_subscribers(
     return subscribers
 
 
+Reader = tuple[int, list[Interest], tuple[str, ...]]
+
+
+def reader_choices(subscribers: list[list[str]], interests: list[Interest]) -> list[Reader]:
+    """(id, interests, keys) per subscriber: what planning reads of each reader."""
+    by_key = {i.key: i for i in interests}
+    return [(n, [by_key[k] for k in keys], tuple(keys)) for n, keys in enumerate(subscribers)]
+
+
+def merge_all(
+    ranked: dict[str, list[Match]], readers: list[Reader], limit: int
+) -> dict[int, tuple[PlannedPaper, ...]]:
+    """Every subscriber's digest, as planning merges it (no history: a first edition)."""
+    return merge_ranked(ranked, readers, {}, limit, general=lambda seen: ())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -176,36 +189,31 @@ def main() -> None:
         except EmbedderUnavailable as exc:
             print(f"semantic extra absent ({exc}): words only")
 
+    readers = reader_choices(subscribers, interests)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     ranked = rank(interests, papers, interest_vectors=vectors, params=MatchParams())
     ranked_at = time.perf_counter()
-    chosen = picks_for_all(ranked, subscribers, args.max_papers)
+    chosen = merge_all(ranked, readers, args.max_papers)
     done = time.perf_counter()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     matches = sum(len(v) for v in ranked.values())
-    empty = sum(1 for c in chosen if not c)
+    empty = sum(1 for c in chosen.values() if not c)
     print(
         f"rank {len(interests):,} unique interests: {ranked_at - started:.2f} s "
         f"({matches:,} matches, {matches / max(len(interests), 1):.1f} per interest)"
     )
     print(
-        f"merge picks for {len(subscribers):,} subscribers: {done - ranked_at:.2f} s "
+        f"merge the digests of {len(subscribers):,} subscribers: {done - ranked_at:.2f} s "
         f"({empty:,} with nothing relevant)"
     )
     print(f"all subscribers' ranked picks: {done - started:.2f} s")
-    started = time.perf_counter()
-    one_by_one = [picks(ranked, keys, args.max_papers) for keys in subscribers]
-    print(
-        f"(merging subscriber by subscriber instead: {time.perf_counter() - started:.2f} s, "
-        f"same picks: {one_by_one == chosen})"
-    )
     # Peak memory of the same work, traced in a second pass (tracing slows it down).
     query_terms.cache_clear()  # tokenise the interests again, as the first pass did
     tracemalloc.start()
     ranked = rank(interests, papers, interest_vectors=vectors, params=MatchParams())
-    chosen = picks_for_all(ranked, subscribers, args.max_papers)
+    chosen = merge_all(ranked, readers, args.max_papers)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from newsletter.delivery import dispatch
 from newsletter.errors import InvalidInput
+from newsletter.matching import Interest, Match
 from newsletter.planning import planner as planner_mod
 from newsletter.planning import selection
 from newsletter.planning import weeks as weeks_mod
@@ -304,6 +305,22 @@ def test_the_general_digest_skips_papers_the_reader_already_got(context: Context
             session, ctx.settings, [reader], papers, {1: set(by_upvotes[:2])}
         )
     assert [p.paper_id for p in chosen[1]] == by_upvotes[2:5]
+
+
+def test_a_paper_two_interests_match_comes_once_under_the_interest_it_scored_best() -> None:
+    llms, video = Interest("topic:llms", "LLMs", "LLMs"), Interest("text:video", "video", "video")
+    ranked = {
+        "topic:llms": [Match(1, 0.9, 0.5, "x"), Match(2, 0.5, 0.5, "x")],
+        "text:video": [Match(2, 0.7, 0.6, "x"), Match(3, 0.1, 0.4, "x")],
+    }
+    keys = ("topic:llms", "text:video")
+    readers = [(7, [llms, video], keys), (8, [llms, video], keys)]
+    chosen = selection.merge_ranked(ranked, readers, {8: {1}}, 2, lambda seen: ())
+    assert [(p.paper_id, p.reason) for p in chosen[7]] == [
+        (1, "Matched your topic: LLMs"),
+        (2, "Matched your interest: video"),
+    ]
+    assert [p.paper_id for p in chosen[8]] == [2, 3]  # reader 8 already got paper 1
 
 
 def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(

@@ -1,13 +1,15 @@
-"""The pure matcher: tokens, lexical coverage, embeddings, categories, trending, merging."""
+"""The pure matcher: tokens, lexical coverage, embeddings, categories, trending."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
-from newsletter.matching import Candidate, Interest, Match, MatchParams, picks, rank
+from newsletter.matching import Candidate, Interest, MatchParams, hybrid, rank
 from newsletter.matching.embedder import from_bytes, to_bytes
 from newsletter.matching.expand import expand, topic_names
 from newsletter.matching.text import terms
@@ -130,13 +132,33 @@ def test_limit_keeps_each_interests_best() -> None:
     assert [m.paper_id for m in found] == [5, 4]
 
 
-def test_picks_takes_each_paper_once_under_its_best_interest() -> None:
-    ranked = {
-        "a": [Match(1, 0.9, 0.5, "a"), Match(2, 0.5, 0.5, "a")],
-        "b": [Match(2, 0.7, 0.6, "b"), Match(3, 0.1, 0.4, "b")],
-    }
-    chosen = picks(ranked, ["a", "b"], limit=2)
-    assert [(m.paper_id, m.reason) for m in chosen] == [(1, "a"), (2, "b")]
+def test_interests_ranked_over_several_blocks_get_what_one_block_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    paper_vectors = [unit(rng) for _ in PAPERS]
+    papers = [replace(p, embedding=to_bytes(v)) for p, v in zip(PAPERS, paper_vectors, strict=True)]
+    interests = [text("point cloud registration"), HEALTH, text("language models"), NLP]
+    interests += [text("radiology"), text("image recognition"), text("quantum computing")]
+    near = [0, 2, 1, None, 2, 3, None]  # the paper whose meaning each interest shares
+    vectors = np.array([unit(rng) if n is None else paper_vectors[n] for n in near])
+    whole = rank(interests, papers, interest_vectors=vectors)
+    assert sum(1 for found in whole.values() if found) >= 4
+    # Blocks of two interests; a topic with more query rows than that is a block alone.
+    monkeypatch.setattr(hybrid, "BLOCK", 2)
+    split = rank(interests, papers, interest_vectors=vectors)
+    assert list(split) == list(whole)
+    for key, matches in whole.items():
+        assert [(m.paper_id, m.reason) for m in split[key]] == [
+            (m.paper_id, m.reason) for m in matches
+        ]
+        for one, other in zip(split[key], matches, strict=True):
+            assert one.score == pytest.approx(other.score, abs=1e-6)
+
+
+def unit(rng: np.random.Generator) -> np.ndarray:
+    vector = rng.standard_normal(8).astype(np.float32)
+    return np.asarray(vector / np.linalg.norm(vector), np.float32)
 
 
 def test_no_candidates_means_no_matches() -> None:

@@ -104,6 +104,12 @@ def test_a_405_names_head_with_get(context: Context) -> None:
     assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
 
 
+def test_a_405_names_every_method_of_the_path(context: Context) -> None:
+    with TestClient(create_app(context)) as client:
+        answer = client.request("OPTIONS", "/confirm/abc.def.ghi")
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD, POST"
+
+
 # --- the home page is computed once per change of the listings -----------------------
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -185,6 +187,29 @@ def test_it_answers_413_to_a_huge_body(web: Rig) -> None:
     )
     assert answer.status_code == 413 and "Request too large" in answer.text
     assert stored(web, "a@example.org") is None
+
+
+def test_a_form_within_the_pages_limits_is_never_refused_as_too_large(web: Rig) -> None:
+    page = web.client.get("/").text
+    found = re.search(r'name="interests"[^>]*maxlength="(\d+)"', page)
+    assert found is not None
+    interests_max = int(found.group(1))
+    assert interests_max >= 800  # the default body limit leaves room for four full interests
+    widest = "\U0001f600"  # four UTF-8 bytes, twelve once percent-encoded
+    fields = {
+        "csrf_token": "a" * 200,
+        "email": widest * 254,
+        "interests": widest * interests_max,
+        "timezone": widest * 64,
+        "website": widest * 100,
+        "topic": ["memory"] * 3,
+    }
+    answer = web.client.post(
+        "/subscribe",
+        content=urlencode(fields, doseq=True),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 403  # refused for its CSRF token, not as too large (413)
 
 
 def test_it_answers_413_to_a_streamed_body_without_length(web: Rig) -> None:

@@ -140,10 +140,10 @@ class InlineComposer:
 class ProcessComposer:
     """Composes in worker processes, in order, a few slices ahead of the caller.
 
-    Composing is pure CPU work (no database, no network), about three quarters of a
-    message's cost; in one process it holds the interpreter lock the SMTP and
-    database work need. Here it runs on the other cores while this process claims,
-    sends and records exactly as before: one lease owner, one writer.
+    Composing is pure CPU work (no database, no network), most of a message's cost;
+    in one process it holds the interpreter lock the SMTP and database work need.
+    Here it runs on the other cores while this process alone claims, sends and
+    records: one lease owner, one writer.
     """
 
     SLICE = 64

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -28,8 +27,6 @@ __all__ = [
     "Match",
     "MatchParams",
     "collection_paused",
-    "picks",
-    "picks_for_all",
     "rank",
     "semantic_text",
 ]
@@ -54,58 +51,14 @@ def rank(
         return rank_hybrid(interests, candidates, interest_vectors, params or MatchParams(), limit)
 
 
-def picks(ranked: Mapping[str, list[Match]], keys: Iterable[str], limit: int) -> list[Match]:
-    """One subscriber's digest from their interests' ranked matches: each paper once,
-    under the interest where it scored best, best first.
-
-    Only each list's first `limit` matches can be picked (a paper further down one list
-    has `limit` better papers before it in that list alone), so a subscriber costs a
-    sort of a few dozen matches however many papers their interests match. Ties keep
-    the order of `keys`, as a merge of the lists would. Paper ids are distinct within a
-    list, as `rank` returns them, so a single matching interest needs no merge at all.
-    """
-    limit = max(limit, 1)  # as before: the first match is taken before the count is checked
-    lists = [found for key in keys if (found := ranked.get(key))]
-    if len(lists) <= 1:
-        return list(lists[0][:limit]) if lists else []
-    merged = sorted(itertools.chain.from_iterable(m[:limit] for m in lists), key=_best_first)
-    chosen: list[Match] = []
-    taken: set[int] = set()
-    for match in merged:
-        if match.paper_id not in taken:
-            taken.add(match.paper_id)
-            chosen.append(match)
-            if len(chosen) >= limit:
-                break
-    return chosen
-
-
-def picks_for_all(
-    ranked: Mapping[str, list[Match]], subscribers: Iterable[Sequence[str]], limit: int
-) -> list[list[Match]]:
-    """`picks` for each subscriber's interest keys, merged once per distinct run of
-    matching interests: thousands of subscribers share "LLMs" and nothing else that
-    matched this week. Subscribers with the same picks share one list: do not mutate."""
-    merged: dict[tuple[str, ...], list[Match]] = {}
-    out: list[list[Match]] = []
-    with collection_paused():
-        for keys in subscribers:
-            signature = tuple([key for key in keys if ranked.get(key)])
-            found = merged.get(signature)
-            if found is None:
-                found = merged[signature] = picks(ranked, signature, limit)
-            out.append(found)
-    return out
-
-
 @contextlib.contextmanager
 def collection_paused() -> Iterator[None]:
     """No cyclic garbage collection for the duration.
 
     Ranking and merging allocate hundreds of thousands of small objects (terms, matches,
     lists) that form no reference cycles; each burst would set off collections that walk
-    the caller's whole heap (a planner holds every subscriber), a tenth or more of the
-    time of a large edition, and free nothing. Collection resumes afterwards.
+    the caller's whole heap (a planner holds every subscriber) and free nothing.
+    Collection resumes afterwards.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -114,7 +67,3 @@ def collection_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _best_first(match: Match) -> tuple[float, int]:
-    return -match.score, match.paper_id

@@ -7,7 +7,7 @@ usual Hugging Face cache or hub. Loading is cached per process: a test session o
 weekly run loads the model once.
 
 Where Optimum and ONNX Runtime are installed (they come with the `semantic` extra), the
-packaged model runs on sentence-transformers' ONNX backend, about twice as fast on CPU
+packaged model runs on sentence-transformers' ONNX backend, which embeds faster on CPU
 with the same matching results. Its ONNX file is exported once from the packaged
 weights (never downloaded) into a cache folder (`onnx_folder`). Vectors are stored
 under the model name with the backend appended ("…@onnx"), so vectors of two backends

@@ -4,7 +4,8 @@ All interests are scored against all papers as matrices, a block of interests at
 time, so tens of thousands of unique interests cost a few matrix products rather than
 a Python loop over papers. The matches of a whole block are found, ordered and cut to
 the limit with array operations, and the block's arrays live in buffers allocated once
-per ranking (a fresh 16 MB array per step costs more in page faults than the step).
+per ranking (a fresh BLOCK × papers array per step costs more in page faults than the
+step's arithmetic).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def rank_hybrid(
 
 
 def _blocks(count: int) -> Iterator[slice]:
-    """BLOCK consecutive interests at a time (the semantic product's rounding depends on
-    the block's shape, so blocks are kept as they always were)."""
+    """BLOCK consecutive interests at a time. The semantic product's rounding depends on
+    the block's shape: fixed-size blocks make a ranking repeatable to the last bit."""
     for start in range(0, count, BLOCK):
         yield slice(start, start + BLOCK)
 

@@ -28,8 +28,9 @@ class LexicalIndex:
         """documents: (title, abstract) pairs, in candidate order.
 
         Terms are numbered in order of first use (paper by paper), and counted with
-        numpy rather than a Counter per paper; the numbering fixes the order in which a
-        query's terms are summed, so it is kept as it always was.
+        numpy rather than a Counter per paper. The numbering fixes the order in which a
+        query's terms are summed, and so the scores' rounding: numbered by first use,
+        the same papers in the same order always score the same.
         """
         every: list[str] = []
         lengths = np.zeros(len(documents), dtype=np.float64)

@@ -6,7 +6,7 @@ the reader was sent before; readers with no picks get the general trending selec
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -40,29 +40,47 @@ def choose_for(
     most trending papers, the same order as the archive and the home page.
 
     Ranking runs once per unique interest for all readers; each reader then merges
-    their interests' ranked lists lazily (stopping at max_papers), skipping papers
-    they were already sent. Readers with the same interests and no history share
-    one result, and readers with the same choices share the work of reading them.
+    their interests' ranked lists (see `merge_ranked`). Readers with the same
+    choices share the work of reading them.
     """
     choices = _Choices(settings)
-    of_reader = [choices.of(r) for r in readers]
-    unique = list({i.key: i for mine, _ in of_reader for i in mine}.values())
+    of_reader = [(r.id, *choices.of(r)) for r in readers]
+    unique = list({i.key: i for _, mine, _ in of_reader for i in mine}.values())
     ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
     limit = settings.digest.max_papers
+
+    def general(seen: set[int]) -> tuple[plans.PlannedPaper, ...]:
+        return _general(settings, papers, seen, limit)
+
+    return merge_ranked(ranked, of_reader, delivered, limit, general)
+
+
+def merge_ranked(
+    ranked: Mapping[str, Sequence[Match]],
+    readers: Iterable[tuple[int, Sequence[Interest], tuple[str, ...]]],
+    delivered: Mapping[int, set[int]],
+    limit: int,
+    general: Callable[[set[int]], tuple[plans.PlannedPaper, ...]],
+) -> dict[int, tuple[plans.PlannedPaper, ...]]:
+    """Each reader's digest from their interests' ranked lists, best first.
+
+    readers: (id, interests, their keys). A paper two interests match comes once, under
+    the interest where it scored best; papers in `delivered` are skipped. Each reader's
+    merge is lazy (it stops at `limit`); readers with the same interests and no history
+    share one result. A reader with no interests gets `general(seen)`.
+    """
     streams = _Streams(ranked, limit)
     shared: dict[tuple[str, ...], tuple[plans.PlannedPaper, ...]] = {}
     chosen: dict[int, tuple[plans.PlannedPaper, ...]] = {}
     with collection_paused():  # many small objects, no cycles: see its docstring
-        for reader, (mine, signature) in zip(readers, of_reader, strict=True):
-            seen = delivered.get(reader.id, set())
+        for reader_id, mine, signature in readers:
+            seen = delivered.get(reader_id, set())
             if not seen and signature in shared:
-                chosen[reader.id] = shared[signature]
+                chosen[reader_id] = shared[signature]
                 continue
-            if not mine:  # picked nothing: the general trending digest
-                picks = _general(settings, papers, seen, limit)
-            else:
-                picks = _merge(mine, streams, seen, limit)
-            chosen[reader.id] = picks
+            # A reader who picked nothing gets the general trending digest.
+            picks = _merge(mine, streams, seen, limit) if mine else general(seen)
+            chosen[reader_id] = picks
             if not seen:
                 shared[signature] = picks
     return chosen

@@ -1,7 +1,7 @@
 """MJML + Jinja: compile the MJML once, keep the Jinja, render only Jinja per message.
 
-mjml2html costs about a millisecond per call, several times a Jinja render, so each
-template goes through MJML once per process. Jinja tags are swapped for inert tokens
+A call of mjml2html costs far more than a Jinja render, so each template goes
+through MJML once per process. Jinja tags are swapped for inert tokens
 before MJML sees them and put back afterwards. Control flow that spans MJML components
 (a loop over paper cards, an optional image) sits in `<mj-raw>`, which MJML copies
 verbatim at that point of the output, so the compiled HTML is the same as compiling

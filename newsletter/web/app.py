@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -16,13 +15,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.readers.archive import TrendingCache
 from newsletter.runtime import Context
+from newsletter.web import archive, preferences, subscribe
+from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
-from newsletter.web.routes import PendingPurge, WebState, router, timezones
+from newsletter.web.routes import PendingPurge, WebState, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
-from newsletter.web.spec import install_openapi, web_forms
 
 STATIC = Path(__file__).parent / "static"
+ROUTERS = (subscribe.router, preferences.router, archive.router)
 TITLES = {
     400: "Bad request",
     403: "Forbidden",
@@ -36,13 +37,7 @@ TITLES = {
 
 def create_app(context: Context) -> FastAPI:
     settings = context.settings
-    app = FastAPI(
-        title=f"{settings.site.name} web",
-        version="1",
-        description="Subscribe, confirm, preferences, unsubscribe and the edition archive.",
-        docs_url=None,  # the docs pages need inline script, which our CSP forbids
-        redoc_url=None,
-    )
+    app = FastAPI(openapi_url=None)  # HTML forms for readers, not an API: nothing to publish
     pages = Pages(settings)
     https = settings.site.base_url.startswith("https://")
     forms = web_forms(settings, timezones())
@@ -56,10 +51,10 @@ def create_app(context: Context) -> FastAPI:
         purge=PendingPurge(context),
         trending=TrendingCache(),
     )
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app, pages)
-    install_openapi(app, forms)
 
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(pages, 413, "The request body is larger than this site accepts.")
@@ -135,7 +130,7 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
             response.headers.update(exc.headers)
         if exc.status_code == 405:
             # GET and POST of one path are separate routes; Starlette names only the first.
-            allowed = allowed_methods(app.openapi(), request.url.path)
+            allowed = allowed_methods(request.url.path)
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
         return response
@@ -151,13 +146,13 @@ def _error_pages(app: FastAPI, pages: Pages) -> None:
     app.add_exception_handler(500, crashed)
 
 
-def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
-    """Every method the published schema documents for `path`."""
+def allowed_methods(path: str) -> list[str]:
+    """Every method some page route answers at `path`."""
     methods: set[str] = set()
-    for template, operations in schema.get("paths", {}).items():
-        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path):
-            methods.update(method.upper() for method in operations)
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                methods.update(route.methods or ())
     if "GET" in methods:
         methods.add("HEAD")  # see HeadAsGet
     return sorted(methods)

@@ -2,9 +2,6 @@
 
 Starlette decodes form fields leniently (invalid UTF-8 becomes U+FFFD); here a body
 that is not clean UTF-8 is refused, so what is stored is exactly what was typed.
-
-The same `FormRules` produce the published OpenAPI request bodies (spec.py), so the
-schema and the checks cannot drift apart.
 """
 
 from __future__ import annotations
@@ -12,16 +9,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from newsletter.config import Settings
+from newsletter.readers.subscriptions import MAX_INTEREST_LENGTH, MAX_INTERESTS
+
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 OPEN_FORM_FIELDS = 1000  # forms that ignore unknown fields still get a bound
+_WIDE = 12  # bytes of one percent-encoded 4-byte UTF-8 character
+_ASCII = 3  # bytes of one percent-encoded ASCII character
 
 
 class BadForm(Exception):
@@ -48,15 +49,13 @@ class Form:
 
 @dataclass(frozen=True)
 class Field:
-    """One form field. `pattern` must match the whole value (it is anchored when published)."""
+    """One form field. `pattern` must match the whole value."""
 
     name: str
     max_length: int
     pattern: str | None = None
     choices: tuple[str, ...] | None = None
     max_items: int = 1  # more than one: a checkbox group, sent as repeated fields
-    email: bool = False
-    description: str = ""
     label: str = ""  # how messages name the field; its name when empty
 
     @cached_property
@@ -75,20 +74,6 @@ class Field:
             if "\x00" in value or (self._regex is not None and not self._regex.fullmatch(value)):
                 return f"{label} is not valid"
         return None
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "maxLength": self.max_length}
-        if self.pattern is not None:
-            schema["pattern"] = f"^(?:{self.pattern})$"
-        if self.choices is not None:
-            schema["enum"] = list(self.choices)
-        if self.email:
-            schema["format"] = "email"
-        if self.max_items > 1:
-            schema = {"type": "array", "items": schema, "maxItems": self.max_items}
-        if self.description:
-            schema["description"] = self.description
-        return schema
 
 
 @dataclass(frozen=True)
@@ -119,16 +104,75 @@ class FormRules:
                 return problem
         return None
 
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {
-            "type": "object",
-            "properties": {f.name: f.json_schema() for f in self.fields},
-        }
-        if self.required:
-            schema["required"] = list(self.required)
-        if self.closed:
-            schema["additionalProperties"] = False
-        return schema
+
+@dataclass(frozen=True)
+class WebForms:
+    """The rules of every form of the site, for one configuration."""
+
+    subscribe: FormRules
+    confirm: FormRules
+    preferences: FormRules
+    unsubscribe: FormRules
+    interests_max: int  # also the interests box's maxlength
+
+
+def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
+    slugs = tuple(t.slug for t in settings.topics)
+    csrf = Field("csrf_token", 200, pattern=r"[A-Za-z0-9_.\-]*")
+    topic = Field(
+        "topic",
+        max(map(len, slugs), default=1),
+        choices=slugs,
+        max_items=max(len(slugs), 1),
+        label="topic",
+    )
+    email = Field("email", 254, label="the email address")
+    zone = Field("timezone", 64, choices=("", *timezones), label="time zone")
+    website = Field("website", 100, pattern=r"[^\x00]*")  # the honeypot
+    # Free text may be any character (a refused value still has to be read): 12 bytes each.
+    fixed = (
+        _worst_bytes(csrf, _ASCII)
+        + _worst_bytes(topic, _ASCII)
+        + _worst_bytes(zone, _WIDE)
+        + _worst_bytes(email, _WIDE)
+        + _worst_bytes(website, _WIDE)
+    )
+    interests_max = _interests_max(settings.web.max_body_bytes, fixed)
+    interests = Field(
+        "interests", interests_max, pattern=_interests_pattern(), label="the interests"
+    )
+    paused = Field("paused", 2, choices=("on",))
+    one_click = Field("List-Unsubscribe", 9, choices=("One-Click",))
+    return WebForms(
+        subscribe=FormRules(
+            (csrf, email, topic, interests, zone, website),
+            required=("csrf_token", "email"),
+        ),
+        confirm=FormRules((csrf,), required=("csrf_token",)),
+        preferences=FormRules((csrf, topic, interests, zone, paused), required=("csrf_token",)),
+        # Mailbox providers post RFC 8058 one-click bodies: anything else in them is ignored.
+        unsubscribe=FormRules((one_click, csrf), closed=False),
+        interests_max=interests_max,
+    )
+
+
+def _interests_max(max_body_bytes: int, fixed: int) -> int:
+    """The interests' length limit: what the body limit leaves once the other fields of
+    the subscribe form take their most bytes (`fixed`), so a form that follows its rules,
+    as the page lets a browser fill it in, is never refused as too large (413)."""
+    room = (max_body_bytes - fixed - len("interests=&")) // _WIDE
+    # Never below one full interest: a tiny body limit wins over the fit promise above.
+    return max(MAX_INTEREST_LENGTH, min(room, MAX_INTERESTS * (MAX_INTEREST_LENGTH + 1)))
+
+
+def _interests_pattern() -> str:
+    line = rf"[^;\r\n\x00]{{0,{MAX_INTEREST_LENGTH}}}"
+    return rf"{line}(?:[;\r\n]+{line}){{0,{MAX_INTERESTS - 1}}}"
+
+
+def _worst_bytes(field: Field, per_char: int) -> int:
+    """The most bytes `field` can take in a urlencoded body while it follows its rules."""
+    return (len(field.name) + 2 + field.max_length * per_char) * field.max_items
 
 
 async def read_form(request: Request, rules: FormRules, allow_multipart: bool = False) -> Form:

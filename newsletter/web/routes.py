@@ -1,5 +1,8 @@
-"""The pages. Thin: parse the form, check CSRF and the token, call one service, render.
+"""What every page shares: the app's state, form pages with their CSRF token, the error
+pages, reading posted forms and the signed links. The pages themselves are in
+subscribe.py, preferences.py and archive.py; app.py includes their routers.
 
+Pages are thin: parse the form, check CSRF and the token, call one service, render.
 State changes happen only on POST. Every answer about an address is the same whether
 or not that address is known, so the site never reveals who subscribes.
 """
@@ -16,37 +19,25 @@ from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import BackgroundTasks, Depends, Request
+from fastapi.responses import HTMLResponse
 
-from newsletter.delivery import notices
-from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NewsletterError, NotFound
+from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError, NotFound
 from newsletter.readers import archive, subscriptions
 from newsletter.readers.subscriptions import SubscriberInfo
 from newsletter.runtime import Context
-from newsletter.tokens import make_token, read_token
-from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, read_form
+from newsletter.tokens import read_token
+from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, WebForms, read_form
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
 from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
-from newsletter.web.spec import (
-    LINK_TOKEN_MAX,
-    LINK_TOKEN_PATTERN,
-    LINK_TOKEN_SCHEMA,
-    WebForms,
-    html_responses,
-)
 
 log = logging.getLogger("newsletter.web")
-router = APIRouter()
-HONEYPOT = "website"
-ONE_CLICK = "One-Click"
 _COOKIE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
-_TOKEN_SHAPE = re.compile(LINK_TOKEN_PATTERN)
-# The shape is published but not enforced by FastAPI: a cut-off or mangled link gets the
-# same friendly 404 page as a tampered one, not a bare validation error.
-Token = Annotated[str, Path(json_schema_extra=LINK_TOKEN_SCHEMA)]
+# A signed link token: checked here, not by FastAPI, so a cut-off or mangled link gets
+# the same friendly 404 page as a tampered one, not a bare validation error.
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
+_TOKEN_MAX = 400
 
 
 class PendingPurge:
@@ -191,7 +182,7 @@ def subscriber_id(state: WebState, purpose: str, token: str) -> int | HTMLRespon
     max_age = None
     if purpose == "confirm":  # a confirmation is only good while the request is pending
         max_age = state.context.settings.web.pending_expiry_days * 86400
-    if len(token) > LINK_TOKEN_MAX or not _TOKEN_SHAPE.match(token):
+    if len(token) > _TOKEN_MAX or not _TOKEN_SHAPE.match(token):
         return link_problem(state, expired=False)
     try:
         return read_token(state.context.secret_key, purpose, token, max_age=max_age)
@@ -241,363 +232,3 @@ def sentence(text: str) -> str:
 
 def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-# --- home and subscribe ------------------------------------------------------------
-
-
-@router.get("/", response_class=HTMLResponse, summary="Trending papers and the subscribe form")
-def index(request: Request, state: Web) -> HTMLResponse:
-    return home(request, state)
-
-
-def home(request: Request, state: WebState, status_code: int = 200, **values: Any) -> HTMLResponse:
-    trending = state.trending.get(state.context)
-    defaults: dict[str, Any] = {
-        "error": None,
-        "email": "",
-        "chosen": (),
-        "interests": "",
-        "zone": "",
-    }
-    return form_page(
-        request, state, "index.html", status_code, trending=trending, **{**defaults, **values}
-    )
-
-
-@router.post(
-    "/subscribe",
-    response_class=HTMLResponse,
-    status_code=303,
-    summary="Ask for a subscription; a confirmation email follows",
-    responses=html_responses(303, 400, 403, 413, 415, 429),
-)
-async def subscribe(request: Request, state: Web, background: BackgroundTasks) -> Response:
-    key = client_key(request)
-    if not state.limiter.allow(key):
-        response = error_page(
-            state, 429, "Too many requests", "Please wait a little before subscribing again."
-        )
-        response.headers["Retry-After"] = str(state.limiter.retry_after(key))
-        return response
-    form = await checked_form(request, state, state.forms.subscribe)
-    if isinstance(form, HTMLResponse):
-        return form
-    done = RedirectResponse("/check-your-inbox", status_code=303)
-    if form.get(HONEYPOT):  # only bots fill the hidden field; tell them nothing
-        return done
-    email, topics = form.get("email"), form.getlist("topic")
-    interests, zone = form.get("interests"), form.get("timezone")
-    try:
-        problem = state.forms.subscribe.problem(form)
-        if problem:
-            raise InvalidInput(problem)
-        # On a worker thread: waiting for SQLite's write lock must not stall the server.
-        result = await run_in_threadpool(
-            subscriptions.request_subscription,
-            state.context,
-            email,
-            topics,
-            interest_lines(interests),
-            timezone=zone or None,
-        )
-    except InvalidInput as exc:
-        return home(
-            request,
-            state,
-            400,
-            error=str(exc),
-            email=email,
-            chosen=topics,
-            interests=interests,
-            zone=zone,
-        )
-    if result.send_confirmation:
-        claimed_at = result.claimed_at
-
-        def send_confirmation(context: Context, info: SubscriberInfo) -> None:
-            notices.send_confirmation(context, info, claimed_at=claimed_at)
-
-        send_later(background, send_confirmation, state, result.subscriber)
-    background.add_task(state.purge)
-    return done
-
-
-@router.get("/check-your-inbox", response_class=HTMLResponse, summary="After subscribing")
-def check_inbox(state: Web) -> HTMLResponse:
-    days = state.context.settings.web.pending_expiry_days
-    return state.pages.render("check_inbox.html", days=days)
-
-
-# --- confirm -----------------------------------------------------------------------
-
-
-@router.get(
-    "/confirm/{token}",
-    response_class=HTMLResponse,
-    summary="Show the confirm button (mail scanners follow links; only POST confirms)",
-    responses=html_responses(404),
-)
-def confirm_page(request: Request, state: Web, token: Token) -> HTMLResponse:
-    info = reader_for(state, "confirm", token)
-    if isinstance(info, HTMLResponse):
-        return info
-    if info.status == "active":
-        return confirmed(state, info, already=True)
-    if info.status == "unsubscribed":
-        return left_already(state)
-    if info.status != "pending":
-        return link_problem(state, expired=True)
-    return form_page(request, state, "confirm.html", email=info.email)
-
-
-@router.post(
-    "/confirm/{token}",
-    response_class=HTMLResponse,
-    summary="Confirm the subscription and send the welcome email",
-    responses=html_responses(400, 403, 404, 413, 415),
-)
-async def confirm(
-    request: Request, state: Web, token: Token, background: BackgroundTasks
-) -> HTMLResponse:
-    form = await checked_form(request, state, state.forms.confirm)
-    if isinstance(form, HTMLResponse):
-        return form
-    problem = rules_problem(state, state.forms.confirm, form)
-    if problem:
-        return problem
-    sid = subscriber_id(state, "confirm", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    try:
-        change = subscriptions.confirm(state.context, sid)
-    except NotFound:
-        return link_problem(state, expired=True)
-    if change.subscriber.status == "unsubscribed":
-        return left_already(state)
-    if change.subscriber.status != "active":
-        return link_problem(state, expired=True)
-    if change.changed:
-        send_later(background, notices.send_welcome, state, change.subscriber)
-    return confirmed(state, change.subscriber, already=not change.changed)
-
-
-def confirmed(state: WebState, info: SubscriberInfo, already: bool) -> HTMLResponse:
-    preferences = make_token(state.context.secret_key, "preferences", info.id)
-    return state.pages.render(
-        "confirmed.html",
-        email=info.email,
-        already=already,
-        preferences_url=f"/preferences/{preferences}",
-    )
-
-
-# --- preferences -------------------------------------------------------------------
-
-
-@router.get(
-    "/preferences/{token}",
-    response_class=HTMLResponse,
-    summary="The reader's topics, interests, time zone and pause",
-    responses=html_responses(404),
-)
-def preferences_page(request: Request, state: Web, token: Token) -> HTMLResponse:
-    info = reader_for(state, "preferences", token)
-    if isinstance(info, HTMLResponse):
-        return info
-    return preferences_form(request, state, token, info)
-
-
-def preferences_form(
-    request: Request,
-    state: WebState,
-    token: str,
-    info: SubscriberInfo,
-    status_code: int = 200,
-    **values: Any,
-) -> HTMLResponse:
-    unsubscribe = make_token(state.context.secret_key, "unsubscribe", info.id)
-    defaults: dict[str, Any] = {
-        "saved": False,
-        "error": None,
-        "chosen": info.topics,
-        "interests": "\n".join(info.interests),
-        "zone": info.timezone or "",
-        "paused": info.paused,
-    }
-    return form_page(
-        request,
-        state,
-        "preferences.html",
-        status_code,
-        info=info,
-        token=token,
-        unsubscribe_url=f"/unsubscribe/{unsubscribe}",
-        **{**defaults, **values},
-    )
-
-
-@router.post(
-    "/preferences/{token}",
-    response_class=HTMLResponse,
-    summary="Save topics, interests, time zone and pause",
-    responses=html_responses(400, 403, 404, 413, 415),
-)
-async def save_preferences(request: Request, state: Web, token: Token) -> HTMLResponse:
-    form = await checked_form(request, state, state.forms.preferences)
-    if isinstance(form, HTMLResponse):
-        return form
-    sid = subscriber_id(state, "preferences", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    topics, interests, zone = form.getlist("topic"), form.get("interests"), form.get("timezone")
-    paused = form.get("paused") == "on"
-    try:
-        problem = state.forms.preferences.problem(form)
-        if problem:
-            raise InvalidInput(problem)
-        info = subscriptions.update_preferences(
-            state.context,
-            sid,
-            topics=topics,
-            interests=interest_lines(interests),
-            timezone=zone or None,
-            paused=paused,
-        )
-    except NotFound:
-        return link_problem(state, expired=True)
-    except InvalidInput as exc:
-        info = subscriptions.get_preferences(state.context, sid)
-        return preferences_form(
-            request,
-            state,
-            token,
-            info,
-            400,
-            error=str(exc),
-            chosen=topics,
-            interests=interests,
-            zone=zone,
-            paused=paused,
-        )
-    return preferences_form(request, state, token, info, saved=True)
-
-
-# --- unsubscribe -------------------------------------------------------------------
-
-
-@router.get(
-    "/unsubscribe/{token}",
-    response_class=HTMLResponse,
-    summary="Show the unsubscribe button (only POST unsubscribes)",
-    responses=html_responses(404),
-)
-def unsubscribe_page(request: Request, state: Web, token: Token) -> HTMLResponse:
-    sid = subscriber_id(state, "unsubscribe", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    try:
-        info = subscriptions.get_preferences(state.context, sid)
-    except NotFound:
-        return state.pages.render("unsubscribed.html", goodbye=False)
-    if info.status in ("unsubscribed", "bounced"):
-        return state.pages.render("unsubscribed.html", goodbye=False)
-    return form_page(request, state, "unsubscribe.html", email=info.email)
-
-
-@router.post(
-    "/unsubscribe/{token}",
-    response_class=HTMLResponse,
-    summary="Unsubscribe: the page's button, or an RFC 8058 one-click POST",
-    description=(
-        "A browser form (with its CSRF token) or, without cookies or CSRF, the RFC 8058 "
-        "one-click body `List-Unsubscribe=One-Click`, answered 200 with no redirect."
-    ),
-    responses=html_responses(400, 403, 404, 413, 415),
-)
-async def unsubscribe(
-    request: Request, state: Web, token: Token, background: BackgroundTasks
-) -> HTMLResponse:
-    rules = state.forms.unsubscribe
-    form = await parsed_form(request, state, rules, allow_multipart=True)
-    if isinstance(form, HTMLResponse):
-        return form
-    one_click = form.get("List-Unsubscribe") == ONE_CLICK
-    csrf_ok = state.csrf.valid(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD))
-    if not (one_click or csrf_ok):
-        return forbidden(state)
-    problem = rules_problem(state, rules, form)
-    if problem:
-        return problem
-    sid = subscriber_id(state, "unsubscribe", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    try:
-        change = subscriptions.unsubscribe_by_id(state.context, sid)
-    except NotFound:  # purged: nothing will be sent to it anyway
-        return state.pages.render("unsubscribed.html", goodbye=False)
-    # One-click comes from a mailbox provider, not the reader: send them nothing at all.
-    goodbye = change.changed and not one_click
-    if goodbye:
-        send_later(background, notices.send_goodbye, state, change.subscriber)
-    return state.pages.render("unsubscribed.html", goodbye=goodbye)
-
-
-# --- archive and health ------------------------------------------------------------
-
-
-@router.get("/archive", response_class=HTMLResponse, summary="Past editions")
-def archive_list(state: Web) -> HTMLResponse:
-    return state.pages.render("archive.html", editions=archive.editions(state.context))
-
-
-@router.get(
-    "/archive/{edition}",
-    response_class=HTMLResponse,
-    summary="The general (non-personal) version of one edition",
-    responses=html_responses(404),
-)
-def archive_edition(
-    state: Web, edition: Annotated[str, Path(min_length=1, max_length=40)]
-) -> HTMLResponse:
-    page = archive.edition(state.context, edition)
-    if page is None:
-        return error_page(state, 404, "Edition not found", "There is no edition with that name.")
-    return state.pages.render("edition.html", page=page)
-
-
-@router.get(
-    "/digest/{edition}/{token}",
-    response_class=HTMLResponse,
-    summary="A reader's own digest of one edition: the email's 'View in browser' (read only)",
-    responses=html_responses(404),
-)
-def reader_digest(
-    state: Web, edition: Annotated[str, Path(min_length=1, max_length=40)], token: Token
-) -> HTMLResponse:
-    sid = subscriber_id(state, "digest", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
-    page = archive.reader_digest(state.context, edition, sid)
-    if page is None:
-        return error_page(state, 404, "Digest not found", "There is no such digest.")
-    preferences = make_token(state.context.secret_key, "preferences", sid)
-    return state.pages.render(
-        "digest.html",
-        page=page,
-        preferences_url=f"/preferences/{preferences}",
-        archive_url=f"/archive/{page.edition.key}",
-    )
-
-
-@router.get(
-    "/healthz",
-    summary="Liveness and database check for monitors",
-    responses={503: {"description": "The database is unreachable or not migrated"}},
-)
-def healthz(state: Web) -> JSONResponse:
-    try:
-        state.context.require_schema()
-    except NewsletterError as exc:
-        return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok"})

@@ -1,1 +1,0 @@
-"""Commands registered by this module (in progress)."""
