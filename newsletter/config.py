@@ -219,6 +219,18 @@ class MatchingConfig(Section):
     relevance_weight: float = Field(default=0.4, ge=0, le=1)
     half_life_days: float = Field(default=3.5, gt=0)
     topic_similarity: float = Field(default=0.7, gt=0, le=1)
+    example_threshold: float = Field(default=0.45, gt=0, lt=1)
+    example_lexical_threshold: float = Field(default=0.2, gt=0, lt=1)
+    example_alone_threshold: float = Field(default=0.35, gt=0, lt=1)
+    example_alone_lexical_threshold: float = Field(default=0.06, gt=0, lt=1)
+    fewer_threshold: float = Field(default=0.5, gt=0, le=1)
+
+
+class ExamplesConfig(Section):
+    """Example papers readers give: where the ones not yet stored are looked up."""
+
+    arxiv_api: str = Field(default="https://export.arxiv.org/api/query", pattern=r"^https?://")
+    max_per_reader: int = Field(default=50, ge=1, le=50)
 
 
 class Settings(Section):
@@ -235,6 +247,7 @@ class Settings(Section):
     topics: tuple[TopicConfig, ...] = Field(default_factory=shipped_topics)
     secret_key: str | None = Field(default=None, min_length=16)
     matching: MatchingConfig = MatchingConfig()
+    examples: ExamplesConfig = ExamplesConfig()
 
     @field_validator("topics")
     @classmethod

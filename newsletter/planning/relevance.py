@@ -139,6 +139,11 @@ def params(config: MatchingConfig) -> MatchParams:
         relevance_weight=config.relevance_weight,
         half_life_days=config.half_life_days,
         topic_similarity=config.topic_similarity,
+        example_threshold=config.example_threshold,
+        example_lexical_threshold=config.example_lexical_threshold,
+        example_alone_threshold=config.example_alone_threshold,
+        example_alone_lexical_threshold=config.example_alone_lexical_threshold,
+        fewer_threshold=config.fewer_threshold,
     )
 
 

@@ -7,9 +7,12 @@ well-formed feed without entries is an empty result.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import feedparser
 
@@ -91,3 +94,16 @@ def _time(entry: Any, key: str) -> datetime | None:
     if isinstance(struct, time.struct_time):
         return datetime(*struct[:6], tzinfo=UTC)
     return None
+
+
+def id_query(api: str, arxiv_ids: Sequence[str]) -> str:
+    """The API URL that returns these papers (`arxiv:` prefix and version optional)."""
+    bare = [i.removeprefix("arxiv:") for i in arxiv_ids]
+    return f"{api}?{urlencode({'id_list': ','.join(bare), 'max_results': len(bare)})}"
+
+
+def title_query(api: str, title: str, results: int = 3) -> str:
+    """The API URL that searches for a paper by its title (a BibTeX entry without id)."""
+    words = " ".join(re.findall(r"\w+", title))
+    query = {"search_query": 'ti:"' + words + '"', "max_results": results}
+    return f"{api}?{urlencode(query)}"
