@@ -111,14 +111,15 @@ def current_revision(engine: Engine) -> str | None:
         raise NewsletterError(f"cannot connect to the database: {_short(exc)}") from None
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Create or upgrade the schema; returns (revision before, revision after)."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Create or upgrade the schema (to `revision`, tests stop earlier); returns
+    (revision before, revision after)."""
     database = sqlite_file(engine)
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
     before = current_revision(engine)
-    command.upgrade(_alembic_config(engine), "head")
-    return before, head_revision()
+    command.upgrade(_alembic_config(engine), revision)
+    return before, current_revision(engine)
 
 
 def require_schema(engine: Engine) -> None:
