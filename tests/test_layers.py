@@ -113,3 +113,51 @@ def test_no_module_outside_the_migrations_exceeds_400_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert not long, long
+
+
+# What outside the store may take from SQLAlchemy: names for annotations and the
+# errors to catch; a URL parser for config. Everything that builds or runs SQL stays in it.
+SQLALCHEMY_ALLOWED = {
+    "sqlalchemy": {"Engine", "Connection"},
+    "sqlalchemy.orm": {"Session", "sessionmaker"},
+    "sqlalchemy.engine": {"Engine", "Connection", "make_url"},
+}
+SQL_CALLS = {"execute", "exec_driver_sql", "flush", "add", "add_all"}
+SQL_BUILDERS = {"create_engine", "sessionmaker", "connect"}
+
+
+def _sql_outside_the_store(path: Path) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Import):
+            found += [f"{where} imports {a.name}" for a in node.names if a.name == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            module = node.module or ""
+            if module == "sqlalchemy.exc":
+                continue
+            allowed = SQLALCHEMY_ALLOWED.get(module, set())
+            found += [
+                f"{where} imports {module}.{a.name}" for a in node.names if a.name not in allowed
+            ]
+        elif isinstance(node, ast.Call):
+            function = node.func
+            name = function.attr if isinstance(function, ast.Attribute) else None
+            if isinstance(function, ast.Name):
+                name = function.id if function.id in SQL_BUILDERS else None
+            receiver = ast.unparse(function.value) if isinstance(function, ast.Attribute) else ""
+            if name in SQL_CALLS and ("session" in receiver or "connection" in receiver):
+                found.append(f"{where} calls {receiver}.{name}(…)")
+            elif name in SQL_BUILDERS and (name != "connect" or "engine" in receiver):
+                found.append(f"{where} calls {name}(…)")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if "PRAGMA" in node.value:
+                found.append(f"{where} holds a PRAGMA")
+    return found
+
+
+def test_sql_statements_live_only_in_the_store() -> None:
+    store = PACKAGE / "store"
+    outside = [p for p in sorted(PACKAGE.rglob("*.py")) if store not in p.parents]
+    found = [problem for path in outside for problem in _sql_outside_the_store(path)]
+    assert not found, "\n".join(found)

@@ -16,6 +16,7 @@ from functools import cache
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Insert,
     Update,
     bindparam,
@@ -100,6 +101,33 @@ def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
         connection.execute(
             update(subscribers).where(subscribers.c.id.in_(recovered)).values(hard_bounces=0)
         )
+
+
+class SentRecorder:
+    """Records sent marks over one connection held across commits, for the sending
+    threads' group commit (delivery.marks): a session per commit would cost more than
+    the statements themselves. The one writer outside db.transaction; used by one
+    thread at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+
+    def record(self, marks: Sequence[SentMark]) -> None:
+        """Mark these sent and commit; on any error nothing of them is kept."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        try:
+            mark_sent_many(self._connection, marks)
+            self._connection.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # rolls back anything uncommitted
 
 
 def mark_retry(
