@@ -130,30 +130,39 @@ def _sql_outside_the_store(path: Path) -> list[str]:
     found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
-        if isinstance(node, ast.Import):
-            found += [f"{where} imports {a.name}" for a in node.names if a.name == "sqlalchemy"]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
-            module = node.module or ""
-            if module == "sqlalchemy.exc":
-                continue
-            allowed = SQLALCHEMY_ALLOWED.get(module, set())
-            found += [
-                f"{where} imports {module}.{a.name}" for a in node.names if a.name not in allowed
-            ]
-        elif isinstance(node, ast.Call):
-            function = node.func
-            name = function.attr if isinstance(function, ast.Attribute) else None
-            if isinstance(function, ast.Name):
-                name = function.id if function.id in SQL_BUILDERS else None
-            receiver = ast.unparse(function.value) if isinstance(function, ast.Attribute) else ""
-            if name in SQL_CALLS and ("session" in receiver or "connection" in receiver):
-                found.append(f"{where} calls {receiver}.{name}(…)")
-            elif name in SQL_BUILDERS and (name != "connect" or "engine" in receiver):
-                found.append(f"{where} calls {name}(…)")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if "PRAGMA" in node.value:
-                found.append(f"{where} holds a PRAGMA")
+        found += [f"{where} {problem}" for problem in _sql_in(node)]
     return found
+
+
+def _sql_in(node: ast.AST) -> list[str]:
+    """What in this one node builds or runs SQL."""
+    if isinstance(node, ast.Import):
+        return [f"imports {a.name}" for a in node.names if a.name.startswith("sqlalchemy")]
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+        module = node.module or ""
+        allowed = SQLALCHEMY_ALLOWED.get(module, set())
+        if module == "sqlalchemy.exc":
+            return []
+        return [f"imports {module}.{a.name}" for a in node.names if a.name not in allowed]
+    if isinstance(node, ast.Call):
+        return _sql_call(node.func)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and "PRAGMA" in node.value:
+        return ["holds a PRAGMA"]
+    return []
+
+
+def _sql_call(function: ast.expr) -> list[str]:
+    if isinstance(function, ast.Name) and function.id in SQL_BUILDERS:
+        return [f"calls {function.id}(…)"]
+    if not isinstance(function, ast.Attribute):
+        return []
+    receiver = ast.unparse(function.value)
+    on_the_database = "session" in receiver or "connection" in receiver
+    if function.attr in SQL_CALLS and on_the_database:
+        return [f"calls {receiver}.{function.attr}(…)"]
+    if function.attr in SQL_BUILDERS and (function.attr != "connect" or "engine" in receiver):
+        return [f"calls {receiver}.{function.attr}(…)"]
+    return []
 
 
 def test_sql_statements_live_only_in_the_store() -> None:
