@@ -136,7 +136,7 @@ def papers_per_second(embedder: Embedder, records: list[PaperRecord]) -> dict[st
                 for paper in store_papers.all_papers(session)
             }
         started = time.perf_counter()
-        embeddings.store_vectors(context.sessions, embedder, texts, [])
+        embeddings.store_vectors(context, embedder, texts, [])
         seconds = time.perf_counter() - started
         context.close()
     return {"seconds": round(seconds, 2), "papers_per_s": round(len(texts) / seconds, 1)}

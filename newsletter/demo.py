@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 
 from newsletter import ingest
 from newsletter.config import DigestConfig, Settings
@@ -32,8 +31,8 @@ from newsletter.mail.capture import CaptureServer
 from newsletter.planning import weeks
 from newsletter.readers import subscriptions
 from newsletter.runtime import Context
-from newsletter.store import db
-from newsletter.store.models import Delivery, DeliveryPaper, Paper, Subscriber, utcnow
+from newsletter.store import db, plans
+from newsletter.store.models import utcnow
 
 # A recorded /api/daily_papers answer (see data/README.md); its days are moved at run time.
 DAILY_PAPERS = Path(__file__).parent / "data" / "demo-daily-papers.json"
@@ -189,16 +188,8 @@ def _save_html_parts(mail_dir: Path) -> list[Path]:
 
 
 def _picks(context: Context) -> dict[str, list[str]]:
-    query = (
-        select(Subscriber.email, Paper.title)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .join(DeliveryPaper, DeliveryPaper.delivery_id == Delivery.id)
-        .join(Paper, Paper.id == DeliveryPaper.paper_id)
-        .where(Delivery.status == "sent")
-        .order_by(Subscriber.email, DeliveryPaper.position)
-    )
     picks: dict[str, list[str]] = {address: [] for address, *_ in READERS}
     with db.transaction(context.sessions) as session:
-        for address, title in session.execute(query):
+        for address, title in plans.sent_titles(session):
             picks.setdefault(address, []).append(title)
     return picks

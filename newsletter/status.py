@@ -25,9 +25,12 @@ from newsletter.planning.planner import why_nothing
 from newsletter.planning.weeks import edition_key, send_instant
 from newsletter.runtime import Context
 from newsletter.store import db, leases, progress
+from newsletter.store import editions as edition_store
+from newsletter.store.editions import EditionInfo
 from newsletter.store.leases import LeaseInfo
 from newsletter.store.models import utcnow
 from newsletter.store.progress import DeliveryTally
+from newsletter.store.statuses import EditionStatus
 
 LEASE_NAME = "scheduler"
 # UTC+14 (Kiribati): where a given local time arrives first on Earth. Planning then
@@ -140,7 +143,10 @@ class LatestWeek:
         Only while some reader's due time is ahead or within the grace, and not once the
         edition finished: new deliveries on a finished edition would never be sent.
         """
-        return self.now < self.week.deadline and self.edition_status in (None, "sending")
+        return self.now < self.week.deadline and self.edition_status in (
+            None,
+            EditionStatus.SENDING,
+        )
 
     @property
     def skipped(self) -> bool:
@@ -150,7 +156,7 @@ class LatestWeek:
 def latest_week(context: Context, now: datetime) -> LatestWeek:
     week = week_of_run(context.settings, last_fire(context.settings, now))
     with db.transaction(context.sessions) as session:
-        found = progress.edition_status(session, week.key)
+        found = edition_store.edition_status(session, week.key)
     return LatestWeek(week, found, now)
 
 
@@ -193,7 +199,7 @@ def report(context: Context, now: datetime | None = None, recent: int = 5) -> St
     key, send_at = edition_for_fire(settings, run)
     with db.transaction(context.sessions) as session:
         leader = leases.holder(session, LEASE_NAME, now)
-        rows = progress.latest_editions(session, recent + 1)
+        rows = edition_store.latest_editions(session, recent + 1)
         counts = progress.tallies(session, [r.id for r in rows], now)
         reasons = progress.failure_reasons(session, rows[0].id) if rows else []
         empty = {r.id: why_nothing(session, r) for r in rows if r.id not in counts}
@@ -225,7 +231,7 @@ def report(context: Context, now: datetime | None = None, recent: int = 5) -> St
 
 
 def _unplanned_weeks(
-    settings: Settings, now: datetime, rows: Sequence[progress.EditionRow], limit: int
+    settings: Settings, now: datetime, rows: Sequence[EditionInfo], limit: int
 ) -> list[Week]:
     """Weeks past their deadline with no edition, newest first: back to the oldest
     edition listed (a store with no edition yet: only the latest week, not the years

@@ -73,7 +73,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
     seen: list[tuple[int, int]] = []
     with pytest.raises(RuntimeError):
         embeddings.store_vectors(
-            any_context.sessions,
+            any_context,
             FailsOnCall(3),
             texts,
             interests,
@@ -84,7 +84,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
     assert seen == [(0, 8), (2, 8), (4, 8)]
     rest = {i: t for i, t in texts.items() if i not in embedded_papers(any_context)}
     again = ToyEmbedder()
-    done = embeddings.store_vectors(any_context.sessions, again, rest, interests, chunk=2)
+    done = embeddings.store_vectors(any_context, again, rest, interests, chunk=2)
     assert (done.papers, done.interests) == (2, 2)
     assert len(again.texts) == 4  # only what the failed run had not stored
     with db.transaction(any_context.sessions) as session:
@@ -94,7 +94,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
 def test_nothing_to_embed_tells_the_progress_nothing(context: Context) -> None:
     seen: list[tuple[int, int]] = []
     done = embeddings.store_vectors(
-        context.sessions, ToyEmbedder(), {}, [], lambda d, t: seen.append((d, t))
+        context, ToyEmbedder(), {}, [], lambda d, t: seen.append((d, t))
     )
     assert (done.papers, done.interests, seen) == (0, 0, [])
 

@@ -113,3 +113,60 @@ def test_no_module_outside_the_migrations_exceeds_400_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert not long, long
+
+
+# What outside the store may take from SQLAlchemy: names for annotations and the
+# errors to catch; a URL parser for config. Everything that builds or runs SQL stays in it.
+SQLALCHEMY_ALLOWED = {
+    "sqlalchemy": {"Engine", "Connection"},
+    "sqlalchemy.orm": {"Session", "sessionmaker"},
+    "sqlalchemy.engine": {"Engine", "Connection", "make_url"},
+}
+SQL_CALLS = {"execute", "exec_driver_sql", "flush", "add", "add_all"}
+SQL_BUILDERS = {"create_engine", "sessionmaker", "connect"}
+
+
+def _sql_outside_the_store(path: Path) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+        found += [f"{where} {problem}" for problem in _sql_in(node)]
+    return found
+
+
+def _sql_in(node: ast.AST) -> list[str]:
+    """What in this one node builds or runs SQL."""
+    if isinstance(node, ast.Import):
+        return [f"imports {a.name}" for a in node.names if a.name.startswith("sqlalchemy")]
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+        module = node.module or ""
+        allowed = SQLALCHEMY_ALLOWED.get(module, set())
+        if module == "sqlalchemy.exc":
+            return []
+        return [f"imports {module}.{a.name}" for a in node.names if a.name not in allowed]
+    if isinstance(node, ast.Call):
+        return _sql_call(node.func)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and "PRAGMA" in node.value:
+        return ["holds a PRAGMA"]
+    return []
+
+
+def _sql_call(function: ast.expr) -> list[str]:
+    if isinstance(function, ast.Name) and function.id in SQL_BUILDERS:
+        return [f"calls {function.id}(…)"]
+    if not isinstance(function, ast.Attribute):
+        return []
+    receiver = ast.unparse(function.value)
+    on_the_database = "session" in receiver or "connection" in receiver
+    if function.attr in SQL_CALLS and on_the_database:
+        return [f"calls {receiver}.{function.attr}(…)"]
+    if function.attr in SQL_BUILDERS and (function.attr != "connect" or "engine" in receiver):
+        return [f"calls {receiver}.{function.attr}(…)"]
+    return []
+
+
+def test_sql_statements_live_only_in_the_store() -> None:
+    store = PACKAGE / "store"
+    outside = [p for p in sorted(PACKAGE.rglob("*.py")) if store not in p.parents]
+    found = [problem for path in outside for problem in _sql_outside_the_store(path)]
+    assert not found, "\n".join(found)

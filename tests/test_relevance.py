@@ -137,9 +137,7 @@ def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
     settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
     with caplog.at_level(logging.WARNING, logger="newsletter.relevance"):
         interests = [relevance.text_interest("memory")]
-        embedded = embeddings_mod.store_new_embeddings(
-            stored.sessions, settings, {1: "a paper"}, interests
-        )
+        embedded = embeddings_mod.store_new_embeddings(stored, settings, {1: "a paper"}, interests)
     assert (embedded.papers, embedded.interests) == (0, 0)
     assert caplog.text == ""
 

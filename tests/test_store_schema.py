@@ -6,11 +6,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from newsletter.errors import SchemaMissing
 from newsletter.runtime import Context
 from newsletter.store import db
-from newsletter.store.models import Paper
+from newsletter.store.models import Base, Delivery, Edition, Paper, Subscriber
+from newsletter.store.statuses import (
+    DeliveryKind,
+    DeliveryStatus,
+    EditionStatus,
+    SubscriberStatus,
+)
 from tests.conftest import make_settings
 
 
@@ -78,3 +86,120 @@ def test_a_generated_secret_key_is_shared_by_every_process(sqlite_url: str) -> N
     db.upgrade(first.engine)
     assert len(first.secret_key) >= 32
     assert second.secret_key == first.secret_key
+
+
+def test_the_migrations_build_the_schema_the_models_describe(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        inspector = sa.inspect(connection)
+        for table in Base.metadata.sorted_tables:
+            migrated = {c["name"] for c in inspector.get_check_constraints(table.name)}
+            modelled = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+            assert migrated == modelled, table.name
+    engine.dispose()
+
+
+def _insert(context: Context, table: str, **values: object) -> None:
+    with db.transaction(context.sessions) as session:
+        session.execute(Base.metadata.tables[table].insert().values(**values))
+
+
+def _an_edition(context: Context, status: str = "sending") -> None:
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    window = {"window_start": at, "window_end": at, "scheduled_for": at, "created_at": at}
+    _insert(context, "editions", id=1, key="2026-W48", status=status, **window)
+
+
+def _a_subscriber(context: Context, status: str = "active") -> None:
+    _insert(
+        context,
+        "subscribers",
+        id=1,
+        email="ada@example.org",
+        status=status,
+        paused=False,
+        hard_bounces=0,
+        created_at=datetime.now(UTC),
+    )
+
+
+def _a_delivery(context: Context, status: str = "queued", kind: str = "digest") -> None:
+    _insert(
+        context,
+        "deliveries",
+        edition_id=1,
+        subscriber_id=1,
+        kind=kind,
+        status=status,
+        attempts=0,
+        next_attempt_at=datetime.now(UTC),
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_the_database_refuses_an_unknown_subscriber_status(any_context: Context) -> None:
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
+        _a_subscriber(any_context, status="sleeping")
+
+
+def test_the_database_refuses_an_unknown_edition_status(any_context: Context) -> None:
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
+        _an_edition(any_context, status="cancelled")
+
+
+def test_the_database_refuses_an_unknown_delivery_status(any_context: Context) -> None:
+    _an_edition(any_context)
+    _a_subscriber(any_context)
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
+        _a_delivery(any_context, status="lost")
+
+
+def test_the_database_refuses_an_unknown_delivery_kind(any_context: Context) -> None:
+    _an_edition(any_context)
+    _a_subscriber(any_context)
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
+        _a_delivery(any_context, kind="weekly")
+
+
+def test_every_status_the_code_knows_is_accepted(any_context: Context) -> None:
+    _an_edition(any_context)
+    _a_subscriber(any_context)
+    _a_delivery(any_context)
+    statuses = (
+        (Subscriber, "status", SubscriberStatus),
+        (Edition, "status", EditionStatus),
+        (Delivery, "status", DeliveryStatus),
+        (Delivery, "kind", DeliveryKind),
+    )
+    for model, column, values in statuses:
+        for value in values:
+            with db.transaction(any_context.sessions) as session:
+                session.execute(sa.update(model).values({column: value}))
+
+
+def test_adding_the_status_checks_keeps_every_row(database_url: str) -> None:
+    context = Context(make_settings(database_url))
+    try:
+        assert db.upgrade(context.engine, "0003") == (None, "0003")
+        _an_edition(context, status="done")
+        _a_subscriber(context, status="unsubscribed")
+        _insert(context, "subscriber_topics", subscriber_id=1, topic="llms")
+        _insert(context, "subscriber_interests", subscriber_id=1, text="diffusion")
+        _a_delivery(context, status="sent", kind="quiet")
+        before = _every_row(context)
+        assert db.upgrade(context.engine) == ("0003", db.head_revision())
+        assert _every_row(context) == before
+        with pytest.raises(sa.exc.IntegrityError):  # foreign keys are on again
+            _insert(context, "subscriber_topics", subscriber_id=99, topic="llms")
+    finally:
+        context.close()
+
+
+def _every_row(context: Context) -> dict[str, list[tuple[object, ...]]]:
+    with db.transaction(context.sessions) as session:
+        return {
+            table.name: sorted(tuple(map(str, row)) for row in session.execute(table.select()))
+            for table in Base.metadata.sorted_tables
+        }

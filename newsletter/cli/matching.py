@@ -10,7 +10,6 @@ from rich.table import Table
 from newsletter.cli.base import State, cli, console, pass_state
 from newsletter.cli.embedding import embedding_bar
 from newsletter.planning import relevance
-from newsletter.store import db
 
 
 @cli.command(
@@ -38,11 +37,7 @@ def match(state: State, queries: tuple[str, ...], days: int | None, as_json: boo
     """
     context = state.context()
     with embedding_bar() as embedding:
-        relevance.embed_for_queries(
-            context.sessions, context.settings, queries, days, progress=embedding
-        )
-    with db.transaction(context.sessions) as session:
-        picks = relevance.picks_for_queries(session, context.settings, queries, days)
+        picks = relevance.match_queries(context, queries, days, progress=embedding)
     if as_json:
         click.echo(json.dumps({q: [_as_dict(p) for p in found] for q, found in picks.items()}))
         return

@@ -15,6 +15,7 @@ from rich.table import Table
 from newsletter import status as status_service
 from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.store.progress import DeliveryTally
+from newsletter.store.statuses import EditionStatus
 
 
 @cli.command(epilog="Example: newsletter scheduler")
@@ -134,7 +135,7 @@ def _print_current(edition: status_service.EditionProgress) -> None:
         )
     )
     console.print(table)
-    if edition.status == "paused":
+    if edition.status == EditionStatus.PAUSED:
         console.print(f"Paused: {edition.paused_reason}", markup=False)
     if edition.empty_reason is not None:
         console.print(f"Nothing to send: {edition.empty_reason}.", markup=False, soft_wrap=True)
@@ -175,7 +176,7 @@ def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
 
 
 def _why(edition: status_service.EditionProgress) -> str:
-    if edition.status == "paused" and edition.paused_reason:
+    if edition.status == EditionStatus.PAUSED and edition.paused_reason:
         return f"paused: {edition.paused_reason}"
     return f"sent nothing: {edition.empty_reason}" if edition.empty_reason else ""
 

@@ -31,6 +31,7 @@ from newsletter.store import deliveries as deliveries_mod
 from newsletter.store.claims import ClaimedDelivery
 from newsletter.store.models import utcnow
 from newsletter.store.papers import count_listed_between
+from newsletter.store.statuses import OPEN_STATUSES, EditionStatus
 from newsletter.store.subscribers import get_subscriber
 
 
@@ -90,7 +91,7 @@ def send_now(
         # An edition with nothing open is left as it is: resuming it would only
         # mark it done again, or open an empty one.
         resumed = bool(open_count) and editions.resume_edition(session, edition.id)
-        resumed = resumed and edition.status == "paused"
+        resumed = resumed and edition.status == EditionStatus.PAUSED
     if not open_count:
         return SendNowResult(edition.key, plan.planned, False, Counters(), outlook=outlook)
     if on_planned is not None:
@@ -219,6 +220,6 @@ def _next_key_for(session: Session, settings: Settings, now: datetime, subscribe
     key = weeks.current_schedule(settings.digest, now).key
     edition = editions.get_edition(session, key)
     row = None if edition is None else plans.delivery_for(session, edition.id, subscriber_id)
-    if row is not None and row.status not in editions.OPEN_STATUSES:
+    if row is not None and row.status not in OPEN_STATUSES:
         return weeks.following_key(settings.digest, key)
     return key

@@ -6,8 +6,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection as SqlConnection
-
 from newsletter.runtime import Context
 from newsletter.store import deliveries
 
@@ -24,7 +22,7 @@ class MarkWriter:
 
     def __init__(self, context: Context) -> None:
         self.context = context
-        self._connection: SqlConnection | None = None  # used by one leader at a time
+        self._recorder = deliveries.SentRecorder(context.engine)  # one leader at a time
         self._cond = threading.Condition()
         self._open: _Group = _Group()
         self._writing = False
@@ -51,22 +49,14 @@ class MarkWriter:
             raise group.error
 
     def _write(self, marks: Sequence[deliveries.SentMark]) -> BaseException | None:
-        # One connection held for the run: a session per commit would cost more
-        # than the statements themselves.
-        if self._connection is None:
-            self._connection = self.context.engine.connect()
         try:
-            deliveries.mark_sent_many(self._connection, marks)
-            self._connection.commit()
+            self._recorder.record(marks)
         except Exception as exc:  # every waiter of this group learns of it
-            self.close()
             return exc
         return None
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()  # rolls back anything uncommitted
+        self._recorder.close()
 
 
 @dataclass

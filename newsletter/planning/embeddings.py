@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from newsletter.config import MatchingConfig, Settings
 from newsletter.errors import MatcherUnavailable
@@ -39,6 +38,7 @@ from newsletter.matching.embedder import (
     paper_text,
     to_bytes,
 )
+from newsletter.runtime import Context
 from newsletter.store import db
 from newsletter.store import embeddings as store_embeddings
 from newsletter.store import papers as store_papers
@@ -78,10 +78,8 @@ def ensure_embeddings(session: Session, papers: Sequence[Paper], embedder: Embed
     if not stale:
         return 0
     vectors = embedder.embed([paper_text(p.title, p.abstract) for p in stale])
-    for paper, vector in zip(stale, vectors, strict=True):
-        paper.embedding = to_bytes(vector)
-        paper.embedding_model = embedder.name
-    session.flush()
+    blobs = [(paper, to_bytes(v)) for paper, v in zip(stale, vectors, strict=True)]
+    store_papers.attach_embeddings(session, embedder.name, blobs)
     return len(stale)
 
 
@@ -121,7 +119,7 @@ class Embedded:
 
 
 def store_new_embeddings(
-    sessions: sessionmaker[Session],
+    context: Context,
     settings: Settings,
     papers: Mapping[int, str],
     interests: Sequence[Interest],
@@ -135,14 +133,14 @@ def store_new_embeddings(
     if embedder is None:
         return Embedded(0, 0)
     try:
-        return store_vectors(sessions, embedder, papers, interests, progress)
+        return store_vectors(context, embedder, papers, interests, progress)
     except EmbedderUnavailable as exc:  # the model failed to load on first use
         report_unavailable(settings.matching, exc, quiet=True)
         return Embedded(0, 0)
 
 
 def store_vectors(
-    sessions: sessionmaker[Session],
+    context: Context,
     embedder: Embedder,
     papers: Mapping[int, str],
     interests: Sequence[Interest],
@@ -155,7 +153,7 @@ def store_vectors(
     hold the only lock that senders need to mark mail sent. A run that is killed or
     fails keeps the chunks already stored, and the next run embeds only the rest.
     """
-    texts = _missing_interest_texts(sessions, embedder.name, interests)
+    texts = _missing_interest_texts(context, embedder.name, interests)
     total = len(papers) + len(texts)
     done = 0
 
@@ -167,16 +165,14 @@ def store_vectors(
 
     if total:
         tick(0)
-    _embed_chunks(
-        sessions, embedder, list(papers.items()), store_papers.set_embeddings, chunk, tick
-    )
+    _embed_chunks(context, embedder, list(papers.items()), store_papers.set_embeddings, chunk, tick)
     pairs = [(t, t) for t in texts]
-    _embed_chunks(sessions, embedder, pairs, store_embeddings.save_vectors, chunk, tick)
+    _embed_chunks(context, embedder, pairs, store_embeddings.save_vectors, chunk, tick)
     return Embedded(len(papers), len(texts))
 
 
 def _embed_chunks(
-    sessions: sessionmaker[Session],
+    context: Context,
     embedder: Embedder,
     items: Sequence[tuple[K, str]],
     save: Callable[[Session, str, Mapping[K, bytes]], None],
@@ -188,18 +184,18 @@ def _embed_chunks(
         part = items[start : start + chunk]
         vectors = embedder.embed([text for _, text in part])
         blobs = {key: to_bytes(v) for (key, _), v in zip(part, vectors, strict=True)}
-        with db.transaction(sessions, immediate=True) as session:
+        with db.transaction(context.sessions, immediate=True) as session:
             save(session, embedder.name, blobs)
         tick(len(part))
 
 
 def _missing_interest_texts(
-    sessions: sessionmaker[Session], model: str, interests: Sequence[Interest]
+    context: Context, model: str, interests: Sequence[Interest]
 ) -> list[str]:
     texts = list(dict.fromkeys(semantic_text(i) for i in interests))
     if not texts:
         return []
-    with db.transaction(sessions) as session:
+    with db.transaction(context.sessions) as session:
         known = store_embeddings.load_vectors(session, model, texts)
     return [t for t in texts if t not in known]
 
@@ -218,7 +214,9 @@ def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str
         for text, vector in zip(missing, fresh, strict=True):
             _interest_vectors[(name, text)] = vector
         if session is not None:
-            _save(session, name, {t: to_bytes(v) for t, v in zip(missing, fresh, strict=True)})
+            store_embeddings.save_vectors_apart(
+                session, name, {t: to_bytes(v) for t, v in zip(missing, fresh, strict=True)}
+            )
     rows = []
     for text in texts:
         key = (name, text)
@@ -227,17 +225,6 @@ def embed_texts(session: Session | None, embedder: Embedder, texts: Sequence[str
     while len(_interest_vectors) > _INTEREST_CACHE_SIZE:
         _interest_vectors.popitem(last=False)
     return np.vstack(rows).astype(np.float32, copy=False)
-
-
-def _save(session: Session, model: str, vectors: dict[str, bytes]) -> None:
-    bind = session.get_bind()
-    if bind.dialect.name == "sqlite":
-        # One writer: the planner may hold the lock, so a second transaction would wait.
-        store_embeddings.save_vectors(session, model, vectors)
-        return
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    with db.transaction(db.session_factory(engine)) as own:  # survives a rolled-back plan
-        store_embeddings.save_vectors(own, model, vectors)
 
 
 def forget_cached_interests() -> None:

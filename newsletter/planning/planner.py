@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -34,33 +33,22 @@ from newsletter.runtime import Context
 from newsletter.store import db
 from newsletter.store import editions as editions_mod
 from newsletter.store import plans as plans_mod
+from newsletter.store.editions import EditionInfo
 from newsletter.store.models import utcnow
 from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
+from newsletter.store.statuses import DeliveryKind, SubscriberStatus
 from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, readers_choices
 
 # --- why an edition has nothing -------------------------------------------------------
 
-_INACTIVE = {
-    "pending": "has not confirmed the subscription yet",
-    "unsubscribed": "has unsubscribed",
-    "bounced": "is marked bounced (too many hard bounces)",
+_INACTIVE: dict[str, str] = {
+    SubscriberStatus.PENDING: "has not confirmed the subscription yet",
+    SubscriberStatus.UNSUBSCRIBED: "has unsubscribed",
+    SubscriberStatus.BOUNCED: "is marked bounced (too many hard bounces)",
 }
 
 
-class EditionWindow(Protocol):
-    """What `why_nothing` reads of an edition (any of its shapes)."""
-
-    @property
-    def key(self) -> str: ...
-
-    @property
-    def window_start(self) -> datetime: ...
-
-    @property
-    def window_end(self) -> datetime: ...
-
-
-def why_nothing(session: Session, edition: EditionWindow, email: str | None = None) -> str:
+def why_nothing(session: Session, edition: EditionInfo, email: str | None = None) -> str:
     """The one reason planning gave a reader (or, without `email`, anyone) nothing.
 
     In the order an admin would check: the reader, then the window's papers, then
@@ -70,7 +58,7 @@ def why_nothing(session: Session, edition: EditionWindow, email: str | None = No
         subscriber = get_subscriber(session, email)
         if subscriber is None:
             return f"there is no subscriber with address {email}"
-        if subscriber.status != "active":
+        if subscriber.status != SubscriberStatus.ACTIVE:
             return f"{email} {_INACTIVE.get(subscriber.status, 'is ' + subscriber.status)}"
         if subscriber.paused:
             return f"{email} has paused their digest"
@@ -102,7 +90,7 @@ def _moment(instant: datetime) -> str:
 
 @dataclass(frozen=True)
 class PlanResult:
-    edition: editions_mod.EditionInfo
+    edition: EditionInfo
     created_edition: bool
     planned: int  # deliveries this call created
     digests: int
@@ -159,9 +147,7 @@ def embed_window(
     # every configured topic, with its names: a one-word interest is compared with the
     # names and may be matched as the topic (matching.expand).
     interests = interests_for(settings, topics, texts) + _every_topic(settings)
-    return embeddings.store_new_embeddings(
-        context.sessions, settings, stale, interests, progress
-    ).papers
+    return embeddings.store_new_embeddings(context, settings, stale, interests, progress).papers
 
 
 def _every_topic(settings: Settings) -> list[Interest]:
@@ -211,7 +197,7 @@ def plan_in(
     chosen = choose_for(session, settings, subscribers, papers, delivered)
     planned = _deliveries(settings, edition.key, subscribers, chosen)
     count = plans_mod.insert_deliveries(session, edition.id, planned, now)
-    quiet = sum(1 for p in planned if p.kind == "quiet")
+    quiet = sum(1 for p in planned if p.kind == DeliveryKind.QUIET)
     return PlanResult(
         edition, created, count, len(planned) - quiet, quiet, len(subscribers) - len(planned)
     )
@@ -234,7 +220,7 @@ def _deliveries(
         if zone_name not in due_by_zone:
             zone = reader_zone(zone_name, config.zone)
             due_by_zone[zone_name] = send_instant(key, config.weekday_index, config.time, zone)
-        kind = "digest" if papers else "quiet"
+        kind = DeliveryKind.DIGEST if papers else DeliveryKind.QUIET
         planned.append(
             plans_mod.PlannedDelivery(subscriber.id, kind, due_by_zone[zone_name], papers)
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from newsletter.config import MatchingConfig, Settings
 from newsletter.errors import InvalidInput
@@ -34,6 +34,7 @@ from newsletter.planning.embeddings import (
     store_new_embeddings,
     stored_model_name,
 )
+from newsletter.runtime import Context
 from newsletter.store import db
 from newsletter.store import papers as store_papers
 from newsletter.store.models import Paper
@@ -172,8 +173,7 @@ def interest_for_query(settings: Settings, query: str) -> Interest:
 
 
 def embed_for_queries(
-    sessions: sessionmaker[Session],
-    settings: Settings,
+    context: Context,
     queries: Sequence[str],
     days: int | None = None,
     now: datetime | None = None,
@@ -181,17 +181,18 @@ def embed_for_queries(
 ) -> Embedded:
     """Embed and store, chunk by chunk, what `picks_for_queries` would otherwise embed
     in one go inside its transaction: the papers and the queries lacking a vector."""
+    settings = context.settings
     interests = [interest_for_query(settings, q) for q in queries]
     if settings.matching.semantic == "off":
         return Embedded(0, 0)
     model = stored_model_name(settings.matching)
-    with db.transaction(sessions) as session:
+    with db.transaction(context.sessions) as session:
         stale = {
             p.id: paper_text(p.title, p.abstract)
             for p in _query_papers(session, days, now)
             if p.embedding is None or p.embedding_model != model
         }
-    return store_new_embeddings(sessions, settings, stale, interests, progress)
+    return store_new_embeddings(context, settings, stale, interests, progress)
 
 
 def _query_papers(session: Session, days: int | None, now: datetime | None) -> list[Paper]:
@@ -227,3 +228,16 @@ def picks_for_queries(
         ]
         for query, interest in zip(queries, interests, strict=True)
     }
+
+
+def match_queries(
+    context: Context,
+    queries: Sequence[str],
+    days: int | None = None,
+    progress: EmbedProgress | None = None,
+) -> dict[str, list[QueryPick]]:
+    """`newsletter match`: embed what is missing (chunk by chunk, `progress` told), then
+    rank each query's picks in one read transaction."""
+    embed_for_queries(context, queries, days, progress=progress)
+    with db.transaction(context.sessions) as session:
+        return picks_for_queries(session, context.settings, queries, days)

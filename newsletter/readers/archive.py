@@ -18,9 +18,9 @@ from newsletter.planning.selection import general_top, paper_view
 from newsletter.render.content import TRENDING_REASON, DigestItem, PaperView
 from newsletter.runtime import Context
 from newsletter.store import db
+from newsletter.store import editions as edition_store
 from newsletter.store import papers as paper_store
-from newsletter.store import web as store
-from newsletter.store.models import Edition
+from newsletter.store.editions import EditionInfo
 
 EDITION_KEY = re.compile(r"^\d{4}-W\d{2}$")
 ARCHIVE_LIMIT = 520  # ten years of weekly editions
@@ -35,6 +35,8 @@ class Trending:
 
 @dataclass(frozen=True)
 class EditionSummary:
+    """What the archive pages show of an edition: its weeks and how many papers."""
+
     key: str
     window_start: datetime
     window_end: datetime
@@ -82,7 +84,7 @@ class TrendingCache:
 
     def get(self, context: Context) -> Trending:
         with self._lock, db.transaction(context.sessions) as session:
-            stamp = store.listing_stamp(session)
+            stamp = paper_store.listing_stamp(session)
             if self._value is None or stamp != self._stamp:
                 limit = context.settings.web.home_papers
                 self._value = _trending(session, context.settings, limit)
@@ -102,7 +104,7 @@ def _trending(session: Session, settings: Settings, limit: int) -> Trending:
 
 def editions(context: Context) -> list[EditionSummary]:
     with db.transaction(context.sessions) as session:
-        rows = store.list_editions(session, ARCHIVE_LIMIT)
+        rows = edition_store.list_editions(session, ARCHIVE_LIMIT)
         return [_summary(edition, count) for edition, count in rows]
 
 
@@ -112,7 +114,7 @@ def edition(context: Context, key: str) -> EditionPage | None:
         found = _named(session, key)
         if found is None:
             return None
-        papers = tuple(paper_view(p) for p in store.edition_papers(session, found.id))
+        papers = tuple(paper_view(p) for p in edition_store.edition_papers(session, found.id))
         return EditionPage(_summary(found, len(papers)), papers)
 
 
@@ -123,20 +125,20 @@ def reader_digest(context: Context, key: str, subscriber_id: int) -> ReaderDiges
         found = _named(session, key)
         if found is None:
             return None
-        planned = store.delivered_papers_of(session, found.id, subscriber_id)
+        planned = edition_store.delivered_papers_of(session, found.id, subscriber_id)
         if planned is None:
             return None
         items = tuple(DigestItem(paper_view(p), reason) for p, reason in planned)
         return ReaderDigestPage(_summary(found, len(items)), items)
 
 
-def _named(session: Session, key: str) -> Edition | None:
+def _named(session: Session, key: str) -> EditionInfo | None:
     """The edition a URL names; None for a malformed or unknown key (no query for the
     malformed)."""
-    return store.get_edition(session, key) if EDITION_KEY.match(key) else None
+    return edition_store.get_edition(session, key) if EDITION_KEY.match(key) else None
 
 
-def _summary(edition: Edition, count: int) -> EditionSummary:
+def _summary(edition: EditionInfo, count: int) -> EditionSummary:
     return EditionSummary(
         key=edition.key,
         window_start=edition.window_start,

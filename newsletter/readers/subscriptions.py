@@ -21,8 +21,8 @@ from newsletter.mail.addresses import mailable_email, normalize_email
 from newsletter.runtime import Context
 from newsletter.store import db
 from newsletter.store import subscribers as store
-from newsletter.store import web as web_store
 from newsletter.store.models import Subscriber, utcnow
+from newsletter.store.statuses import SubscriberStatus
 
 MAX_INTEREST_LENGTH = 200
 MAX_INTERESTS = 20
@@ -107,22 +107,25 @@ def subscribe(
         subscriber = store.get_subscriber(session, address)
         created = subscriber is None
         if subscriber is None:
-            status = "active" if confirmed else "pending"
+            status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
             subscriber = store.add_subscriber(
                 session, address, status=status, topics=slugs, interests=texts, timezone=timezone
             )
         else:
-            if slugs or texts:
-                store.set_interests(subscriber, slugs, texts)
-            if timezone:
-                subscriber.timezone = timezone
-            if confirmed and subscriber.status != "active":
-                store.set_status(subscriber, "active")
-            elif subscriber.status == "unsubscribed":
-                store.set_status(subscriber, "pending")
-            session.flush()
+            store.update_subscriber(
+                session,
+                subscriber,
+                choices=(slugs, texts) if slugs or texts else None,
+                timezone=timezone or ...,
+            )
+            if confirmed and subscriber.status != SubscriberStatus.ACTIVE:
+                store.set_status(subscriber, SubscriberStatus.ACTIVE)
+            elif subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+                store.set_status(subscriber, SubscriberStatus.PENDING)
         info = SubscriberInfo.of(subscriber)
-    return SubscribeResult(info, created, needs_confirmation=info.status == "pending")
+    return SubscribeResult(
+        info, created, needs_confirmation=info.status == SubscriberStatus.PENDING
+    )
 
 
 def unsubscribe(context: Context, email: str) -> SubscriberInfo:
@@ -131,8 +134,8 @@ def unsubscribe(context: Context, email: str) -> SubscriberInfo:
         subscriber = store.get_subscriber(session, address)
         if subscriber is None:
             raise NotFound(f"no subscriber with address {address}")
-        if subscriber.status != "bounced":
-            store.set_status(subscriber, "unsubscribed")
+        if subscriber.status != SubscriberStatus.BOUNCED:
+            store.set_status(subscriber, SubscriberStatus.UNSUBSCRIBED)
         return SubscriberInfo.of(subscriber)
 
 
@@ -252,14 +255,14 @@ def request_subscription(
             subscriber = store.add_subscriber(
                 session, address, topics=slugs, interests=texts, timezone=timezone, now=now
             )
-        elif subscriber.status in ("pending", "unsubscribed"):
-            store.set_interests(subscriber, slugs, texts)
-            subscriber.timezone = timezone or subscriber.timezone
-            if subscriber.status == "unsubscribed":
-                store.set_status(subscriber, "pending", now)
-            session.flush()
+        elif subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
+            store.update_subscriber(
+                session, subscriber, choices=(slugs, texts), timezone=timezone or ...
+            )
+            if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+                store.set_status(subscriber, SubscriberStatus.PENDING, now)
         cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)
-        due = subscriber.status == "pending" and store.claim_confirmation(
+        due = subscriber.status == SubscriberStatus.PENDING and store.claim_confirmation(
             session, subscriber.id, now, cooldown
         )
         return SubscriptionRequest(
@@ -271,9 +274,9 @@ def confirm(context: Context, subscriber_id: int) -> StatusChange:
     """pending → active; any other state is left alone (a late click changes nothing)."""
     with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
-        changed = subscriber.status == "pending"
+        changed = subscriber.status == SubscriberStatus.PENDING
         if changed:
-            store.set_status(subscriber, "active")
+            store.set_status(subscriber, SubscriberStatus.ACTIVE)
         return StatusChange(SubscriberInfo.of(subscriber), changed)
 
 
@@ -297,10 +300,9 @@ def update_preferences(
     zone = check_timezone(timezone) if timezone else None
     with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
-        store.set_interests(subscriber, slugs, texts)
-        subscriber.timezone = zone
-        subscriber.paused = paused
-        session.flush()
+        store.update_subscriber(
+            session, subscriber, choices=(slugs, texts), timezone=zone, paused=paused
+        )
         return SubscriberInfo.of(subscriber)
 
 
@@ -309,9 +311,9 @@ def unsubscribe_by_id(context: Context, subscriber_id: int) -> StatusChange:
     edition already planned skips this reader too. Bounced addresses stay bounced."""
     with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
-        changed = subscriber.status in ("pending", "active")
+        changed = subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
         if changed:
-            store.set_status(subscriber, "unsubscribed")
+            store.set_status(subscriber, SubscriberStatus.UNSUBSCRIBED)
         return StatusChange(SubscriberInfo.of(subscriber), changed)
 
 
@@ -320,7 +322,7 @@ def purge_pending(context: Context, older_than_days: int | None = None) -> int:
     days = context.settings.web.pending_expiry_days if older_than_days is None else older_than_days
     cutoff = utcnow() - timedelta(days=days)
     with db.transaction(context.sessions, immediate=True) as session:
-        return web_store.delete_pending_before(session, cutoff)
+        return store.delete_pending_before(session, cutoff)
 
 
 def check_timezone(name: str) -> str:

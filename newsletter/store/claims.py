@@ -31,6 +31,7 @@ from newsletter.store.models import (
     Edition,
     Subscriber,
 )
+from newsletter.store.statuses import DeliveryStatus, EditionStatus, SubscriberStatus
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,10 @@ def claim_batch(
     # One query with OR read every delivery of the edition and sorted them, once per
     # batch: a cost growing with the edition, paid hundreds of times per edition.
     parts = (
-        and_(Delivery.status == "queued", queued_due),
-        and_(Delivery.status == "sending", Delivery.leased_until < now),
+        and_(Delivery.status == DeliveryStatus.QUEUED, queued_due),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.leased_until < now),
     )
-    sending = select(Edition.id).where(Edition.status == "sending")
+    sending = select(Edition.id).where(Edition.status == EditionStatus.SENDING)
     rows: list[Row[Any]] = []
     for due in parts:
         query = (
@@ -104,9 +105,9 @@ def claim_batch(
             r.id, r.edition_id, r.subscriber_id, r.email, r.kind, r.attempts, r.hard_bounces
         )
         for r in rows
-        if r.status == "active" and not r.paused
+        if r.status == SubscriberStatus.ACTIVE and not r.paused
     ]
-    skipped = [r.id for r in rows if r.status != "active" or r.paused]
+    skipped = [r.id for r in rows if r.status != SubscriberStatus.ACTIVE or r.paused]
     lease_until = now + timedelta(seconds=lease_seconds)
     for start in range(0, len(claimed), ID_CHUNK):
         ids = [c.id for c in claimed[start : start + ID_CHUNK]]
@@ -116,13 +117,13 @@ def claim_batch(
         session.execute(
             update(Delivery)
             .where(Delivery.id.in_(ids))
-            .values(status="sending", lease_owner=owner, leased_until=lease_until)
+            .values(status=DeliveryStatus.SENDING, lease_owner=owner, leased_until=lease_until)
         )
     for start in range(0, len(skipped), ID_CHUNK):
         session.execute(
             update(Delivery)
             .where(Delivery.id.in_(skipped[start : start + ID_CHUNK]))
-            .values(status="skipped", lease_owner=None, leased_until=None)
+            .values(status=DeliveryStatus.SKIPPED, lease_owner=None, leased_until=None)
         )
     return claimed, len(skipped)
 
@@ -135,9 +136,9 @@ def release(session: Session, owner: str, delivery_ids: Sequence[int]) -> None:
             .where(
                 Delivery.id.in_(delivery_ids[start : start + ID_CHUNK]),
                 Delivery.lease_owner == owner,
-                Delivery.status == "sending",
+                Delivery.status == DeliveryStatus.SENDING,
             )
-            .values(status="queued", lease_owner=None, leased_until=None)
+            .values(status=DeliveryStatus.QUEUED, lease_owner=None, leased_until=None)
         )
 
 
@@ -146,7 +147,7 @@ def skip_claimed(session: Session, owner: str, delivery_id: int) -> None:
     session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)
-        .values(status="skipped", lease_owner=None, leased_until=None)
+        .values(status=DeliveryStatus.SKIPPED, lease_owner=None, leased_until=None)
     )
 
 
@@ -154,7 +155,8 @@ def readers_left_since(session: Session, since: datetime) -> set[int]:
     """Readers who unsubscribed or bounced at `since` or later (checked at send time)."""
     left_at = func.coalesce(Subscriber.unsubscribed_at, Subscriber.bounced_at)
     query = select(Subscriber.id).where(
-        Subscriber.status.in_(("unsubscribed", "bounced")), left_at >= since
+        Subscriber.status.in_((SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)),
+        left_at >= since,
     )
     return set(session.scalars(query))
 
@@ -171,7 +173,7 @@ class LeaseHold:
 def lease_holders(session: Session, edition_id: int | None, now: datetime) -> list[LeaseHold]:
     query = (
         select(Delivery.lease_owner, func.count(), func.max(Delivery.leased_until))
-        .where(Delivery.status == "sending", Delivery.leased_until >= now)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.leased_until >= now)
         .group_by(Delivery.lease_owner)
         .order_by(Delivery.lease_owner)
     )
@@ -185,8 +187,8 @@ def take_back(session: Session, owners: Sequence[str]) -> int:
     """Requeue what these (gone) lease owners held, as if their leases had expired."""
     result = session.execute(
         update(Delivery)
-        .where(Delivery.status == "sending", Delivery.lease_owner.in_(owners))
-        .values(status="queued", lease_owner=None, leased_until=None)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_owner.in_(owners))
+        .values(status=DeliveryStatus.QUEUED, lease_owner=None, leased_until=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -1,4 +1,15 @@
-"""Engines, sessions and schema migrations. The only module that creates sessions."""
+"""Engines, sessions and schema migrations. The only module that creates sessions.
+
+How a transaction is run, everywhere: a service opens one with
+`with db.transaction(context.sessions, immediate=...) as session:` and passes the
+session to store functions, which never commit or roll back. It commits when the block
+ends and rolls back on any error; `immediate=True` for one that writes after reading
+(SQLite's lock, see `transaction`). A dry run or preview uses `db.rolled_back`, the
+same unit of work always undone. The exceptions live in the store and say so: sent
+marks are group-committed over one held connection (deliveries.SentRecorder), and
+interest vectors computed during a plan are kept in a transaction of their own on
+PostgreSQL (embeddings.save_vectors_apart), so a rolled-back plan keeps them.
+"""
 
 from __future__ import annotations
 
@@ -62,30 +73,29 @@ def transaction(sessions: sessionmaker[Session], immediate: bool = False) -> Ite
     is locked" when another writer committed meanwhile (the busy timeout cannot help
     it), whereas BEGIN IMMEDIATE waits its turn.
     """
-    session = sessions()
-    if immediate and session.get_bind().dialect.name == "sqlite":
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-    try:
+    with _unit(sessions, immediate) as session:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 @contextmanager
 def rolled_back(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A write transaction that is always undone: dry runs and previews plan for real
-    inside it and record nothing."""
+    inside it and record nothing. Immediate, as planning writes after reading."""
+    with _unit(sessions, immediate=True) as session:
+        yield session
+
+
+@contextmanager
+def _unit(sessions: sessionmaker[Session], immediate: bool) -> Iterator[Session]:
+    """A session in a transaction, rolled back unless the body committed it."""
     session = sessions()
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
+        if immediate and session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         yield session
     finally:
-        session.rollback()
+        session.rollback()  # after a commit: nothing left to undo
         session.close()
 
 
@@ -111,14 +121,15 @@ def current_revision(engine: Engine) -> str | None:
         raise NewsletterError(f"cannot connect to the database: {_short(exc)}") from None
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Create or upgrade the schema; returns (revision before, revision after)."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Create or upgrade the schema (to `revision`, tests stop earlier); returns
+    (revision before, revision after)."""
     database = sqlite_file(engine)
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
     before = current_revision(engine)
-    command.upgrade(_alembic_config(engine), "head")
-    return before, head_revision()
+    command.upgrade(_alembic_config(engine), revision)
+    return before, current_revision(engine)
 
 
 def require_schema(engine: Engine) -> None:

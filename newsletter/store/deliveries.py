@@ -16,6 +16,7 @@ from functools import cache
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Insert,
     Update,
     bindparam,
@@ -28,13 +29,13 @@ from sqlalchemy.orm import Session
 
 from newsletter.store.bulk import table_of
 from newsletter.store.claims import ClaimedDelivery, record_attempt
-from newsletter.store.editions import OPEN_STATUSES
 from newsletter.store.models import (
     Delivery,
     DeliveryAttempt,
     Edition,
     Subscriber,
 )
+from newsletter.store.statuses import OPEN_STATUSES, DeliveryStatus, SubscriberStatus
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _sent_statements() -> tuple[Update, Insert]:
         update(deliveries)
         .where(deliveries.c.id == bindparam("b_id"))
         .values(
-            status="sent",
+            status=DeliveryStatus.SENT,
             message_id=bindparam("b_message_id"),
             sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
             attempts=deliveries.c.attempts + 1,
@@ -102,6 +103,33 @@ def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
         )
 
 
+class SentRecorder:
+    """Records sent marks over one connection held across commits, for the sending
+    threads' group commit (delivery.marks): a session per commit would cost more than
+    the statements themselves. The one writer outside db.transaction; used by one
+    thread at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+
+    def record(self, marks: Sequence[SentMark]) -> None:
+        """Mark these sent and commit; on any error nothing of them is kept."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        try:
+            mark_sent_many(self._connection, marks)
+            self._connection.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # rolls back anything uncommitted
+
+
 def mark_retry(
     session: Session,
     delivery: ClaimedDelivery,
@@ -111,7 +139,12 @@ def mark_retry(
     now: datetime,
 ) -> None:
     _end_attempt(
-        session, delivery, owner, status="queued", next_attempt_at=retry_at, last_error=error
+        session,
+        delivery,
+        owner,
+        status=DeliveryStatus.QUEUED,
+        next_attempt_at=retry_at,
+        last_error=error,
     )
     record_attempt(session, delivery, now, ok=False, error=error)
 
@@ -125,7 +158,7 @@ def mark_failed(
     *,
     permanent: bool,
 ) -> None:
-    _end_attempt(session, delivery, owner, status="failed", last_error=error)
+    _end_attempt(session, delivery, owner, status=DeliveryStatus.FAILED, last_error=error)
     record_attempt(session, delivery, now, ok=False, permanent=permanent, error=error)
 
 
@@ -152,9 +185,9 @@ def record_hard_bounce(
         .where(
             Subscriber.id == subscriber_id,
             Subscriber.hard_bounces >= bounce_after,
-            Subscriber.status != "bounced",
+            Subscriber.status != SubscriberStatus.BOUNCED,
         )
-        .values(status="bounced", bounced_at=now)
+        .values(status=SubscriberStatus.BOUNCED, bounced_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -210,8 +243,12 @@ def count_open(session: Session, edition_id: int, subscriber_id: int | None = No
 
 def next_wakeup(session: Session, edition_id: int | None) -> datetime | None:
     """The earliest moment an open delivery becomes due (retry time or lease expiry)."""
-    queued = select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "queued")
-    leased = select(func.min(Delivery.leased_until)).where(Delivery.status == "sending")
+    queued = select(func.min(Delivery.next_attempt_at)).where(
+        Delivery.status == DeliveryStatus.QUEUED
+    )
+    leased = select(func.min(Delivery.leased_until)).where(
+        Delivery.status == DeliveryStatus.SENDING
+    )
     if edition_id is not None:
         queued = queued.where(Delivery.edition_id == edition_id)
         leased = leased.where(Delivery.edition_id == edition_id)
@@ -223,7 +260,11 @@ def retry_backlog(
     session: Session, edition_id: int | None, now: datetime
 ) -> tuple[int, str | None]:
     """How many deliveries wait for a retry later, and the error of the latest to fail."""
-    waiting = (Delivery.status == "queued", Delivery.attempts > 0, Delivery.next_attempt_at > now)
+    waiting = (
+        Delivery.status == DeliveryStatus.QUEUED,
+        Delivery.attempts > 0,
+        Delivery.next_attempt_at > now,
+    )
     count = select(func.count()).where(*waiting)
     last = select(Delivery.last_error).where(*waiting)
     last = last.order_by(Delivery.next_attempt_at.desc()).limit(1)
@@ -244,7 +285,7 @@ def open_deliveries(
         .where(
             Delivery.edition_id == edition_id,
             Delivery.status.in_(OPEN_STATUSES),
-            Subscriber.status == "active",
+            Subscriber.status == SubscriberStatus.ACTIVE,
         )
         .order_by(Delivery.id)
     )

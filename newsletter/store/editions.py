@@ -24,11 +24,12 @@ from newsletter.store.bulk import insert_or_ignore
 from newsletter.store.models import (
     Delivery,
     DeliveryAttempt,
+    DeliveryPaper,
     Edition,
     EditionPaper,
+    Paper,
 )
-
-OPEN_STATUSES = ("queued", "sending")
+from newsletter.store.statuses import OPEN_STATUSES, EditionStatus
 
 
 def any_open(session: Session, edition_id: int) -> bool:
@@ -46,13 +47,17 @@ def any_open(session: Session, edition_id: int) -> bool:
 
 @dataclass(frozen=True)
 class EditionInfo:
+    """An edition as it leaves the store: the one shape services and commands see."""
+
     id: int
     key: str
     window_start: datetime
     window_end: datetime
     scheduled_for: datetime
-    status: str
+    status: str  # an EditionStatus
     paused_reason: str | None
+    completed_at: datetime | None
+    created_at: datetime
 
     @classmethod
     def of(cls, row: Edition) -> EditionInfo:
@@ -64,6 +69,8 @@ class EditionInfo:
             row.scheduled_for,
             row.status,
             row.paused_reason,
+            row.completed_at,
+            row.created_at,
         )
 
 
@@ -83,7 +90,7 @@ def ensure_edition(
         window_start=window_start,
         window_end=window_end,
         scheduled_for=scheduled_for,
-        status="sending",
+        status=EditionStatus.SENDING,
     )
     # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT through SQLAlchemy.
     result = session.execute(
@@ -142,8 +149,8 @@ def has_deliveries(session: Session, edition_id: int) -> bool:
 def pause_edition(session: Session, edition_id: int, reason: str) -> None:
     session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status == "sending")
-        .values(status="paused", paused_reason=reason)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING)
+        .values(status=EditionStatus.PAUSED, paused_reason=reason)
     )
 
 
@@ -160,9 +167,9 @@ def resume_edition(session: Session, edition_id: int) -> bool:
     )
     result = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status != "sending")
+        .where(Edition.id == edition_id, Edition.status != EditionStatus.SENDING)
         .values(
-            status="sending",
+            status=EditionStatus.SENDING,
             paused_reason=None,
             completed_at=None,
             judged_after_attempt=last_attempt,
@@ -181,8 +188,8 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
         return False
     result = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status == "sending")
-        .values(status="done", completed_at=now)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING)
+        .values(status=EditionStatus.DONE, completed_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -190,3 +197,63 @@ def finish_edition_if_complete(session: Session, edition_id: int, now: datetime)
 def previous_window_end(session: Session, key: str) -> datetime | None:
     """Where the window of the latest edition before `key` ended (keys sort by week)."""
     return session.scalar(select(func.max(Edition.window_end)).where(Edition.key < key))
+
+
+def latest_editions(session: Session, limit: int) -> list[EditionInfo]:
+    """The newest editions first (by send time)."""
+    query = select(Edition).order_by(Edition.scheduled_for.desc(), Edition.id.desc())
+    return [EditionInfo.of(row) for row in session.scalars(query.limit(limit))]
+
+
+def edition_status(session: Session, key: str) -> str | None:
+    """The edition's status, or None when it was never planned."""
+    found: str | None = session.scalar(select(Edition.status).where(Edition.key == key))
+    return found
+
+
+# --- the archive: what the public pages show of past editions -------------------------
+
+
+def list_editions(session: Session, limit: int) -> list[tuple[EditionInfo, int]]:
+    """Editions newest first, each with the number of papers in its general selection."""
+    count = (
+        select(func.count())
+        .select_from(EditionPaper)
+        .where(EditionPaper.edition_id == Edition.id)
+        .scalar_subquery()
+    )
+    query = select(Edition, count).order_by(Edition.scheduled_for.desc(), Edition.id.desc())
+    rows = session.execute(query.limit(limit)).all()
+    return [(EditionInfo.of(edition), int(n)) for edition, n in rows]
+
+
+def edition_papers(session: Session, edition_id: int) -> Sequence[Paper]:
+    """The edition's general selection, in its order."""
+    query = (
+        select(Paper)
+        .join(EditionPaper, EditionPaper.paper_id == Paper.id)
+        .where(EditionPaper.edition_id == edition_id)
+        .order_by(EditionPaper.position, Paper.id)
+    )
+    return session.scalars(query).all()
+
+
+def delivered_papers_of(
+    session: Session, edition_id: int, subscriber_id: int
+) -> Sequence[tuple[Paper, str]] | None:
+    """The papers planned for one reader in one edition with their reasons, in the
+    email's order; None when that reader has no delivery in it."""
+    delivery = session.scalar(
+        select(Delivery.id).where(
+            Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber_id
+        )
+    )
+    if delivery is None:
+        return None
+    query = (
+        select(Paper, DeliveryPaper.reason)
+        .join(DeliveryPaper, DeliveryPaper.paper_id == Paper.id)
+        .where(DeliveryPaper.delivery_id == delivery)
+        .order_by(DeliveryPaper.position, Paper.id)
+    )
+    return [(paper, str(reason)) for paper, reason in session.execute(query).all()]

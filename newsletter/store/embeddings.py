@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.store import db
 from newsletter.store.models import InterestEmbedding, utcnow
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
@@ -59,3 +60,16 @@ def count_vectors(session: Session, model: str | None = None) -> int:
     if model is not None:
         query = query.where(InterestEmbedding.model == model)
     return int(session.scalar(query) or 0)
+
+
+def save_vectors_apart(session: Session, model: str, vectors: Mapping[str, bytes]) -> None:
+    """Store vectors so that a rollback of `session`'s transaction (a dry run) keeps
+    them: on PostgreSQL in a transaction of their own. SQLite has one writer and the
+    caller (the planner) may hold it, so there they go into the caller's transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        save_vectors(session, model, vectors)
+        return
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with db.transaction(db.session_factory(engine)) as own:
+        save_vectors(own, model, vectors)

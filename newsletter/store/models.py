@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -26,17 +27,22 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from newsletter.store.statuses import (
+    DeliveryKind,
+    DeliveryStatus,
+    EditionStatus,
+    SubscriberStatus,
+    one_of,
+)
+
 # Stable constraint names, so migrations can refer to them on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
-
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "skipped")
-EDITION_STATUSES = ("sending", "paused", "done")
 
 
 def utcnow() -> datetime:
@@ -103,11 +109,12 @@ class Paper(Base):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    __table_args__ = (CheckConstraint(one_of("status", SubscriberStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalized with email-validator, so case and IDN variants are one subscriber.
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
     timezone: Mapped[str | None] = mapped_column(String(64))
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
@@ -159,13 +166,14 @@ class Edition(Base):
     """One weekly issue; the unique key makes planning idempotent."""
 
     __tablename__ = "editions"
+    __table_args__ = (CheckConstraint(one_of("status", EditionStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(16), unique=True)  # "2026-W48"
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default="sending")
+    status: Mapped[str] = mapped_column(String(16), default=EditionStatus.SENDING)
     paused_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -192,13 +200,15 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
+        CheckConstraint(one_of("status", DeliveryStatus), name="status"),
+        CheckConstraint(one_of("kind", DeliveryKind), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16), default="digest")  # digest | quiet
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    kind: Mapped[str] = mapped_column(String(16), default=DeliveryKind.DIGEST)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When it may be sent: the reader's local send time, later a retry's backoff.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

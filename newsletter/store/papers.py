@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.sources.records import PaperRecord
-from newsletter.store.meta import PAPERS_CHANGED, set_meta
+from newsletter.store.meta import PAPERS_CHANGED, get_meta, set_meta
 from newsletter.store.models import Paper, utcnow
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
@@ -49,7 +49,7 @@ def upsert_papers(session: Session, records: Iterable[PaperRecord]) -> UpsertCou
         else:
             counts.unchanged += 1
     if counts.new or counts.updated:
-        set_meta(session, PAPERS_CHANGED, uuid.uuid4().hex)  # see web.listing_stamp
+        set_meta(session, PAPERS_CHANGED, uuid.uuid4().hex)  # see listing_stamp
     session.flush()
     return counts
 
@@ -140,6 +140,16 @@ def latest_listing(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Paper.listed_at)))
 
 
+def listing_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever a paper is added or an ingest changed one (upvotes too): what
+    the home page's cache is keyed on. A key lookup and two indexed maxima, so it
+    stays cheap however many papers there are (an aggregate over a column without an
+    index would read them all)."""
+    # One maximum per query: SQLite reads an index end only for a lone min() or max().
+    newest_id = session.scalar(select(func.max(Paper.id)))
+    return (get_meta(session, PAPERS_CHANGED), newest_id, latest_listing(session))
+
+
 def set_embeddings(session: Session, model: str, vectors: Mapping[int, bytes]) -> None:
     """Store sentence embeddings (paper id → float32 bytes) made by `model`."""
     statement = (
@@ -150,6 +160,15 @@ def set_embeddings(session: Session, model: str, vectors: Mapping[int, bytes]) -
     rows = [{"paper_id": paper_id, "vector": vector} for paper_id, vector in vectors.items()]
     if rows:
         session.connection().execute(statement, rows)
+
+
+def attach_embeddings(session: Session, model: str, vectors: Sequence[tuple[Paper, bytes]]) -> None:
+    """Give loaded papers their embeddings by `model`, on the rows themselves: the
+    ranking that follows reads them from there."""
+    for paper, vector in vectors:
+        paper.embedding = vector
+        paper.embedding_model = model
+    session.flush()
 
 
 def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]:

@@ -26,10 +26,12 @@ from newsletter.store.bulk import ID_CHUNK, insert_new_rows, insert_rows, table_
 from newsletter.store.models import (
     Delivery,
     DeliveryPaper,
+    Paper,
     Subscriber,
     SubscriberInterest,
     SubscriberTopic,
 )
+from newsletter.store.statuses import DeliveryStatus, SubscriberStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ def subscribers_to_plan(
     """
     planned = select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
     to_plan = [
-        Subscriber.status == "active",
+        Subscriber.status == SubscriberStatus.ACTIVE,
         Subscriber.paused.is_(False),
         Subscriber.id.not_in(planned),
     ]
@@ -151,7 +153,7 @@ def insert_deliveries(
     created = 0
     for start in range(0, len(planned), _PLAN_CHUNK):
         rows = [
-            (edition_id, p.subscriber_id, p.kind, "queued", 0, p.next_attempt_at, now)
+            (edition_id, p.subscriber_id, p.kind, DeliveryStatus.QUEUED, 0, p.next_attempt_at, now)
             for p in planned[start : start + _PLAN_CHUNK]
         ]
         # ON CONFLICT DO NOTHING RETURNING: only rows this call created come back, so
@@ -232,3 +234,16 @@ def interests_of(
         for subscriber_id, text in session.execute(texts.order_by(SubscriberInterest.id)):
             found[subscriber_id][1].append(text)
     return found
+
+
+def sent_titles(session: Session) -> list[tuple[str, str]]:
+    """(reader's address, paper title) of every paper sent, by reader, in email order."""
+    query = (
+        select(Subscriber.email, Paper.title)
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .join(DeliveryPaper, DeliveryPaper.delivery_id == Delivery.id)
+        .join(Paper, Paper.id == DeliveryPaper.paper_id)
+        .where(Delivery.status == DeliveryStatus.SENT)
+        .order_by(Subscriber.email, DeliveryPaper.position)
+    )
+    return [(str(email), str(title)) for email, title in session.execute(query)]

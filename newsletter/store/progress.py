@@ -1,4 +1,5 @@
-"""Read-only queries behind `newsletter status`: editions and how far each has got."""
+"""Read-only queries behind `newsletter status`: how far each edition has got (the
+editions themselves come from store.editions)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,15 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.store.models import Delivery, Edition
+from newsletter.store.models import Delivery
+from newsletter.store.statuses import DeliveryStatus
 
-_COUNTED = ("sent", "sending", "failed", "skipped")  # in the order tallies() reads them
-
-
-@dataclass(frozen=True)
-class EditionRow:
-    id: int
-    key: str
-    scheduled_for: datetime
-    status: str
-    paused_reason: str | None
-    completed_at: datetime | None
-    window_start: datetime
-    window_end: datetime
-    created_at: datetime
+_COUNTED = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+)  # in the order tallies() reads them
 
 
 @dataclass(frozen=True)
@@ -41,38 +35,13 @@ class DeliveryTally:
     retrying: int = 0  # queued again after a temporary failure
 
 
-def latest_editions(session: Session, limit: int) -> list[EditionRow]:
-    """The newest editions first (by send time)."""
-    query = select(Edition).order_by(Edition.scheduled_for.desc(), Edition.id.desc()).limit(limit)
-    return [
-        EditionRow(
-            e.id,
-            e.key,
-            e.scheduled_for,
-            e.status,
-            e.paused_reason,
-            e.completed_at,
-            e.window_start,
-            e.window_end,
-            e.created_at,
-        )
-        for e in session.scalars(query)
-    ]
-
-
-def edition_status(session: Session, key: str) -> str | None:
-    """The edition's status, or None when it was never planned."""
-    found: str | None = session.scalar(select(Edition.status).where(Edition.key == key))
-    return found
-
-
 def tallies(
     session: Session, edition_ids: Sequence[int], now: datetime
 ) -> dict[int, DeliveryTally]:
     """One grouped query for all the given editions."""
     if not edition_ids:
         return {}
-    queued = Delivery.status == "queued"
+    queued = Delivery.status == DeliveryStatus.QUEUED
     later = case((queued & (Delivery.next_attempt_at > now), 1), else_=0)
     due = case((queued & (Delivery.next_attempt_at <= now), 1), else_=0)
     retrying = case((queued & (Delivery.attempts > 0), 1), else_=0)
@@ -119,7 +88,7 @@ def failure_reasons(session: Session, edition_id: int, limit: int = 3) -> list[t
         select(Delivery.last_error, func.count())
         .where(
             Delivery.edition_id == edition_id,
-            Delivery.status == "failed",
+            Delivery.status == DeliveryStatus.FAILED,
             Delivery.last_error.is_not(None),
         )
         .group_by(Delivery.last_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from newsletter.store.bulk import insert_new_rows, insert_rows
 from newsletter.store.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
+from newsletter.store.statuses import SubscriberStatus
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -32,14 +34,16 @@ def list_subscribers(session: Session, status: str | None = None) -> Sequence[Su
 
 def count_readers_to_mail(session: Session) -> int:
     """Active readers who have not paused their digest."""
-    query = select(func.count()).where(Subscriber.status == "active", Subscriber.paused.is_(False))
+    query = select(func.count()).where(
+        Subscriber.status == SubscriberStatus.ACTIVE, Subscriber.paused.is_(False)
+    )
     return int(session.scalar(query) or 0)
 
 
 def readers_choices(session: Session) -> tuple[list[str], list[str]]:
     """The distinct topic slugs and typed interests of the readers to mail (active and
     not paused): what planning ranks, so what must be embedded first."""
-    mailed = (Subscriber.status == "active", Subscriber.paused.is_(False))
+    mailed = (Subscriber.status == SubscriberStatus.ACTIVE, Subscriber.paused.is_(False))
     topic, text = SubscriberTopic.topic, SubscriberInterest.text
     topics = select(topic).distinct().join(Subscriber).where(*mailed).order_by(topic)
     texts = select(text).distinct().join(Subscriber).where(*mailed).order_by(text)
@@ -50,7 +54,7 @@ def add_subscriber(
     session: Session,
     email: str,
     *,
-    status: str = "pending",
+    status: str = SubscriberStatus.PENDING,
     topics: Iterable[str] = (),
     interests: Iterable[str] = (),
     timezone: str | None = None,
@@ -58,7 +62,7 @@ def add_subscriber(
 ) -> Subscriber:
     now = now or utcnow()
     subscriber = Subscriber(email=email, status=status, timezone=timezone, created_at=now)
-    if status == "active":
+    if status == SubscriberStatus.ACTIVE:
         subscriber.confirmed_at = now
     session.add(subscriber)
     set_interests(subscriber, topics, interests)
@@ -82,16 +86,53 @@ def set_interests(subscriber: Subscriber, topics: Iterable[str], interests: Iter
     ]
 
 
+def update_subscriber(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    choices: tuple[Iterable[str], Iterable[str]] | None = None,
+    timezone: str | EllipsisType | None = ...,
+    paused: bool | None = None,
+) -> None:
+    """Change what is given: topics and typed interests (see set_interests), the time
+    zone (None clears it; ... leaves it) and the pause."""
+    if choices is not None:
+        set_interests(subscriber, *choices)
+    if not isinstance(timezone, EllipsisType):
+        subscriber.timezone = timezone
+    if paused is not None:
+        subscriber.paused = paused
+    session.flush()
+
+
 def set_status(subscriber: Subscriber, status: str, now: datetime | None = None) -> None:
     now = now or utcnow()
     subscriber.status = status
-    if status == "active":
+    if status == SubscriberStatus.ACTIVE:
         subscriber.confirmed_at = subscriber.confirmed_at or now
         subscriber.unsubscribed_at = None
-    elif status == "unsubscribed":
+    elif status == SubscriberStatus.UNSUBSCRIBED:
         subscriber.unsubscribed_at = now
-    elif status == "bounced":
+    elif status == SubscriberStatus.BOUNCED:
         subscriber.bounced_at = now
+
+
+def delete_pending_before(session: Session, cutoff: datetime) -> int:
+    """Delete subscriptions still pending that were neither created nor sent a
+    confirmation since `cutoff`. A returning reader (confirmed once, pending again)
+    keeps their history."""
+    stale = and_(
+        Subscriber.status == SubscriberStatus.PENDING,
+        Subscriber.confirmed_at.is_(None),
+        Subscriber.created_at < cutoff,
+        or_(Subscriber.confirmation_sent_at.is_(None), Subscriber.confirmation_sent_at < cutoff),
+    )
+    # ON DELETE CASCADE removes their topics and interests (db turns SQLite's
+    # foreign_keys pragma on for every connection).
+    result = session.execute(
+        delete(Subscriber).where(stale).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def mark_confirmation_sent(session: Session, subscriber_id: int, now: datetime) -> None:
@@ -153,7 +194,7 @@ def owed_confirmations(session: Session, since: datetime, limit: int) -> Sequenc
         select(Subscriber)
         .where(
             and_(
-                Subscriber.status == "pending",
+                Subscriber.status == SubscriberStatus.PENDING,
                 Subscriber.confirmation_sent_at.is_(None),
                 Subscriber.hard_bounces == 0,
                 or_(Subscriber.created_at >= since, Subscriber.confirmed_at.is_not(None)),
@@ -198,7 +239,7 @@ def add_active_subscribers(
 ) -> dict[str, int]:
     """Insert these new addresses as active (confirmed now) with their topics and typed
     interests, as `add_subscriber` would one by one; returns their ids by address."""
-    rows = [(email, "active", None, False, 0, now, now) for email in readers]
+    rows = [(email, SubscriberStatus.ACTIVE, None, False, 0, now, now) for email in readers]
     created = insert_new_rows(
         session,
         _table(Subscriber),

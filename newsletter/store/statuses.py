@@ -1,0 +1,46 @@
+"""The values a status (or kind) column may hold: enums the code compares and sets,
+and CHECK constraints that make the database refuse any other value.
+
+StrEnum members are the stored strings themselves: they compare equal to them, and
+rows read back carry plain strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # asked to subscribe, not confirmed yet
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"  # too many hard bounces: never mailed again
+
+
+class EditionStatus(StrEnum):
+    SENDING = "sending"
+    PAUSED = "paused"  # the failure breaker stopped it; `resume` sends again
+    DONE = "done"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # leased by a worker
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the reader left (or paused) before it went out
+
+
+class DeliveryKind(StrEnum):
+    DIGEST = "digest"
+    QUIET = "quiet"  # nothing matched: a short note instead of papers
+
+
+# Deliveries still to send (queued, or leased and maybe given back).
+OPEN_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """The SQL condition of a CHECK constraint: `column` holds one of these values."""
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({listed})"
