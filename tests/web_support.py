@@ -117,3 +117,11 @@ def add_edition(context: Context, key: str, paper_ids: list[int]) -> None:
         session.flush()
         for position, paper_id in enumerate(paper_ids):
             session.add(EditionPaper(edition_id=edition.id, paper_id=paper_id, position=position))
+
+
+def tampered(token: str) -> str:
+    """The token with one character of its signature changed. A middle one: the last
+    character of base64 carries bits that decoding ignores, so changing it may not
+    change the signature at all."""
+    at = len(token) - 10
+    return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1 :]
