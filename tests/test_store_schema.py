@@ -189,7 +189,7 @@ def test_adding_the_status_checks_keeps_every_row(database_url: str) -> None:
         _insert(context, "subscriber_interests", subscriber_id=1, text="diffusion")
         _a_delivery(context, status="sent", kind="quiet")
         before = _every_row(context)
-        assert db.upgrade(context.engine) == ("0003", db.head_revision())
+        assert db.upgrade(context.engine, "0004") == ("0003", "0004")
         assert _every_row(context) == before
         with pytest.raises(sa.exc.IntegrityError):  # foreign keys are on again
             _insert(context, "subscriber_topics", subscriber_id=99, topic="llms")
@@ -198,8 +198,11 @@ def test_adding_the_status_checks_keeps_every_row(database_url: str) -> None:
 
 
 def _every_row(context: Context) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table the database has at its revision."""
+    present = set(sa.inspect(context.engine).get_table_names())
     with db.transaction(context.sessions) as session:
         return {
             table.name: sorted(tuple(map(str, row)) for row in session.execute(table.select()))
             for table in Base.metadata.sorted_tables
+            if table.name in present
         }

@@ -11,8 +11,10 @@ from rich.table import Table
 from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.delivery import notices
 from newsletter.errors import InvalidInput
-from newsletter.readers import subscriptions
+from newsletter.readers import examples, subscriptions
+from newsletter.sources.refs import parse_refs
 from newsletter.store import db
+from newsletter.store.statuses import Origin
 
 
 @cli.command(epilog="Example: newsletter init")
@@ -30,7 +32,12 @@ def init(state: State) -> None:
         console.print(f"Upgraded the schema of {url} from {before} to {after}.")
 
 
-@cli.command(epilog="Example: newsletter subscribe ada@example.org --topic llms --confirmed")
+@cli.command(
+    epilog="Examples:\n\n"
+    "  newsletter subscribe ada@example.org --topic llms --confirmed\n\n"
+    "  newsletter subscribe ada@example.org --paper 2403.01234 "
+    "--paper https://huggingface.co/papers/2401.04088"
+)
 @click.argument("email")
 @click.option(
     "--topic",
@@ -46,22 +53,64 @@ def init(state: State) -> None:
     metavar="TEXT",
     help="A free-text interest (repeatable).",
 )
+@click.option(
+    "--paper",
+    "papers",
+    multiple=True,
+    metavar="ID",
+    help="An example paper: arXiv id or arXiv / Hugging Face URL (repeatable). "
+    "Papers not stored yet are fetched from the arXiv API.",
+)
 @click.option("--confirmed", is_flag=True, help="Active at once, without a confirmation email.")
 @pass_state
 def subscribe(
-    state: State, email: str, topics: tuple[str, ...], interests: tuple[str, ...], confirmed: bool
+    state: State,
+    email: str,
+    topics: tuple[str, ...],
+    interests: tuple[str, ...],
+    papers: tuple[str, ...],
+    confirmed: bool,
 ) -> None:
     """Add a subscriber (pending until confirmed) or update a known one's topics."""
     context = state.context()
-    result = subscriptions.subscribe(context, email, topics, interests, confirmed=confirmed)
+    refs = parse_refs(list(papers))
+    found = None
+    if refs:
+        with console.status(f"Looking up {plural(len(refs), 'example paper')}…"):
+            found = examples.find_papers(context, refs)
+    result = subscriptions.subscribe(
+        context, email, topics, interests, confirmed=confirmed, examples=found, origin=Origin.ADMIN
+    )
     info = result.subscriber
     verb = "Added" if result.created else "Updated"
+    given = f"; {plural(len(found.external_ids), 'example paper')}" if found else ""
     console.print(
-        f"{verb} {info.email} ({info.status}; topics: {', '.join(info.topics) or 'none'})."
+        f"{verb} {info.email} ({info.status}; topics: {', '.join(info.topics) or 'none'}{given})."
     )
     if result.needs_confirmation:
         notices.send_confirmation(context, info)
         console.print(f"Sent a confirmation email to {info.email}.")
+
+
+@cli.command(
+    epilog="Examples:\n\n  newsletter feedback ada@example.org 2403.01234 more\n\n"
+    "  newsletter feedback ada@example.org arxiv:2403.01234 fewer"
+)
+@click.argument("email")
+@click.argument("paper_id", metavar="PAPER_ID")
+@click.argument("direction", type=click.Choice(["more", "fewer"]))
+@pass_state
+def feedback(state: State, email: str, paper_id: str, direction: str) -> None:
+    """What a digest's "More like this" / "Fewer like this" do, for a reader.
+
+    PAPER_ID is a stored paper's arXiv id (2403.01234, arxiv:2403.01234, a paper URL) or
+    its number in the store. "more" makes it one of the reader's example papers;
+    "fewer" keeps it, and new papers close to it, out of their later digests. Undo it
+    on the reader's preferences page.
+    """
+    given = examples.feedback_by_email(state.context(), email, paper_id, direction == "more")
+    what = "an example paper" if given.feeling == "like" else "held back ('fewer like this')"
+    console.print(f"“{given.title}” is now {what} for {email}.")
 
 
 @cli.command(epilog="Example: newsletter unsubscribe ada@example.org")

@@ -76,6 +76,7 @@ class State:
 COMMAND_MODULES = {
     "init": "admin",
     "subscribe": "admin",
+    "feedback": "admin",
     "unsubscribe": "admin",
     "subscribers": "admin",
     "import-subscribers": "admin",

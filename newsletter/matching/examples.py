@@ -11,8 +11,8 @@ Without embeddings only the tf-idf cosine counts, against its own threshold
 (`example_lexical_threshold`). Next to topics or typed interests, examples add only
 close papers (`example_threshold`); a reader who gave examples alone gets papers
 further out (`example_alone_threshold`), as nothing else describes their interest.
-The order mixes that similarity with trending, as interests do; the reason names the
-example ("Like: <its title>").
+The order mixes that similarity with trending, as interests do; each match's reason
+is the title of the example it is like.
 
 A paper marked "fewer" is never sent to that reader again, and new papers at least
 `fewer_threshold` similar to it are held back, unless they are closer to one of the
@@ -30,8 +30,6 @@ from newsletter.matching.embedder import from_bytes
 from newsletter.matching.text import terms
 from newsletter.matching.trending import trending_scores
 from newsletter.matching.types import Candidate, Match, MatchParams
-
-LIKE_REASON = "Like: "
 
 
 def thresholds(params: MatchParams, alone: bool) -> tuple[float, float]:
@@ -92,7 +90,7 @@ def rank_by_examples(
         above = np.clip((similarity[row, hits] - threshold) / max(1 - threshold, 1e-9), 0, 1)
         scores = w * above + (1 - w) * trending[hits]
         order = sorted(range(len(hits)), key=lambda n: (-scores[n], candidates[hits[n]].paper_id))
-        reason = LIKE_REASON + title
+        reason = title  # the example it is like: planning words the reason
         ranked[example.paper_id] = [
             Match(
                 candidates[hits[n]].paper_id,

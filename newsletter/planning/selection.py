@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.matching import Interest, Match, collection_paused
 from newsletter.matching.trending import most_trending
+from newsletter.planning.liked import Taught, is_example, reason_of
 from newsletter.planning.relevance import interests_for, rank_papers
 from newsletter.render.content import INTEREST_REASON, TOPIC_REASON, TRENDING_REASON, PaperView
 from newsletter.store import plans
@@ -43,10 +44,14 @@ def choose_for(
     their interests' ranked lists (see `merge_ranked`). Readers with the same
     choices share the work of reading them.
     """
-    choices = _Choices(settings)
+    taught = Taught(session, settings, readers, papers)
+    choices = _Choices(settings, taught)
     of_reader = [(r.id, *choices.of(r)) for r in readers]
-    unique = list({i.key: i for _, mine, _ in of_reader for i in mine}.values())
+    every = {i.key: i for _, mine, _ in of_reader for i in mine}
+    unique = [i for i in every.values() if not is_example(i)]
     ranked = rank_papers(session, settings, unique, papers) if unique and papers else {}
+    ranked.update(taught.ranked([i for i in every.values() if is_example(i)]))
+    delivered = taught.held_back(readers, delivered)
     limit = settings.digest.max_papers
 
     def general(seen: set[int]) -> tuple[plans.PlannedPaper, ...]:
@@ -90,13 +95,21 @@ class _Choices:
     """Readers' interests, built once per distinct set of choices (and per topic and
     text): most readers share theirs with many others."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, taught: Taught) -> None:
         self._settings = settings
+        self._taught = taught
         self._found: dict[tuple[tuple[str, ...], tuple[str, ...]], _Choice] = {}
         self._topics: dict[str, list[Interest]] = {}
         self._texts: dict[str, list[Interest]] = {}
 
     def of(self, reader: Reader) -> _Choice:
+        if reader.likes:  # examples are the reader's own: nothing to share
+            mine, keys = self._of_choices(reader)
+            examples = self._taught.interests(reader)
+            return [*mine, *examples], (*keys, *(i.key for i in examples))
+        return self._of_choices(reader)
+
+    def _of_choices(self, reader: Reader) -> _Choice:
         known = self._found.get((reader.topics, reader.interests))
         if known is None:
             # interests_for, one topic or text at a time: config topics, then texts.
@@ -167,6 +180,8 @@ def _merge(
 
 
 def _reason(interest: Interest) -> str:
+    if is_example(interest):
+        return reason_of(interest)
     kind = TOPIC_REASON if interest.key.startswith("topic:") else INTEREST_REASON
     return kind + interest.label
 

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.mail.addresses import mailable_email, normalize_email
+from newsletter.readers.examples import Found, check_room, keep_examples
 from newsletter.runtime import Context
 from newsletter.store import db
 from newsletter.store import subscribers as store
 from newsletter.store.models import Subscriber, utcnow
-from newsletter.store.statuses import SubscriberStatus
+from newsletter.store.statuses import Origin, SubscriberStatus
 
 MAX_INTEREST_LENGTH = 200
 MAX_INTERESTS = 20
@@ -94,11 +95,15 @@ def subscribe(
     *,
     confirmed: bool = False,
     timezone: str | None = None,
+    examples: Found | None = None,
+    origin: Origin = Origin.GIVEN,
 ) -> SubscribeResult:
     """Add a subscriber, or update the topics of a known one.
 
     An active subscriber stays active; an unsubscribed one comes back as pending (or
     active with `confirmed`), so a re-subscription is confirmed again by its owner.
+    `examples` (see readers.examples.find_papers) become the reader's example papers
+    in the same transaction.
     """
     address = mailable_email(email)
     slugs = check_topics(context.settings, topics)
@@ -122,6 +127,9 @@ def subscribe(
                 store.set_status(subscriber, SubscriberStatus.ACTIVE)
             elif subscriber.status == SubscriberStatus.UNSUBSCRIBED:
                 store.set_status(subscriber, SubscriberStatus.PENDING)
+        if examples is not None and examples.external_ids:
+            check_room(session, context, subscriber.id, len(examples.external_ids))
+            keep_examples(session, subscriber.id, examples, origin, utcnow())
         info = SubscriberInfo.of(subscriber)
     return SubscribeResult(
         info, created, needs_confirmation=info.status == SubscriberStatus.PENDING

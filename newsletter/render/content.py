@@ -33,7 +33,8 @@ class PaperView:
 TOPIC_REASON = "Matched your topic: "
 INTEREST_REASON = "Matched your interest: "
 TRENDING_REASON = "Trending this week"
-_REASONS = (TOPIC_REASON, INTEREST_REASON, TRENDING_REASON)
+LIKE_REASON = "Like: "  # an example paper the reader gave, by its title
+_REASONS = (TOPIC_REASON, INTEREST_REASON, TRENDING_REASON, LIKE_REASON)
 
 
 def reason_line(reason: str) -> str:

@@ -31,6 +31,8 @@ from newsletter.store.statuses import (
     DeliveryKind,
     DeliveryStatus,
     EditionStatus,
+    Feeling,
+    Origin,
     SubscriberStatus,
     one_of,
 )
@@ -288,4 +290,23 @@ class InterestEmbedding(Base):
     model: Mapped[str] = mapped_column(String(200))
     text_key: Mapped[str] = mapped_column(String(64))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReaderPaper(Base):
+    """A paper a reader gave as an example or marked from an email: one mark per reader
+    and paper (a later one replaces it). Deleting the reader deletes their marks."""
+
+    __tablename__ = "reader_papers"
+    __table_args__ = (
+        CheckConstraint(one_of("feeling", Feeling), name="feeling"),
+        CheckConstraint(one_of("origin", Origin), name="origin"),
+    )
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True)
+    feeling: Mapped[str] = mapped_column(String(10))
+    origin: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from newsletter.store.bulk import ID_CHUNK, insert_new_rows, insert_rows, table_of
+from newsletter.store.examples import feelings_of
 from newsletter.store.models import (
     Delivery,
     DeliveryPaper,
@@ -42,6 +43,8 @@ class PlanReader:
     topics: tuple[str, ...]
     interests: tuple[str, ...]
     timezone: str | None = None
+    likes: tuple[int, ...] = ()  # example papers ("papers like these", "more like this")
+    fewer: tuple[int, ...] = ()  # papers marked "fewer like this"
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,12 @@ def subscribers_to_plan(
             lists = chosen[subscriber_id] = ([], [])
         lists[kind].append(value)
     readers = select(Subscriber.id, Subscriber.timezone).where(*to_plan).order_by(Subscriber.id)
+    felt = feelings_of(session, select(Subscriber.id).where(*to_plan))
     nothing: tuple[list[str], list[str]] = ([], [])
     return [
-        PlanReader(subscriber_id, tuple(topics), tuple(texts), timezone)
+        PlanReader(
+            subscriber_id, tuple(topics), tuple(texts), timezone, *felt.get(subscriber_id, ((), ()))
+        )
         for subscriber_id, timezone in session.execute(readers)
         for topics, texts in (chosen.get(subscriber_id, nothing),)
     ]

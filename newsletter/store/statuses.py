@@ -44,3 +44,18 @@ def one_of(column: str, values: type[StrEnum]) -> str:
     """The SQL condition of a CHECK constraint: `column` holds one of these values."""
     listed = ", ".join(f"'{member.value}'" for member in values)
     return f"{column} IN ({listed})"
+
+
+class Feeling(StrEnum):
+    """How a reader feels about a paper they gave or marked (see store/examples.py)."""
+
+    LIKE = "like"  # an example: "papers like these", or "More like this" from an email
+    FEWER = "fewer"  # "Fewer like this": it and what is close to it are held back
+
+
+class Origin(StrEnum):
+    """Where a reader's mark on a paper came from."""
+
+    GIVEN = "given"  # typed or uploaded on the subscribe or preferences page
+    EMAIL = "email"  # a "More / Fewer like this" link in a digest
+    ADMIN = "admin"  # `newsletter subscribe --paper` or `newsletter feedback`
