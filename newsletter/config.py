@@ -169,7 +169,7 @@ class WebConfig(Section):
     subscribe_burst: int = Field(default=5, ge=1)
     pending_expiry_days: int = Field(default=7, ge=1, le=365)
     confirmation_cooldown_hours: int = Field(default=24, ge=0)
-    max_body_bytes: int = Field(default=16_384, ge=1024, le=10_000_000)
+    max_body_bytes: int = Field(default=20_480, ge=1024, le=10_000_000)
     home_papers: int = Field(default=10, ge=1, le=100)
     # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client. Nobody is
     # trusted by default: any client could otherwise pick its own address.

@@ -22,7 +22,8 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 from newsletter.errors import ExpiredToken, InvalidToken
 
 # "digest": the email's "view in browser" link to that reader's own digests (read only).
-Purpose = Literal["confirm", "unsubscribe", "preferences", "digest"]
+# "feedback": a paper card's "More / Fewer like this", bound to a reader and a paper.
+Purpose = Literal["confirm", "unsubscribe", "preferences", "digest", "feedback"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
 # zlib output is never shorter than 8 bytes, so itsdangerous leaves JSON of up to 9
 # characters uncompressed: every id below a billion is plain base64 of its digits.
@@ -72,3 +73,20 @@ def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = 
     if type(value) is not int:
         raise InvalidToken(f"this {purpose} link is not valid")
     return value
+
+
+def make_paper_token(secret_key: str, subscriber_id: int, paper_id: int) -> str:
+    """A "More / Fewer like this" link's token: bound to one reader and one paper."""
+    token: str = _serializer(secret_key, "feedback").dumps([int(subscriber_id), int(paper_id)])
+    return token
+
+
+def read_paper_token(secret_key: str, token: str) -> tuple[int, int]:
+    """(subscriber id, paper id) of a feedback token, or InvalidToken."""
+    try:
+        value = _serializer(secret_key, "feedback").loads(token)
+    except BadSignature:
+        raise InvalidToken("this feedback link is not valid") from None
+    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
+        raise InvalidToken("this feedback link is not valid")
+    return value[0], value[1]

@@ -8,6 +8,7 @@ reuses compiled templates, the encoded sender headers and the DKIM key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -22,7 +23,7 @@ from newsletter.mail.message import (
 )
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
-from newsletter.tokens import make_token
+from newsletter.tokens import make_paper_token, make_token
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
@@ -70,6 +71,18 @@ class Composer:
         token = make_token(self.secret_key, purpose, subscriber_id)
         return f"{self.site.base_url}/{purpose}/{token}"
 
+    def _with_feedback_links(
+        self, subscriber_id: int, items: Sequence[DigestItem]
+    ) -> list[DigestItem]:
+        """Each card's "More / Fewer like this" links, signed for this reader and paper."""
+        base = self.site.base_url
+        linked = []
+        for item in items:
+            token = make_paper_token(self.secret_key, subscriber_id, item.paper.id)
+            more, fewer = f"{base}/feedback/{token}/more", f"{base}/feedback/{token}/fewer"
+            linked.append(replace(item, more_url=more, fewer_url=fewer))
+        return linked
+
     def _digest_link(self, edition_key: str, subscriber_id: int) -> str:
         """'View in browser': this reader's own digest, behind a read-only signed token."""
         token = make_token(self.secret_key, "digest", subscriber_id)
@@ -92,7 +105,7 @@ class Composer:
             edition_key=edition_key,
             week_start=week_start,
             week_end=week_end,
-            items=tuple(items),
+            items=tuple(self._with_feedback_links(subscriber_id, items)),
             archive_url=self._digest_link(edition_key, subscriber_id),
             topics=tuple(topics),
         )

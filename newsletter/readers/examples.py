@@ -166,6 +166,11 @@ def _paper_id(session: Session, paper: str) -> int | None:
     return store.paper_ids_for(session, [external or text]).get(external or text)
 
 
+def paper_title_of(runtime: Runtime, paper_id: int) -> str | None:
+    with db.transaction(runtime.sessions) as session:
+        return store.paper_title(session, paper_id)
+
+
 def forget(runtime: Runtime, subscriber_id: int, paper_id: int) -> bool:
     """Undo: the paper is neither an example nor held back any more."""
     with db.transaction(runtime.sessions, immediate=True) as session:

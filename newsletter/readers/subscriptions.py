@@ -245,12 +245,14 @@ def request_subscription(
     *,
     timezone: str | None = None,
     now: datetime | None = None,
+    examples: Found | None = None,
 ) -> SubscriptionRequest:
     """A stranger asks to subscribe an address: nothing changes for a confirmed reader.
 
     Unlike `subscribe`, an anonymous request never edits an active subscriber's topics
     (only the owner may, through their preferences link) and never revives a bounced
-    address. New and unsubscribed addresses become pending until their owner confirms.
+    address. New and unsubscribed addresses become pending until their owner confirms;
+    their `examples` (found beforehand, see readers.examples) are kept with them.
     """
     now = now or utcnow()
     address = mailable_email(email)
@@ -269,6 +271,9 @@ def request_subscription(
             )
             if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
                 store.set_status(subscriber, SubscriberStatus.PENDING, now)
+        if examples is not None and subscriber.status == SubscriberStatus.PENDING:
+            check_room(session, context, subscriber.id, len(examples.external_ids))
+            keep_examples(session, subscriber.id, examples, Origin.GIVEN, now)
         cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)
         due = subscriber.status == SubscriberStatus.PENDING and store.claim_confirmation(
             session, subscriber.id, now, cooldown

@@ -47,6 +47,9 @@ class DigestItem:
     paper: PaperView
     reason: str  # the subscriber's topic or interest it matched ("why you got this")
     score: float = 0.0
+    # Signed "More like this" / "Fewer like this" links for this reader and paper.
+    more_url: str = ""
+    fewer_url: str = ""
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,12 @@ class Renderer:
             return self._render_card(paper, item.reason, fallback_url)
 
     def _render_card(self, paper: PaperView, reason: str, fallback_url: str) -> Card:
-        values = {"paper": paper, "reason": reason, "fallback_url": fallback_url}
+        values = {
+            "paper": paper,
+            "reason": reason,
+            "fallback_url": fallback_url,
+            "feedback": Markup(FEEDBACK_SLOT),
+        }
         # Rendered with autoescape on, so the HTML is markup already: it goes into
         # each message as it is and every piece of data in it is escaped exactly once.
         html = self._template(self._markup, "_card.mjml.j2").render(values)
@@ -155,7 +160,9 @@ class Renderer:
         common = {"site": view.site, "recipient": view.recipient}
         if isinstance(view, NoticeView):
             return {"notice": view, **common}
-        cards = [self._card_for(item, view.archive_url) for item in view.items]
+        cards = [
+            _with_feedback(self._card_for(item, view.archive_url), item) for item in view.items
+        ]
         return {
             "digest": view,
             **common,
@@ -176,3 +183,24 @@ class Renderer:
             return env.get_template(name)
         except jinja2.TemplateNotFound:
             raise TemplateError(f"email template {name!r} is missing") from None
+
+
+# Where a card's per-reader "More / Fewer like this" links go: cards are cached and
+# shared between readers, the links are each reader's own.
+FEEDBACK_SLOT = "<!--tp-feedback-->"
+_FEEDBACK_HTML = Markup(
+    '<div class="tp-muted" style="color:#6b7280;font-size:13px;margin-top:10px;">'
+    '<a href="{more}" class="tp-link" style="color:#4338ca;font-weight:600;">More like this</a>'
+    " &middot; "
+    '<a href="{fewer}" class="tp-link" style="color:#4338ca;font-weight:600;">Fewer like this</a>'
+    "</div>"
+)
+
+
+def _with_feedback(card: Card, item: DigestItem) -> Card:
+    html, text = card
+    if not (item.more_url and item.fewer_url):
+        return Markup(html.replace(FEEDBACK_SLOT, "")), text.replace(FEEDBACK_SLOT, "")
+    links = _FEEDBACK_HTML.format(more=item.more_url, fewer=item.fewer_url)
+    lines = f"   More like this: {item.more_url}\n   Fewer like this: {item.fewer_url}"
+    return Markup(html.replace(FEEDBACK_SLOT, links)), text.replace(FEEDBACK_SLOT, lines)

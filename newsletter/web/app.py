@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.readers.archive import TrendingCache
 from newsletter.runtime import Context
-from newsletter.web import archive, preferences, subscribe
+from newsletter.web import archive, feedback, preferences, subscribe
 from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
@@ -23,7 +23,7 @@ from newsletter.web.routes import PendingPurge, WebState, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (subscribe.router, preferences.router, archive.router)
+ROUTERS = (subscribe.router, preferences.router, feedback.router, archive.router)
 TITLES = {
     400: "Bad request",
     403: "Forbidden",

@@ -20,6 +20,7 @@ from newsletter.readers.subscriptions import MAX_INTEREST_LENGTH, MAX_INTERESTS
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
+PAPERS_MAX = 1000  # characters of typed example papers: about twenty paper links
 OPEN_FORM_FIELDS = 1000  # forms that ignore unknown fields still get a bound
 _WIDE = 12  # bytes of one percent-encoded 4-byte UTF-8 character
 _ASCII = 3  # bytes of one percent-encoded ASCII character
@@ -112,6 +113,7 @@ class WebForms:
     subscribe: FormRules
     confirm: FormRules
     preferences: FormRules
+    papers: FormRules  # the preferences page's "add example papers"
     unsubscribe: FormRules
     interests_max: int  # also the interests box's maxlength
 
@@ -129,6 +131,8 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
     email = Field("email", 254, label="the email address")
     zone = Field("timezone", 64, choices=("", *timezones), label="time zone")
     website = Field("website", 100, pattern=r"[^\x00]*")  # the honeypot
+    # Example papers: arXiv ids and paper URLs, one per line (printable ASCII only).
+    papers = Field("papers", PAPERS_MAX, pattern=r"[\x20-\x7e\r\n]*", label="the example papers")
     # Free text may be any character (a refused value still has to be read): 12 bytes each.
     fixed = (
         _worst_bytes(csrf, _ASCII)
@@ -136,6 +140,7 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
         + _worst_bytes(zone, _WIDE)
         + _worst_bytes(email, _WIDE)
         + _worst_bytes(website, _WIDE)
+        + _worst_bytes(papers, _ASCII)
     )
     interests_max = _interests_max(settings.web.max_body_bytes, fixed)
     interests = Field(
@@ -145,11 +150,12 @@ def web_forms(settings: Settings, timezones: tuple[str, ...]) -> WebForms:
     one_click = Field("List-Unsubscribe", 9, choices=("One-Click",))
     return WebForms(
         subscribe=FormRules(
-            (csrf, email, topic, interests, zone, website),
+            (csrf, email, topic, interests, zone, website, papers),
             required=("csrf_token", "email"),
         ),
         confirm=FormRules((csrf,), required=("csrf_token",)),
         preferences=FormRules((csrf, topic, interests, zone, paused), required=("csrf_token",)),
+        papers=FormRules((csrf, papers), required=("csrf_token", "papers")),
         # Mailbox providers post RFC 8058 one-click bodies: anything else in them is ignored.
         unsubscribe=FormRules((one_click, csrf), closed=False),
         interests_max=interests_max,

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.delivery import notices
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.readers import subscriptions
+from newsletter.readers import examples, subscriptions
 from newsletter.readers.subscriptions import SubscriberInfo
 from newsletter.tokens import make_token
 from newsletter.web.routes import (
@@ -56,6 +56,9 @@ def preferences_form(
         "interests": "\n".join(info.interests),
         "zone": info.timezone or "",
         "paused": info.paused,
+        "papers": "",
+        "added": None,
+        "felt": examples.felt_papers(state.context, info.id),
     }
     return form_page(
         request,

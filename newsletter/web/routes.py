@@ -21,11 +21,14 @@ from zoneinfo import available_timezones
 
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError, NotFound
 from newsletter.readers import archive, subscriptions
+from newsletter.readers.examples import Found, find_papers
 from newsletter.readers.subscriptions import SubscriberInfo
 from newsletter.runtime import Context
+from newsletter.sources.refs import parse_refs
 from newsletter.tokens import read_token
 from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, WebForms, read_form
 from newsletter.web.pages import Pages
@@ -182,7 +185,7 @@ def subscriber_id(state: WebState, purpose: str, token: str) -> int | HTMLRespon
     max_age = None
     if purpose == "confirm":  # a confirmation is only good while the request is pending
         max_age = state.context.settings.web.pending_expiry_days * 86400
-    if len(token) > _TOKEN_MAX or not _TOKEN_SHAPE.match(token):
+    if not token_shape_ok(token):
         return link_problem(state, expired=False)
     try:
         return read_token(state.context.secret_key, purpose, token, max_age=max_age)
@@ -190,6 +193,10 @@ def subscriber_id(state: WebState, purpose: str, token: str) -> int | HTMLRespon
         return link_problem(state, expired=True)
     except InvalidToken:
         return link_problem(state, expired=False)
+
+
+def token_shape_ok(token: str) -> bool:
+    return len(token) <= _TOKEN_MAX and _TOKEN_SHAPE.match(token) is not None
 
 
 def reader_for(state: WebState, purpose: str, token: str) -> SubscriberInfo | HTMLResponse:
@@ -220,6 +227,15 @@ def send_later(
             log.exception("could not send %s to subscriber %s", send.__name__, info.id)
 
     background.add_task(run)
+
+
+async def found_papers(state: WebState, typed: str) -> Found | None:
+    """Example papers typed one per line, looked up (on arXiv when not stored) on a
+    worker thread; None when none were typed."""
+    refs = parse_refs(interest_lines(typed))
+    if not refs:
+        return None
+    return await run_in_threadpool(find_papers, state.context, refs)
 
 
 def interest_lines(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -21,6 +22,7 @@ from newsletter.web.routes import (
     client_key,
     error_page,
     form_page,
+    found_papers,
     interest_lines,
     left_already,
     link_problem,
@@ -47,6 +49,7 @@ def home(request: Request, state: WebState, status_code: int = 200, **values: An
         "chosen": (),
         "interests": "",
         "zone": "",
+        "papers": "",
     }
     return form_page(
         request, state, "index.html", status_code, trending=trending, **{**defaults, **values}
@@ -70,19 +73,23 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
     if form.get(HONEYPOT):  # only bots fill the hidden field; tell them nothing
         return done
     email, topics = form.get("email"), form.getlist("topic")
-    interests, zone = form.get("interests"), form.get("timezone")
+    interests, zone, papers = form.get("interests"), form.get("timezone"), form.get("papers")
     try:
         problem = state.forms.subscribe.problem(form)
         if problem:
             raise InvalidInput(problem)
+        found = await found_papers(state, papers)
         # On a worker thread: waiting for SQLite's write lock must not stall the server.
         result = await run_in_threadpool(
-            subscriptions.request_subscription,
-            state.context,
-            email,
-            topics,
-            interest_lines(interests),
-            timezone=zone or None,
+            partial(
+                subscriptions.request_subscription,
+                state.context,
+                email,
+                topics,
+                interest_lines(interests),
+                timezone=zone or None,
+                examples=found,
+            )
         )
     except InvalidInput as exc:
         return home(
@@ -94,6 +101,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
             chosen=topics,
             interests=interests,
             zone=zone,
+            papers=papers,
         )
     if result.send_confirmation:
         claimed_at = result.claimed_at

@@ -1,0 +1,126 @@
+"""A digest's "More like this" / "Fewer like this" links, and the preferences page's
+example papers (add, and undo any mark).
+
+Link scanners of corporate mail filters fetch every URL in an email: a GET only shows
+the paper and one button, and only the button's POST changes the reader's profile.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NotFound
+from newsletter.readers import examples, subscriptions
+from newsletter.sources.refs import parse_refs
+from newsletter.store.statuses import Origin
+from newsletter.tokens import make_token, read_paper_token
+from newsletter.web.preferences import preferences_form
+from newsletter.web.routes import (
+    Web,
+    WebState,
+    checked_form,
+    form_page,
+    interest_lines,
+    link_problem,
+    subscriber_id,
+    token_shape_ok,
+)
+
+router = APIRouter()
+DIRECTIONS = ("more", "fewer")
+
+
+def _marked(state: WebState, token: str) -> tuple[int, int] | HTMLResponse:
+    """(reader, paper) a feedback link names, or the friendly "link not valid" page."""
+    if not token_shape_ok(token):
+        return link_problem(state, expired=False)
+    try:
+        return read_paper_token(state.context.secret_key, token)
+    except ExpiredToken:
+        return link_problem(state, expired=True)
+    except InvalidToken:
+        return link_problem(state, expired=False)
+
+
+@router.get("/feedback/{token}/{direction}")
+def feedback_page(request: Request, state: Web, token: str, direction: str) -> HTMLResponse:
+    marked = _marked(state, token)
+    if isinstance(marked, HTMLResponse):
+        return marked
+    if direction not in DIRECTIONS:
+        return link_problem(state, expired=False)
+    title = examples.paper_title_of(state.context, marked[1])
+    if title is None:
+        return link_problem(state, expired=True)
+    return form_page(request, state, "feedback.html", title=title, more=direction == "more")
+
+
+@router.post("/feedback/{token}/{direction}")
+async def give_feedback(request: Request, state: Web, token: str, direction: str) -> Response:
+    form = await checked_form(request, state, state.forms.confirm)
+    if isinstance(form, HTMLResponse):
+        return form
+    marked = _marked(state, token)
+    if isinstance(marked, HTMLResponse):
+        return marked
+    if direction not in DIRECTIONS:
+        return link_problem(state, expired=False)
+    reader, paper = marked
+    try:
+        given = await run_in_threadpool(
+            examples.give_feedback, state.context, reader, paper, direction == "more", Origin.EMAIL
+        )
+    except NotFound:
+        return link_problem(state, expired=True)
+    except InvalidInput as exc:
+        return state.pages.render("error.html", 400, title="Not saved", message=str(exc))
+    preferences = make_token(state.context.secret_key, "preferences", reader)
+    return state.pages.render(
+        "feedback_done.html",
+        title=given.title,
+        more=direction == "more",
+        preferences_url=f"/preferences/{preferences}",
+    )
+
+
+@router.post("/preferences/{token}/papers")
+async def add_papers(request: Request, state: Web, token: str) -> HTMLResponse:
+    form = await checked_form(request, state, state.forms.papers)
+    if isinstance(form, HTMLResponse):
+        return form
+    sid = subscriber_id(state, "preferences", token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    typed = form.get("papers")
+    try:
+        problem = state.forms.papers.problem(form)
+        if problem:
+            raise InvalidInput(problem)
+        found = await run_in_threadpool(_add, state, sid, typed)
+        info = subscriptions.get_preferences(state.context, sid)
+    except NotFound:
+        return link_problem(state, expired=True)
+    except InvalidInput as exc:
+        info = subscriptions.get_preferences(state.context, sid)
+        return preferences_form(request, state, token, info, 400, error=str(exc), papers=typed)
+    return preferences_form(request, state, token, info, added=found)
+
+
+def _add(state: WebState, sid: int, typed: str) -> int:
+    return examples.add_examples(
+        state.context, sid, parse_refs(interest_lines(typed)), Origin.GIVEN
+    )
+
+
+@router.post("/preferences/{token}/papers/{paper_id}/forget")
+async def forget_paper(request: Request, state: Web, token: str, paper_id: int) -> Response:
+    form = await checked_form(request, state, state.forms.confirm)
+    if isinstance(form, HTMLResponse):
+        return form
+    sid = subscriber_id(state, "preferences", token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    await run_in_threadpool(examples.forget, state.context, sid, paper_id)
+    return RedirectResponse(f"/preferences/{token}#papers", status_code=303)
