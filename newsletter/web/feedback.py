@@ -123,4 +123,4 @@ async def forget_paper(request: Request, state: Web, token: str, paper_id: int) 
     if isinstance(sid, HTMLResponse):
         return sid
     await run_in_threadpool(examples.forget, state.context, sid, paper_id)
-    return RedirectResponse(f"/preferences/{token}#papers", status_code=303)
+    return RedirectResponse(f"/preferences/{token}#examples", status_code=303)

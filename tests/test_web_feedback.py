@@ -1,0 +1,127 @@
+"""The email's "More / Fewer like this" links and the preferences page's example papers:
+signed and bound to one reader and paper, nothing changes on a GET, all undoable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.mail.capture import CaptureServer
+from newsletter.readers import examples
+from newsletter.tokens import make_paper_token, make_token
+from tests.test_web_pages import sent_digest
+from tests.web_support import Rig, csrf_of, rig, tampered
+
+
+@pytest.fixture
+def web(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[Rig]:
+    with rig(tmp_path, smtp_server) as made:
+        yield made
+
+
+def feedback_links(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {"more": [], "fewer": []}
+    for direction, path in re.findall(r"(More|Fewer) like this: https?://[^/\s]+(/\S+)", text):
+        found[direction.lower()].append(path)
+    return found
+
+
+def marks(web: Rig, sid: int) -> list[tuple[str, str, str]]:
+    return [(p.title, p.feeling, p.origin) for p in examples.felt_papers(web.context, sid)]
+
+
+def test_every_card_of_a_digest_carries_its_own_more_and_fewer_links(web: Rig) -> None:
+    _, text = sent_digest(web, "ada@example.org", ["llms"])
+    links = feedback_links(text)
+    assert len(links["more"]) == len(links["fewer"]) >= 1
+    assert all(m.endswith("/more") for m in links["more"])
+    assert len(set(links["more"])) == len(links["more"])  # one token per paper
+
+
+def test_a_get_of_a_feedback_link_shows_one_button_and_changes_nothing(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = feedback_links(text)["more"][0]
+    page = web.client.get(path)
+    assert page.status_code == 200
+    assert "Large language model tricks" in page.text and "More like this" in page.text
+    assert web.client.head(path).status_code == 200  # scanners' HEADs change nothing either
+    assert marks(web, sid) == []
+
+
+def test_the_button_records_it_and_the_preferences_page_shows_it_with_undo(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = feedback_links(text)["more"][0]
+    page = web.client.get(path)
+    done = web.client.post(path, data={"csrf_token": csrf_of(page)})
+    assert done.status_code == 200 and "More papers like" in done.text
+    assert marks(web, sid) == [("Large language model tricks", "like", "email")]
+    preferences = re.search(r'href="(/preferences/[^"]+)"', done.text)
+    assert preferences
+    prefs = web.client.get(preferences.group(1))
+    assert "Large language model tricks" in prefs.text and "Example" in prefs.text
+    forget = re.search(r'action="(/preferences/[^"]+/forget)"', prefs.text)
+    assert forget
+    undone = web.client.post(
+        forget.group(1), data={"csrf_token": csrf_of(prefs)}, follow_redirects=False
+    )
+    assert undone.status_code == 303
+    assert marks(web, sid) == []
+
+
+def test_fewer_from_the_email_is_recorded_as_fewer(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = feedback_links(text)["fewer"][0]
+    page = web.client.get(path)
+    assert "Fewer like this" in page.text
+    web.client.post(path, data={"csrf_token": csrf_of(page)})
+    assert marks(web, sid) == [("Large language model tricks", "fewer", "email")]
+
+
+def test_a_feedback_post_without_the_forms_csrf_token_is_refused(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = feedback_links(text)["more"][0]
+    assert web.client.post(path, data={"csrf_token": "forged"}).status_code == 403
+    assert marks(web, sid) == []
+
+
+def test_a_tampered_or_foreign_feedback_link_is_not_valid(web: Rig) -> None:
+    sid, text = sent_digest(web, "ada@example.org", ["llms"])
+    path = feedback_links(text)["more"][0]
+    token = path.split("/")[2]
+    secret = web.context.secret_key
+    for bad in (
+        f"/feedback/{tampered(token)}/more",
+        f"/feedback/{make_token(secret, 'preferences', sid)}/more",  # another purpose
+        f"/feedback/{make_paper_token(secret, sid, 987654)}/more",  # no such paper
+        f"/feedback/{token}/sideways",
+        "/feedback/garbage/more",
+    ):
+        assert web.client.get(bad).status_code == 404, bad
+
+
+def test_example_papers_typed_on_the_preferences_page_are_refused_when_unknown(
+    web: Rig,
+) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])
+    path = f"/preferences/{make_token(web.context.secret_key, 'preferences', sid)}"
+    page = web.client.get(path)
+    answer = web.client.post(
+        f"{path}/papers", data={"csrf_token": csrf_of(page), "papers": "not a paper"}
+    )
+    assert answer.status_code == 400 and "not an arXiv id or paper URL" in answer.text
+    assert marks(web, sid) == []
+
+
+def test_a_stored_paper_typed_on_the_preferences_page_becomes_an_example(web: Rig) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])
+    path = f"/preferences/{make_token(web.context.secret_key, 'preferences', sid)}"
+    page = web.client.get(path)
+    answer = web.client.post(
+        f"{path}/papers",
+        data={"csrf_token": csrf_of(page), "papers": "https://arxiv.org/abs/2501.01001v2"},
+    )
+    assert answer.status_code == 200 and "Added 1 example paper." in answer.text
+    assert marks(web, sid) == [("Image segmentation", "like", "given")]
