@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from httpx import Response
 
 from newsletter.mail.capture import CaptureServer
 from newsletter.readers import examples
@@ -125,3 +126,40 @@ def test_a_stored_paper_typed_on_the_preferences_page_becomes_an_example(web: Ri
     )
     assert answer.status_code == 200 and "Added 1 example paper." in answer.text
     assert marks(web, sid) == [("Image segmentation", "like", "given")]
+
+
+BIBTEX = b"""@article{seg2025,
+  title = {{Image segmentation}},
+  eprint = {2501.01001},
+  archivePrefix = {arXiv},
+}
+"""
+
+
+def upload(web: Rig, path: str, csrf: str, data: bytes) -> Response:
+    return web.client.post(
+        f"{path}/bibtex",
+        data={"csrf_token": csrf},
+        files={"bibtex": ("library.bib", data, "text/x-bibtex")},
+    )
+
+
+def test_an_uploaded_bibtex_file_gives_example_papers(web: Rig) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])
+    path = f"/preferences/{make_token(web.context.secret_key, 'preferences', sid)}"
+    csrf = csrf_of(web.client.get(path))
+    padded = BIBTEX + b"% " + b"x" * 30_000 + b"\n"  # larger than a form may be
+    answer = upload(web, path, csrf, padded)
+    assert answer.status_code == 200 and "Added 1 example paper." in answer.text
+    assert marks(web, sid) == [("Image segmentation", "like", "given")]
+
+
+def test_a_bibtex_upload_is_refused_when_forged_unreadable_or_too_large(web: Rig) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])
+    path = f"/preferences/{make_token(web.context.secret_key, 'preferences', sid)}"
+    csrf = csrf_of(web.client.get(path))
+    assert upload(web, path, "forged", BIBTEX).status_code == 403
+    unreadable = upload(web, path, csrf, b"\x00\x01 not bibtex")
+    assert unreadable.status_code == 400 and "has no BibTeX entries" in unreadable.text
+    assert upload(web, path, csrf, b"%" * 2_100_000).status_code == 413
+    assert marks(web, sid) == []

@@ -19,7 +19,7 @@ from newsletter.errors import InvalidInput
 from newsletter.sources.records import split_arxiv_id
 
 MAX_REFS = 50  # examples per reader: enough to describe a field, bounded work to fetch
-_MAX_BIBTEX_BYTES = 2_000_000
+MAX_BIBTEX_BYTES = 2_000_000
 _ID_IN_TEXT = re.compile(
     r"(?<![\w.])(?:arxiv[:.\s/]*)?(\d{4}\.\d{4,5}(?:v\d+)?|[a-z-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)",
     re.IGNORECASE,
@@ -80,8 +80,8 @@ def refs_from_bibtex(data: bytes, origin: str = "the BibTeX file") -> list[Paper
     import bibtexparser  # only readers who upload a library pay for the parser
     from bibtexparser.bparser import BibTexParser
 
-    if len(data) > _MAX_BIBTEX_BYTES:
-        raise InvalidInput(f"{origin} is larger than {_MAX_BIBTEX_BYTES // 1_000_000} MB")
+    if len(data) > MAX_BIBTEX_BYTES:
+        raise InvalidInput(f"{origin} is larger than {MAX_BIBTEX_BYTES // 1_000_000} MB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

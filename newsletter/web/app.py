@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.readers.archive import TrendingCache
 from newsletter.runtime import Context
 from newsletter.web import archive, feedback, preferences, subscribe
+from newsletter.web.feedback import BIBTEX_PATH, BIBTEX_UPLOAD_BYTES
 from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
@@ -60,7 +61,12 @@ def create_app(context: Context) -> FastAPI:
         response = _error(pages, 413, "The request body is larger than this site accepts.")
         await response(scope, receive, send)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes, too_large=too_large)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.web.max_body_bytes,
+        too_large=too_large,
+        uploads=((BIBTEX_PATH, BIBTEX_UPLOAD_BYTES),),
+    )
     app.add_middleware(SecurityHeaders, https=https)
     app.add_middleware(HeadAsGet)
     _path_only_slash_redirects(app)

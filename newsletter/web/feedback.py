@@ -7,13 +7,18 @@ the paper and one button, and only the button's POST changes the reader's profil
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NotFound
 from newsletter.readers import examples, subscriptions
-from newsletter.sources.refs import parse_refs
+from newsletter.sources.refs import MAX_BIBTEX_BYTES, parse_refs, refs_from_bibtex
 from newsletter.store.statuses import Origin
 from newsletter.tokens import make_token, read_paper_token
 from newsletter.web.preferences import preferences_form
@@ -21,15 +26,21 @@ from newsletter.web.routes import (
     Web,
     WebState,
     checked_form,
+    error_page,
+    forbidden,
     form_page,
     interest_lines,
     link_problem,
     subscriber_id,
     token_shape_ok,
 )
+from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD
 
 router = APIRouter()
 DIRECTIONS = ("more", "fewer")
+# A library export uploaded on the preferences page: a larger body than a form's.
+BIBTEX_PATH = re.compile(r"/preferences/[^/]+/bibtex")
+BIBTEX_UPLOAD_BYTES = MAX_BIBTEX_BYTES + 16_384
 
 
 def _marked(state: WebState, token: str) -> tuple[int, int] | HTMLResponse:
@@ -112,6 +123,45 @@ def _add(state: WebState, sid: int, typed: str) -> int:
     return examples.add_examples(
         state.context, sid, parse_refs(interest_lines(typed)), Origin.GIVEN
     )
+
+
+@router.post("/preferences/{token}/bibtex")
+async def add_bibtex(request: Request, state: Web, token: str) -> HTMLResponse:
+    """Example papers from an uploaded BibTeX file (Zotero, Google Scholar, Mendeley)."""
+    upload = await _bibtex_upload(request, state)
+    if isinstance(upload, HTMLResponse):
+        return upload
+    sid = subscriber_id(state, "preferences", token)
+    if isinstance(sid, HTMLResponse):
+        return sid
+    try:
+        refs = refs_from_bibtex(upload, origin="the BibTeX file")
+        added = await run_in_threadpool(
+            examples.add_examples, state.context, sid, refs, Origin.GIVEN
+        )
+        info = subscriptions.get_preferences(state.context, sid)
+    except NotFound:
+        return link_problem(state, expired=True)
+    except InvalidInput as exc:
+        info = subscriptions.get_preferences(state.context, sid)
+        return preferences_form(request, state, token, info, 400, error=str(exc))
+    return preferences_form(request, state, token, info, added=added)
+
+
+async def _bibtex_upload(request: Request, state: WebState) -> bytes | HTMLResponse:
+    """The uploaded file's bytes, once the form's CSRF token checks out."""
+    try:
+        async with request.form(max_files=1, max_fields=2) as form:
+            csrf = form.get(CSRF_FIELD)
+            upload = form.get("bibtex")
+            data = await upload.read() if isinstance(upload, UploadFile) else None
+    except (HTTPException, MultiPartException, AssertionError):
+        return error_page(state, 400, "Bad request", "The upload cannot be read.")
+    if not isinstance(csrf, str) or not state.csrf.valid(request.cookies.get(CSRF_COOKIE), csrf):
+        return forbidden(state)
+    if not data:
+        return error_page(state, 400, "Bad request", "Choose a BibTeX file to upload.")
+    return data
 
 
 @router.post("/preferences/{token}/papers/{paper_id}/forget")

@@ -7,6 +7,7 @@ builds itself (404, 405) and bodies streamed without a Content-Length.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -64,19 +65,31 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Answer 413 to bodies over `max_bytes`, declared or streamed."""
+    """Answer 413 to bodies over `max_bytes`, declared or streamed; paths matching one
+    of `uploads` (a file upload) have that larger limit instead."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, too_large: ASGIApp) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        too_large: ASGIApp,
+        uploads: tuple[tuple[re.Pattern[str], int], ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.too_large = too_large  # the app that renders the 413 page
+        self.uploads = uploads
+
+    def _limit(self, path: str) -> int:
+        return next((n for pattern, n in self.uploads if pattern.fullmatch(path)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > limit:
             await self.too_large(scope, receive, send)
             return
         received = 0
@@ -87,7 +100,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
