@@ -161,3 +161,18 @@ def test_feedback_for_an_unknown_reader_or_paper_is_a_one_line_error(
     result = cli("feedback", email, paper, "more")
     assert result.exit_code != 0
     assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_subscribe_takes_example_papers_from_a_bibtex_export(
+    cli: Cli, context: Context, tmp_path: Path
+) -> None:
+    library = tmp_path / "library.bib"
+    library.write_text(
+        "@misc{x, title={Learning Rotation-Invariant Features}, url={http://arxiv.org/abs/2311.04601}}",
+        encoding="utf-8",
+    )
+    result = cli("subscribe", "ada@example.org", "--bibtex", str(library), "--confirmed")
+    assert result.exit_code == 0, result.stderr
+    assert [title for title, _, _ in marks(context, "ada@example.org")] == [
+        "Learning Rotation-Invariant Features for Point Cloud Registration"
+    ]

@@ -12,7 +12,7 @@ from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.delivery import notices
 from newsletter.errors import InvalidInput
 from newsletter.readers import examples, subscriptions
-from newsletter.sources.refs import parse_refs
+from newsletter.sources.refs import parse_refs, refs_from_bibtex
 from newsletter.store import db
 from newsletter.store.statuses import Origin
 
@@ -61,6 +61,11 @@ def init(state: State) -> None:
     help="An example paper: arXiv id or arXiv / Hugging Face URL (repeatable). "
     "Papers not stored yet are fetched from the arXiv API.",
 )
+@click.option(
+    "--bibtex",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Example papers from a BibTeX export (Zotero, Google Scholar, Mendeley).",
+)
 @click.option("--confirmed", is_flag=True, help="Active at once, without a confirmation email.")
 @pass_state
 def subscribe(
@@ -69,11 +74,14 @@ def subscribe(
     topics: tuple[str, ...],
     interests: tuple[str, ...],
     papers: tuple[str, ...],
+    bibtex: Path | None,
     confirmed: bool,
 ) -> None:
     """Add a subscriber (pending until confirmed) or update a known one's topics."""
     context = state.context()
     refs = parse_refs(list(papers))
+    if bibtex is not None:
+        refs += refs_from_bibtex(bibtex.read_bytes(), origin=str(bibtex))
     found = None
     if refs:
         with console.status(f"Looking up {plural(len(refs), 'example paper')}…"):
