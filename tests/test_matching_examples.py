@@ -52,3 +52,28 @@ def test_an_example_nearer_than_the_fewer_paper_keeps_its_papers() -> None:
     params = MatchParams(fewer_threshold=0.0)  # everything is "close" to the fewer paper
     held = held_back([marked], [liked], CANDIDATES, params)
     assert marked.paper_id in held and liked.paper_id not in held
+
+
+def test_examples_keep_their_measured_quality_in_words_only_mode() -> None:
+    """The README's words-only figures for example papers, as a floor."""
+    from newsletter.matching.evaluate import (
+        evaluate_examples,
+        hybrid_ranker,
+        load_cases,
+        simulate_feedback,
+    )
+
+    cases = load_cases(PAPERS)
+    params = MatchParams()
+    rank = hybrid_ranker(PAPERS, None, params)
+
+    def score(count: int, with_interest: bool, use_examples: bool = True) -> float:
+        return evaluate_examples(
+            "x", cases, PAPERS, rank, params, None, count, with_interest, use_examples
+        ).macro_f1
+
+    assert score(1, with_interest=False) >= 0.55
+    assert score(1, with_interest=True) >= score(1, True, use_examples=False)
+    with_feedback = simulate_feedback("x", cases, PAPERS, rank, params, None, True)
+    without = simulate_feedback("x", cases, PAPERS, rank, params, None, False)
+    assert with_feedback.macro_f1 >= without.macro_f1
