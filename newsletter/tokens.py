@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal, get_args
 
@@ -22,7 +23,7 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 from newsletter.errors import ExpiredToken, InvalidToken
 
 # "digest": the email's "view in browser" link to that reader's own digests (read only).
-# "feedback": a paper card's "More / Fewer like this", bound to a reader and a paper.
+# "feedback": a digest's "More / Fewer like this" links, bound to a reader and its papers.
 Purpose = Literal["confirm", "unsubscribe", "preferences", "digest", "feedback"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
 # zlib output is never shorter than 8 bytes, so itsdangerous leaves JSON of up to 9
@@ -75,18 +76,21 @@ def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = 
     return value
 
 
-def make_paper_token(secret_key: str, subscriber_id: int, paper_id: int) -> str:
-    """A "More / Fewer like this" link's token: bound to one reader and one paper."""
-    token: str = _serializer(secret_key, "feedback").dumps([int(subscriber_id), int(paper_id)])
+def make_cards_token(secret_key: str, subscriber_id: int, paper_ids: Sequence[int]) -> str:
+    """The "More / Fewer like this" links of one digest: one token for the reader and the
+    papers it carried (a link names one of them), so a digest signs once, not per card."""
+    payload = [int(subscriber_id), [int(p) for p in paper_ids]]
+    token: str = _serializer(secret_key, "feedback").dumps(payload)
     return token
 
 
-def read_paper_token(secret_key: str, token: str) -> tuple[int, int]:
-    """(subscriber id, paper id) of a feedback token, or InvalidToken."""
+def read_cards_token(secret_key: str, token: str) -> tuple[int, frozenset[int]]:
+    """(subscriber id, the papers it may mark) of a feedback token, or InvalidToken."""
     try:
         value = _serializer(secret_key, "feedback").loads(token)
     except BadSignature:
         raise InvalidToken("this feedback link is not valid") from None
-    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
-        raise InvalidToken("this feedback link is not valid")
-    return value[0], value[1]
+    match value:
+        case [int() as reader, list() as papers] if all(type(p) is int for p in papers):
+            return reader, frozenset(papers)
+    raise InvalidToken("this feedback link is not valid")

@@ -12,7 +12,7 @@ from httpx import Response
 
 from newsletter.mail.capture import CaptureServer
 from newsletter.readers import examples
-from newsletter.tokens import make_paper_token, make_token
+from newsletter.tokens import make_cards_token, make_token
 from tests.test_web_pages import sent_digest
 from tests.web_support import Rig, csrf_of, rig, tampered
 
@@ -39,7 +39,7 @@ def test_every_card_of_a_digest_carries_its_own_more_and_fewer_links(web: Rig) -
     links = feedback_links(text)
     assert len(links["more"]) == len(links["fewer"]) >= 1
     assert all(m.endswith("/more") for m in links["more"])
-    assert len(set(links["more"])) == len(links["more"])  # one token per paper
+    assert len(set(links["more"])) == len(links["more"])  # each link names its paper
 
 
 def test_a_get_of_a_feedback_link_shows_one_button_and_changes_nothing(web: Rig) -> None:
@@ -91,14 +91,15 @@ def test_a_feedback_post_without_the_forms_csrf_token_is_refused(web: Rig) -> No
 def test_a_tampered_or_foreign_feedback_link_is_not_valid(web: Rig) -> None:
     sid, text = sent_digest(web, "ada@example.org", ["llms"])
     path = feedback_links(text)["more"][0]
-    token = path.split("/")[2]
+    _, _, token, paper, _ = path.split("/")
     secret = web.context.secret_key
     for bad in (
-        f"/feedback/{tampered(token)}/more",
-        f"/feedback/{make_token(secret, 'preferences', sid)}/more",  # another purpose
-        f"/feedback/{make_paper_token(secret, sid, 987654)}/more",  # no such paper
-        f"/feedback/{token}/sideways",
-        "/feedback/garbage/more",
+        f"/feedback/{tampered(token)}/{paper}/more",
+        f"/feedback/{make_token(secret, 'preferences', sid)}/{paper}/more",  # another purpose
+        f"/feedback/{make_cards_token(secret, sid, [987654])}/987654/more",  # no such paper
+        f"/feedback/{token}/{int(paper) + 1000}/more",  # a paper this digest did not carry
+        f"/feedback/{token}/{paper}/sideways",
+        f"/feedback/garbage/{paper}/more",
     ):
         assert web.client.get(bad).status_code == 404, bad
 

@@ -23,7 +23,7 @@ from newsletter.mail.message import (
 )
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
-from newsletter.tokens import make_paper_token, make_token
+from newsletter.tokens import make_cards_token, make_token
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
@@ -74,14 +74,20 @@ class Composer:
     def _with_feedback_links(
         self, subscriber_id: int, items: Sequence[DigestItem]
     ) -> list[DigestItem]:
-        """Each card's "More / Fewer like this" links, signed for this reader and paper."""
-        base = self.site.base_url
-        linked = []
-        for item in items:
-            token = make_paper_token(self.secret_key, subscriber_id, item.paper.id)
-            more, fewer = f"{base}/feedback/{token}/more", f"{base}/feedback/{token}/fewer"
-            linked.append(replace(item, more_url=more, fewer_url=fewer))
-        return linked
+        """Each card's "More / Fewer like this" links: one token signs the reader and
+        the digest's papers, each link names its paper."""
+        if not items:
+            return []
+        token = make_cards_token(self.secret_key, subscriber_id, [i.paper.id for i in items])
+        base = f"{self.site.base_url}/feedback/{token}"
+        return [
+            replace(
+                item,
+                more_url=f"{base}/{item.paper.id}/more",
+                fewer_url=f"{base}/{item.paper.id}/fewer",
+            )
+            for item in items
+        ]
 
     def _digest_link(self, edition_key: str, subscriber_id: int) -> str:
         """'View in browser': this reader's own digest, behind a read-only signed token."""

@@ -16,11 +16,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from newsletter.errors import ExpiredToken, InvalidInput, InvalidToken, NotFound
+from newsletter.errors import InvalidInput, InvalidToken, NotFound
 from newsletter.readers import examples, subscriptions
 from newsletter.sources.refs import MAX_BIBTEX_BYTES, parse_refs, refs_from_bibtex
 from newsletter.store.statuses import Origin
-from newsletter.tokens import make_token, read_paper_token
+from newsletter.tokens import make_token, read_cards_token
 from newsletter.web.preferences import preferences_form
 from newsletter.web.routes import (
     Web,
@@ -43,41 +43,45 @@ BIBTEX_PATH = re.compile(r"/preferences/[^/]+/bibtex")
 BIBTEX_UPLOAD_BYTES = MAX_BIBTEX_BYTES + 16_384
 
 
-def _marked(state: WebState, token: str) -> tuple[int, int] | HTMLResponse:
-    """(reader, paper) a feedback link names, or the friendly "link not valid" page."""
-    if not token_shape_ok(token):
+def _marked(
+    state: WebState, token: str, paper_id: int, direction: str
+) -> tuple[int, int] | HTMLResponse:
+    """(reader, paper) a feedback link names, or the friendly "link not valid" page: the
+    token must be signed for the reader and carry that paper."""
+    if not token_shape_ok(token) or direction not in DIRECTIONS:
         return link_problem(state, expired=False)
     try:
-        return read_paper_token(state.context.secret_key, token)
-    except ExpiredToken:
-        return link_problem(state, expired=True)
+        reader, papers = read_cards_token(state.context.secret_key, token)
     except InvalidToken:
         return link_problem(state, expired=False)
+    if paper_id not in papers:
+        return link_problem(state, expired=False)
+    return reader, paper_id
 
 
-@router.get("/feedback/{token}/{direction}")
-def feedback_page(request: Request, state: Web, token: str, direction: str) -> HTMLResponse:
-    marked = _marked(state, token)
+@router.get("/feedback/{token}/{paper_id}/{direction}")
+def feedback_page(
+    request: Request, state: Web, token: str, paper_id: int, direction: str
+) -> HTMLResponse:
+    marked = _marked(state, token, paper_id, direction)
     if isinstance(marked, HTMLResponse):
         return marked
-    if direction not in DIRECTIONS:
-        return link_problem(state, expired=False)
     title = examples.paper_title_of(state.context, marked[1])
     if title is None:
         return link_problem(state, expired=True)
     return form_page(request, state, "feedback.html", title=title, more=direction == "more")
 
 
-@router.post("/feedback/{token}/{direction}")
-async def give_feedback(request: Request, state: Web, token: str, direction: str) -> Response:
+@router.post("/feedback/{token}/{paper_id}/{direction}")
+async def give_feedback(
+    request: Request, state: Web, token: str, paper_id: int, direction: str
+) -> Response:
     form = await checked_form(request, state, state.forms.confirm)
     if isinstance(form, HTMLResponse):
         return form
-    marked = _marked(state, token)
+    marked = _marked(state, token, paper_id, direction)
     if isinstance(marked, HTMLResponse):
         return marked
-    if direction not in DIRECTIONS:
-        return link_problem(state, expired=False)
     reader, paper = marked
     try:
         given = await run_in_threadpool(
