@@ -140,10 +140,10 @@ class Connection:
         try:
             mail = smtp.mail(envelope[0])
             if mail[0] != 250:
-                self._abort()
                 # Our own address refused (or the session ended): the relay's problem or
                 # our setup, never the reader's; never a bounce.
                 dropped = isinstance(self._reply_error(*mail), _Dropped)  # a 421 closes it
+                self._abort()
                 raise (_RelayDropped if dropped else RelayError)(
                     f"SMTP server {self.config.host}:{self.config.port} refused the sender "
                     f"{sender}: {_classify_reply(*mail)}",
@@ -151,13 +151,11 @@ class Connection:
                 )
             rcpt = smtp.rcpt(envelope[1])
             if rcpt[0] not in (250, 251):
-                self._abort()
-                raise self._reply_error(*rcpt)
+                raise self._aborted(*rcpt)
             # smtplib's data() would hide whether the final dot went out; its parts do not.
             code, reply = smtp.docmd("DATA")
             if code != 354:
-                self._abort()
-                raise self._reply_error(code, reply)
+                raise self._aborted(code, reply)
             smtp.send(body)
             delivered = True
             code, reply = smtp.getreply()
@@ -171,6 +169,12 @@ class Connection:
             # Before the final dot the server cannot have taken the message: a fresh
             # session may try again at once. After it, only a later retry (backoff).
             raise (SendError(lost) if delivered else _Dropped(lost)) from None
+
+    def _aborted(self, code: int, message: bytes) -> SendError:
+        """The error for a refusal before the body, the session made ready for the next."""
+        error = self._reply_error(code, message)
+        self._abort()
+        return error
 
     def _abort(self) -> None:
         """End a transaction that failed before its body: back to a clean session."""
