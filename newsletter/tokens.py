@@ -3,22 +3,17 @@
 Each purpose signs with its own salt, so a token made for one purpose never verifies
 for another: an unsubscribe link cannot confirm an address, and vice versa.
 
-Tokens are itsdangerous `URLSafeTimedSerializer` tokens (`payload.timestamp.signature`)
-and are read with it. Making them is on the path of every message (two per digest), so
-`make_token` writes the same bytes itself from the key itsdangerous derives: the HMAC
-keyed once per (secret, purpose) and copied, the timestamp encoded once per second.
+Tokens are itsdangerous `URLSafeTimedSerializer` tokens (`payload.timestamp.signature`,
+the shape the web routes check before reading one), made and read by it.
 """
 
 from __future__ import annotations
 
-import hmac
-import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal, get_args
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from newsletter.errors import ExpiredToken, InvalidToken
 
@@ -26,41 +21,19 @@ from newsletter.errors import ExpiredToken, InvalidToken
 # "feedback": a digest's "More / Fewer like this" links, bound to a reader and its papers.
 Purpose = Literal["confirm", "unsubscribe", "preferences", "digest", "feedback"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
-# zlib output is never shorter than 8 bytes, so itsdangerous leaves JSON of up to 9
-# characters uncompressed: every id below a billion is plain base64 of its digits.
-_PLAIN_PAYLOAD = 9
 
 
 @lru_cache(maxsize=32)
 def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
-    # Building a serializer derives keys; caching keeps per-message token cost low.
+    # One per (key, purpose): two tokens go into every digest, built once is enough.
     if purpose not in PURPOSES:
         raise InvalidToken(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 
-@lru_cache(maxsize=32)
-def _mac(secret_key: str, purpose: str) -> hmac.HMAC:
-    """The HMAC itsdangerous signs with, keyed and ready to copy."""
-    signer = _serializer(secret_key, purpose).make_signer()
-    return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
-
-
-@lru_cache(maxsize=4)
-def _timestamp(seconds: int) -> bytes:
-    return base64_encode(int_to_bytes(seconds))
-
-
 def make_token(secret_key: str, purpose: str, subscriber_id: int) -> str:
-    value = int(subscriber_id)
-    payload = str(value).encode("ascii")
-    if len(payload) > _PLAIN_PAYLOAD:
-        token: str = _serializer(secret_key, purpose).dumps(value)
-        return token
-    mac = _mac(secret_key, purpose).copy()
-    signed = b"%s.%s" % (base64_encode(payload), _timestamp(int(time.time())))
-    mac.update(signed)
-    return (signed + b"." + base64_encode(mac.digest())).decode("ascii")
+    token: str = _serializer(secret_key, purpose).dumps(int(subscriber_id))
+    return token
 
 
 def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = None) -> int:

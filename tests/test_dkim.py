@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from newsletter.errors import ConfigError
+from newsletter.mail import dkim_gmp
 from newsletter.mail.dkim import SIGNED_HEADERS
 from newsletter.render.samples import sample_items
 from tests.email_support import WEEK, composer, parse, parts
@@ -119,3 +120,14 @@ def test_signatures_are_byte_for_byte_what_plain_dkimpy_makes(key: tuple[Path, b
         )
     assert unsigned.startswith(b"From: ")
     assert message.data == bytes(reference) + unsigned
+
+
+def test_without_gmpy2_plain_dkimpy_signs_the_same_bytes(
+    key: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, record = key
+    with time_machine.travel(datetime(2026, 3, 16, 8, 0, tzinfo=UTC), tick=False):
+        fast = signed_digest(private)
+        monkeypatch.setattr(dkim_gmp, "gmpy2", None)
+        plain = signed_digest(private)
+    assert plain == fast and dkim.verify(plain, dnsfunc=dns_for(record))

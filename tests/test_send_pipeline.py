@@ -88,6 +88,7 @@ def test_bare_line_feeds_go_out_as_crlf_and_a_lone_dot_line_is_stuffed() -> None
     assert wire_body(b"a\nb\r\n.\r\nc") == b"a\r\nb\r\n..\r\nc\r\n.\r\n"
     assert wire_body(b".x\r\n") == b"..x\r\n.\r\n"
     assert wire_body(b"a\rb\r\n") == b"a\r\nb\r\n.\r\n"
+    assert wire_body(b"a\rb\n.c\r\n") == b"a\r\nb\r\n..c\r\n.\r\n"  # balanced, yet bare
 
 
 def test_marks_written_together_each_record_their_delivery_once(

@@ -200,6 +200,16 @@ def test_an_untrusted_certificate_is_refused(
     assert server.recipients == []
 
 
+def test_a_lone_cr_and_a_lone_lf_in_a_body_reach_the_server_as_crlf() -> None:
+    # As many CRs as LFs, yet one CR and one LF stand alone: the line after the bare
+    # LF starts with a dot, which must be stuffed once it is a line of its own.
+    head = b"From: papers@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\n\r\n"
+    with Server() as server, SmtpPool(server.config(), size=1) as pool:
+        pool.send(SENDER, "ada@example.org", head + b"one\rtwo\n.three\r\n")
+    [received] = server.handler.messages
+    assert received.data == head + b"one\r\ntwo\r\n.three\r\n"
+
+
 # --- replies, drops and timeouts ------------------------------------------------------
 
 

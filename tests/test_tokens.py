@@ -63,8 +63,7 @@ def test_an_unknown_purpose_is_a_named_error() -> None:
         make_token(SECRET, "delete-everything", 1)
 
 
-# Made by the itsdangerous serializer before make_token wrote tokens itself, on
-# 2026-03-01 12:00 UTC: links in emails already sent.
+# Made on 2026-03-01 12:00 UTC: links in emails already sent must keep working.
 SENT_BEFORE = {
     "unsubscribe": "NDI0Mg.aaQqQA.9_MXrHRQkKqeBtlFL-9FTOxaQtE",
     "preferences": "NDI0Mg.aaQqQA.8ZnQSbvevlM-MkeJ6_-FXPglXd8",
