@@ -164,3 +164,11 @@ def test_a_bibtex_upload_is_refused_when_forged_unreadable_or_too_large(web: Rig
     assert unreadable.status_code == 400 and "has no BibTeX entries" in unreadable.text
     assert upload(web, path, csrf, b"%" * 2_100_000).status_code == 413
     assert marks(web, sid) == []
+
+
+def test_a_feedback_link_with_a_compressed_token_works(web: Rig) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])  # stores papers 1 to 3
+    ids = [1, 2, 3] * 20  # repetitive: itsdangerous compresses it ("." in front)
+    token = make_cards_token(web.context.secret_key, sid, ids)
+    assert token.startswith(".")
+    assert web.client.get(f"/feedback/{token}/2/more").status_code == 200

@@ -39,7 +39,9 @@ log = logging.getLogger("newsletter.web")
 _COOKIE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 # A signed link token: checked here, not by FastAPI, so a cut-off or mangled link gets
 # the same friendly 404 page as a tampered one, not a bare validation error.
-_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
+# itsdangerous marks a compressed payload with a leading "." (long ones: a digest's
+# feedback token, ids of ten digits).
+_TOKEN_SHAPE = re.compile(r"^\.?[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 _TOKEN_MAX = 400
 
 
