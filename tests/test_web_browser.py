@@ -7,8 +7,10 @@ import email.policy
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -40,15 +42,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def site(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[tuple[str, Context]]:
-    """The app served by uvicorn in a thread on a free loopback port."""
+@contextmanager
+def served_site(
+    tmp_path: Path, smtp_server: CaptureServer, **sections: Any
+) -> Iterator[tuple[str, Context]]:
+    """The app served by uvicorn in a thread on a free loopback port; `sections` add to
+    the settings."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(
         f"sqlite:///{tmp_path / 'browser.db'}",
         smtp={"host": smtp_server.host, "port": smtp_server.port},
         site={"base_url": base},
+        **sections,
     )
     context = Context(settings)
     db.upgrade(context.engine)
@@ -66,6 +72,12 @@ def site(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[tuple[str, Cont
         server.should_exit = True
         thread.join(10)
         context.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[tuple[str, Context]]:
+    with served_site(tmp_path, smtp_server) as served:
+        yield served
 
 
 def wait_for_mail(smtp: CaptureServer, count: int) -> Received:

@@ -4,23 +4,18 @@ papers like it, clicks "More like this", sees it on the preferences page, and un
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from newsletter.delivery import dispatch
-from newsletter.mail.capture import CaptureServer, _free_port
+from newsletter.mail.capture import CaptureServer
 from newsletter.readers import examples, subscriptions
 from newsletter.runtime import Context
-from newsletter.store import db
-from newsletter.web import create_app
-from tests.conftest import make_settings
 from tests.http_server import Answer, ScriptedServer, scripted_server
 from tests.test_examples import EXAMPLE_QUERY, FIXTURES, sample_papers_this_week
-from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM, wait_for_mail
+from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM, served_site, wait_for_mail
 from tests.web_support import link, text_of
 
 pytestmark = [
@@ -42,31 +37,13 @@ def arxiv() -> Iterator[ScriptedServer]:
 def site(
     tmp_path: Path, smtp_server: CaptureServer, arxiv: ScriptedServer
 ) -> Iterator[tuple[str, Context]]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'browser.db'}",
-        smtp={"host": smtp_server.host, "port": smtp_server.port},
-        site={"base_url": base},
+    with served_site(
+        tmp_path,
+        smtp_server,
         matching={"semantic": "off"},
         examples={"arxiv_api": f"{arxiv.base_url}/api/query"},
-    )
-    context = Context(settings)
-    db.upgrade(context.engine)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield base, context
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        context.close()
+    ) as served:
+        yield served
 
 
 def test_a_reader_teaches_the_digest_from_the_subscribe_form_and_the_email(

@@ -1,10 +1,9 @@
-"""Editions, deliveries and attempts: the outbox as the database keeps it.
+"""Claims: leasing due deliveries to one worker so that two never hold the same one.
 
-Idempotency lives in the schema (unique edition key, unique edition + subscriber,
-unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
-planners racing each other both succeed and each row exists once. Claims lease rows
-so two workers never hold the same delivery: PostgreSQL skips rows another worker has
-locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+PostgreSQL skips the rows another worker has locked (FOR UPDATE SKIP LOCKED); SQLite
+runs the claim inside a BEGIN IMMEDIATE transaction (one writer). A lease that runs out
+(a worker died) makes its deliveries claimable again; `take_back` frees at once the
+claims of a worker known to be gone.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Editions, deliveries and attempts: the outbox as the database keeps it.
-
-Idempotency lives in the schema (unique edition key, unique edition + subscriber,
-unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
-planners racing each other both succeed and each row exists once. Claims lease rows
-so two workers never hold the same delivery: PostgreSQL skips rows another worker has
-locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+"""Outcomes of deliveries: sent marks (group-committed on a connection of their own),
+retries with their next attempt time, failures and hard bounces, and the counts the
+drain, the failure breaker and `status` read.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""Editions, deliveries and attempts: the outbox as the database keeps it.
+"""Editions: one row per scheduled week, its general paper selection, and its state
+(sending, paused by the failure breaker, done once nothing is left open).
 
-Idempotency lives in the schema (unique edition key, unique edition + subscriber,
-unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
-planners racing each other both succeed and each row exists once. Claims lease rows
-so two workers never hold the same delivery: PostgreSQL skips rows another worker has
-locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+The unique edition key makes planning idempotent: inserts use ON CONFLICT DO NOTHING,
+so two planners racing each other both succeed and the edition exists once.
+`EditionInfo` is the one shape an edition has outside the store.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Editions, deliveries and attempts: the outbox as the database keeps it.
+"""Planning as the database keeps it: the readers to plan for (with their choices and
+marked papers), the papers each was already sent, and the planned deliveries with their
+papers, inserted in bulk.
 
-Idempotency lives in the schema (unique edition key, unique edition + subscriber,
-unique subscriber + paper); inserts here use ON CONFLICT DO NOTHING so that two
-planners racing each other both succeed and each row exists once. Claims lease rows
-so two workers never hold the same delivery: PostgreSQL skips rows another worker has
-locked, SQLite runs the claim inside a BEGIN IMMEDIATE transaction (one writer).
+Idempotency lives in the schema (unique edition + subscriber, unique subscriber +
+paper): inserts skip conflicts, so a plan run twice, or by two planners at once, adds
+each row once and never gives a reader a paper twice.
 """
 
 from __future__ import annotations

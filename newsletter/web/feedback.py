@@ -8,6 +8,7 @@ the paper and one button, and only the button's POST changes the reader's profil
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,7 +19,7 @@ from starlette.formparsers import MultiPartException
 
 from newsletter.errors import InvalidInput, InvalidToken, NotFound
 from newsletter.readers import examples, subscriptions
-from newsletter.sources.refs import MAX_BIBTEX_BYTES, parse_refs, refs_from_bibtex
+from newsletter.sources.refs import MAX_BIBTEX_BYTES, PaperRef, parse_refs, refs_from_bibtex
 from newsletter.store.statuses import Origin
 from newsletter.tokens import make_token, read_cards_token
 from newsletter.web.preferences import preferences_form
@@ -102,31 +103,19 @@ async def give_feedback(
 
 @router.post("/preferences/{token}/papers")
 async def add_papers(request: Request, state: Web, token: str) -> HTMLResponse:
+    """Example papers typed on the preferences page (ids or links, one per line)."""
     form = await checked_form(request, state, state.forms.papers)
     if isinstance(form, HTMLResponse):
         return form
-    sid = subscriber_id(state, "preferences", token)
-    if isinstance(sid, HTMLResponse):
-        return sid
     typed = form.get("papers")
-    try:
+
+    def refs() -> list[PaperRef]:
         problem = state.forms.papers.problem(form)
         if problem:
             raise InvalidInput(problem)
-        found = await run_in_threadpool(_add, state, sid, typed)
-        info = subscriptions.get_preferences(state.context, sid)
-    except NotFound:
-        return link_problem(state, expired=True)
-    except InvalidInput as exc:
-        info = subscriptions.get_preferences(state.context, sid)
-        return preferences_form(request, state, token, info, 400, error=str(exc), papers=typed)
-    return preferences_form(request, state, token, info, added=found)
+        return parse_refs(interest_lines(typed))
 
-
-def _add(state: WebState, sid: int, typed: str) -> int:
-    return examples.add_examples(
-        state.context, sid, parse_refs(interest_lines(typed)), Origin.GIVEN
-    )
+    return await _add_examples(request, state, token, refs, papers=typed)
 
 
 @router.post("/preferences/{token}/bibtex")
@@ -135,20 +124,34 @@ async def add_bibtex(request: Request, state: Web, token: str) -> HTMLResponse:
     upload = await _bibtex_upload(request, state)
     if isinstance(upload, HTMLResponse):
         return upload
+    return await _add_examples(
+        request, state, token, lambda: refs_from_bibtex(upload, origin="the BibTeX file")
+    )
+
+
+async def _add_examples(
+    request: Request,
+    state: WebState,
+    token: str,
+    refs: Callable[[], list[PaperRef]],
+    papers: str = "",
+) -> HTMLResponse:
+    """Add the papers `refs` names (fetched from arXiv when not stored) and show the
+    preferences page again: with how many were added, or why none were."""
     sid = subscriber_id(state, "preferences", token)
     if isinstance(sid, HTMLResponse):
         return sid
     try:
-        refs = refs_from_bibtex(upload, origin="the BibTeX file")
+        named = refs()
         added = await run_in_threadpool(
-            examples.add_examples, state.context, sid, refs, Origin.GIVEN
+            examples.add_examples, state.context, sid, named, Origin.GIVEN
         )
         info = subscriptions.get_preferences(state.context, sid)
     except NotFound:
         return link_problem(state, expired=True)
     except InvalidInput as exc:
         info = subscriptions.get_preferences(state.context, sid)
-        return preferences_form(request, state, token, info, 400, error=str(exc))
+        return preferences_form(request, state, token, info, 400, error=str(exc), papers=papers)
     return preferences_form(request, state, token, info, added=added)
 
 
