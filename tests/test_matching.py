@@ -210,3 +210,21 @@ def test_the_general_selection_ranks_by_the_digest_trending_score() -> None:
     counts = [(40, 0), (30, 0), (None, None), (31, 0)]
     listed = [day - timedelta(days=6), day, day, day]  # the 40-upvote paper is a week old
     assert most_trending(counts, listed, half_life_days=3.5) == [3, 1, 0, 2]
+
+
+def test_a_topic_keyword_of_several_words_needs_all_of_them_in_the_paper() -> None:
+    """Words only, a keyword such as "text-to-image" once matched any paper saying
+    "text": episodic-memory papers came as "Diffusion and generative models"."""
+    diffusion = Interest(
+        "topic:diffusion",
+        "Diffusion and generative models",
+        "Diffusion and generative models.",
+        ("text-to-image", "diffusion model"),
+    )
+    papers = [
+        paper(1, "Assessing episodic memory in LLMs", "Models recall a text, then the text again."),
+        paper(2, "Fast text-to-image synthesis", "We generate an image from a prompt."),
+        *(paper(10 + n, f"Image study {n}", "An image benchmark.") for n in range(4)),
+    ]
+    ranked = rank([diffusion], papers)
+    assert [m.paper_id for m in ranked["topic:diffusion"]] == [2]

@@ -144,10 +144,27 @@ class _Papers:
                 self.index.scores(matrix, out=lexical[start:end])
                 continue
             scores = self.index.scores(matrix, out=self._buffer("rows", len(rows)))
+            self._whole_keywords(queries[start:end], rows, scores)
             # A topic matches by its best keyword: the max over its rows.
             starts = np.cumsum([0] + [len(found) for found in queries[start : end - 1]])
             np.maximum.reduceat(scores, starts, axis=0, out=lexical[start:end])
         return lexical
+
+    def _whole_keywords(
+        self, queries: Sequence[list[Query]], rows: Sequence[Query], scores: np.ndarray
+    ) -> None:
+        """A topic's keyword counts only where the paper uses all of its words: for
+        "text-to-image" a paper that merely mentions "text" is no match (the name row,
+        the first, is scored by coverage like a typed interest)."""
+        keyword_rows: list[int] = []
+        at = 0
+        for found in queries:
+            keyword_rows.extend(range(at + 1, at + len(found)))
+            at += len(found)
+        several = [n for n in keyword_rows if sum(" " not in t for t in rows[n]) > 1]
+        if several:
+            complete = self.index.has_every_word([rows[n] for n in several])
+            scores[several] = np.where(complete, scores[several], 0.0)
 
     def _hits(
         self, lexical: np.ndarray, semantic: np.ndarray | None, bonus: np.ndarray | None

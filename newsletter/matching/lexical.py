@@ -76,6 +76,30 @@ class LexicalIndex:
             (values[order].astype(np.float32), columns[order], indptr), shape=shape
         )
 
+    def has_every_word(self, queries: Sequence[Sequence[str]]) -> np.ndarray:
+        """queries × papers booleans: the paper uses every word of the query (phrases
+        aside). A query with a word no paper uses is nowhere complete."""
+        words = [[t for t in dict.fromkeys(query) if " " not in t] for query in queries]
+        rows, columns = [], []
+        missing = np.zeros(len(words), dtype=bool)
+        for row, found in enumerate(words):
+            for word in found:
+                column = self.vocabulary.get(word)
+                if column is None:
+                    missing[row] = True
+                else:
+                    rows.append(row)
+                    columns.append(column)
+        wanted = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+            shape=(len(words), len(self.vocabulary)),
+        )
+        present = self.by_term.copy()
+        present.data = np.ones_like(present.data)
+        counts = np.asarray((wanted @ present).toarray())
+        needed = np.array([len(found) for found in words], dtype=np.float32)[:, None]
+        return (counts >= needed) & ~missing[:, None]
+
     def scores(self, queries: sparse.csr_matrix, out: np.ndarray | None = None) -> np.ndarray:
         """Coverage of each query row by each paper: a dense (queries × papers) array.
 
