@@ -46,7 +46,7 @@ from newsletter.matching.embedder import (  # noqa: E402
 )
 from newsletter.matching.evaluate import evaluate, hybrid_ranker, load_cases, load_papers  # noqa: E402
 from newsletter.planning import embeddings  # noqa: E402
-from newsletter.runtime import Context  # noqa: E402
+from newsletter.runtime import Runtime  # noqa: E402
 from newsletter.sources.records import PaperRecord  # noqa: E402
 from newsletter.store import db  # noqa: E402
 from newsletter.store import papers as store_papers  # noqa: E402
@@ -127,7 +127,7 @@ def papers_per_second(embedder: Embedder, records: list[PaperRecord]) -> dict[st
         settings = parse_settings(
             {"database": {"url": f"sqlite:///{folder}/bench.db"}, "secret_key": "b" * 32}
         )
-        context = Context(settings)
+        context = Runtime(settings)
         db.upgrade(context.engine)
         with db.transaction(context.sessions) as session:
             upsert_papers(session, records)

@@ -32,7 +32,7 @@ from support import ROOT, database, free_port, newsletter, write_config
 
 from newsletter.config import load_settings
 from newsletter.readers.subscriptions import import_csv
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -76,7 +76,7 @@ def run(url: str | None, rows: int, folder: Path) -> dict[str, object]:
     inside = folder / "in-process"
     inside.mkdir(exist_ok=True)
     with database(url, inside) as store:  # the same import inside this process
-        context = Context(load_settings(write_config(inside, store, free_port())))
+        context = Runtime(load_settings(write_config(inside, store, free_port())))
         db.upgrade(context.engine)
         wall, cpu = time.perf_counter(), time.process_time()
         import_csv(context, readers)

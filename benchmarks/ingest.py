@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from newsletter.config import parse_settings
 from newsletter.ingest import ingest
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.hf import HfSource
 from newsletter.store import db
 
@@ -48,7 +48,7 @@ def run(url: str, label: str, folder: Path) -> None:
     first.write_text(json.dumps(records(N, 1)))
     bumped = folder / "bumped.json"
     bumped.write_text(json.dumps(records(N, 2)))
-    context = Context(parse_settings({"database": {"url": url}}))
+    context = Runtime(parse_settings({"database": {"url": url}}))
     db.upgrade(context.engine)
     for name, path in (("new", first), ("unchanged", first), ("upvotes changed", bumped)):
         start = time.perf_counter()

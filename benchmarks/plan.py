@@ -48,7 +48,7 @@ from support import INTERESTS, add_papers, database, free_port, newsletter, writ
 from newsletter.config import load_settings
 from newsletter.matching.embedder import to_bytes
 from newsletter.planning import planner, relevance, selection
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import plans as plans_mod
 from newsletter.store.models import Paper, Subscriber, SubscriberInterest, SubscriberTopic
@@ -130,7 +130,7 @@ def add_readers(url: str, count: int, topics: list[str], now: datetime) -> None:
 
 def add_paper_vectors(config: Path) -> None:
     """Seeded random unit vectors for every paper, under the configured model's name."""
-    context = Context(load_settings(config))
+    context = Runtime(load_settings(config))
     rng = np.random.default_rng(12)
     try:
         with db.transaction(context.sessions) as session:
@@ -184,7 +184,7 @@ def time_planning(config: Path) -> dict[str, object]:
     plans_mod.subscribers_to_plan = timed(phases, "load_readers", plans_mod.subscribers_to_plan)  # type: ignore[method-assign]
     plans_mod.delivered_papers = timed(phases, "history", plans_mod.delivered_papers)  # type: ignore[method-assign]
     plans_mod.insert_deliveries = timed(phases, "insert", plans_mod.insert_deliveries)  # type: ignore[method-assign]
-    context = Context(load_settings(config))
+    context = Runtime(load_settings(config))
     cpu = time.process_time()
     start = time.perf_counter()
     result = planner.plan_edition(context)

@@ -22,7 +22,7 @@ GNU_TIME = "/usr/bin/time"  # Debian package `time`
 sys.path.insert(0, str(ROOT))
 
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.runtime import Context  # noqa: E402
+from newsletter.runtime import Runtime  # noqa: E402
 from newsletter.sources.records import PaperRecord  # noqa: E402
 from newsletter.store import db  # noqa: E402
 from newsletter.store.papers import upsert_papers  # noqa: E402
@@ -139,7 +139,7 @@ def add_papers(config: Path, count: int, now: datetime) -> None:
         )
         for i in range(count)
     ]
-    context = Context(load_settings(config))
+    context = Runtime(load_settings(config))
     try:
         with db.transaction(context.sessions) as session:
             upsert_papers(session, records)

@@ -30,7 +30,7 @@ from support import add_papers, database, free_port, newsletter, smtp_sink, writ
 
 from newsletter.config import load_settings
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, DeliveryAttempt
 
@@ -48,7 +48,7 @@ def prepared(config: Path, subscribers: int, papers: int) -> None:
     readers.write_text("email,topics\n" + "\n".join(lines) + "\n")
     newsletter(config, "import-subscribers", str(readers))
     settings = load_settings(config).with_overrides(matching={"semantic": "off"})
-    context = Context(settings)
+    context = Runtime(settings)
     try:
         planner.plan_edition(context, now)
         with db.transaction(context.sessions) as session:
@@ -74,7 +74,7 @@ def drain(config: Path, processes: int) -> float:
 
 def outcome(config: Path) -> tuple[int, int]:
     """(deliveries sent, deliveries with more than one successful attempt)."""
-    context = Context(load_settings(config))
+    context = Runtime(load_settings(config))
     try:
         with db.transaction(context.sessions) as session:
             sent = session.scalar(select(func.count()).where(Delivery.status == "sent"))

@@ -30,7 +30,7 @@ from newsletter.errors import InvalidInput
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import weeks
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db, plans
 from newsletter.store.models import utcnow
 
@@ -73,7 +73,7 @@ def run(
     now = now or utcnow()
     with CaptureServer(folder=mail_dir) as smtp:
         demo_settings = _demo_settings(settings, database, smtp)
-        context = Context(demo_settings)
+        context = Runtime(demo_settings)
         try:
             result = _run(context, folder, database, mail_dir, now, echo)
         finally:
@@ -103,7 +103,7 @@ def _demo_settings(settings: Settings, database: Path, smtp: CaptureServer) -> S
 
 
 def _run(
-    context: Context,
+    context: Runtime,
     folder: Path,
     database: Path,
     mail_dir: Path,
@@ -187,7 +187,7 @@ def _save_html_parts(mail_dir: Path) -> list[Path]:
     return saved
 
 
-def _picks(context: Context) -> dict[str, list[str]]:
+def _picks(context: Runtime) -> dict[str, list[str]]:
     picks: dict[str, list[str]] = {address: [] for address, *_ in READERS}
     with db.transaction(context.sessions) as session:
         for address, title in plans.sent_titles(session):

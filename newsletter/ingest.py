@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.exc import DataError, IntegrityError
 
 from newsletter.errors import InvalidInput, SourceError
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.fetch import DEFAULT_POLICY, FetchPolicy, fetch
 from newsletter.sources.records import ParseResult, Skipped
 from newsletter.sources.registry import FORMATS, detect, make_source
@@ -79,7 +79,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def resolve(context: Context, locations: Sequence[str] = (), fmt: str = "auto") -> list[SourceSpec]:
+def resolve(context: Runtime, locations: Sequence[str] = (), fmt: str = "auto") -> list[SourceSpec]:
     """The given locations in format `fmt`, or else the sources in config.yaml."""
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
@@ -92,7 +92,7 @@ def resolve(context: Context, locations: Sequence[str] = (), fmt: str = "auto") 
 
 
 def ingest(
-    context: Context,
+    context: Runtime,
     locations: Sequence[str] = (),
     fmt: str = "auto",
     *,
@@ -140,7 +140,7 @@ def read(location: str, policy: FetchPolicy = DEFAULT_POLICY) -> bytes:
         raise SourceError(f"{location}: cannot read ({exc.strerror or exc})") from None
 
 
-def _store(context: Context, parsed: list[tuple[SourceReport, ParseResult]]) -> None:
+def _store(context: Runtime, parsed: list[tuple[SourceReport, ParseResult]]) -> None:
     # A concurrent ingest may insert the same new paper first (unique external_id):
     # the whole transaction is rolled back, so running it again is safe.
     for attempt in (1, 2):

@@ -14,7 +14,10 @@ from newsletter.store.meta import generated_secret_key
 
 
 @dataclass
-class Context:
+class Runtime:
+    """Built once per process (a command, the web app, the scheduler) and handed to
+    every service; `close` releases the database's connections."""
+
     settings: Settings
     engine: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)

@@ -42,7 +42,7 @@ from newsletter import status
 from newsletter.delivery import drain as drain_mod
 from newsletter.delivery import notices
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db, leases
 from newsletter.store.models import utcnow
 
@@ -61,18 +61,18 @@ Clock = Callable[[], datetime]
 class Jobs(Protocol):
     """What the scheduled jobs do; the delivery engine by default, fakes in tests."""
 
-    def plan(self, context: Context, now: datetime, key: str) -> object: ...
+    def plan(self, context: Runtime, now: datetime, key: str) -> object: ...
 
-    def drain(self, context: Context, stop: threading.Event) -> object: ...
+    def drain(self, context: Runtime, stop: threading.Event) -> object: ...
 
 
 class DeliveryJobs:
     """The real work: plan with newsletter.planning, send with newsletter.delivery."""
 
-    def plan(self, context: Context, now: datetime, key: str) -> object:
+    def plan(self, context: Runtime, now: datetime, key: str) -> object:
         return planner.plan_edition(context, now, key=key, embedding=EmbeddingLog())
 
-    def drain(self, context: Context, stop: threading.Event) -> object:
+    def drain(self, context: Runtime, stop: threading.Event) -> object:
         notices.retry_confirmations(context)
         counters = drain_mod.drain(context, drain_mod.DrainOptions(), stop=stop)
         if counters.relay_error:  # the deliveries wait, untouched, for the next drain
@@ -136,7 +136,7 @@ class Scheduler:
 
     def __init__(
         self,
-        context: Context,
+        context: Runtime,
         *,
         jobs: Jobs | None = None,
         owner: str | None = None,
@@ -294,7 +294,7 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _apscheduler(context: Context, grace_hours: float) -> BackgroundScheduler:
+def _apscheduler(context: Runtime, grace_hours: float) -> BackgroundScheduler:
     # Its own engine: the job store disposes of it at shutdown.
     engine = db.make_engine(context.settings.database.url)
     return BackgroundScheduler(
@@ -312,7 +312,7 @@ def _apscheduler(context: Context, grace_hours: float) -> BackgroundScheduler:
     )
 
 
-def install_jobs(aps: BackgroundScheduler, context: Context, owner: str, now: datetime) -> None:
+def install_jobs(aps: BackgroundScheduler, context: Runtime, owner: str, now: datetime) -> None:
     """Put the weekly job (persistent) and the drain job (in memory) in place.
 
     An existing weekly job with the same trigger keeps its next run time, so a run
@@ -340,7 +340,7 @@ def install_jobs(aps: BackgroundScheduler, context: Context, owner: str, now: da
     )
 
 
-def start_in_background(context: Context) -> Callable[[], None]:
+def start_in_background(context: Runtime) -> Callable[[], None]:
     """For `serve`: run the scheduler on a thread; returns the function that stops it."""
     scheduler = Scheduler(context).start()
     return scheduler.stop

@@ -23,7 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from newsletter.config import WEEKDAYS, Settings
 from newsletter.planning.planner import why_nothing
 from newsletter.planning.weeks import edition_key, send_instant
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db, leases, progress
 from newsletter.store import editions as edition_store
 from newsletter.store.editions import EditionInfo
@@ -153,7 +153,7 @@ class LatestWeek:
         return self.edition_status is None and self.now >= self.week.deadline
 
 
-def latest_week(context: Context, now: datetime) -> LatestWeek:
+def latest_week(context: Runtime, now: datetime) -> LatestWeek:
     week = week_of_run(context.settings, last_fire(context.settings, now))
     with db.transaction(context.sessions) as session:
         found = edition_store.edition_status(session, week.key)
@@ -190,7 +190,7 @@ class StatusReport:
     skipped: tuple[tuple[Week, str], ...] = field(default=())
 
 
-def report(context: Context, now: datetime | None = None, recent: int = 5) -> StatusReport:
+def report(context: Runtime, now: datetime | None = None, recent: int = 5) -> StatusReport:
     """Next run, the current edition's progress, the last few editions' totals, and
     any week not planned (overdue now, or skipped because it passed)."""
     now = now or utcnow()

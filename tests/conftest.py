@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from newsletter.config import Settings, parse_settings
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,18 +89,18 @@ def settings(sqlite_url: str) -> Settings:
 
 
 @pytest.fixture
-def context(settings: Settings) -> Iterator[Context]:
+def context(settings: Settings) -> Iterator[Runtime]:
     """A migrated SQLite store."""
-    ctx = Context(settings)
+    ctx = Runtime(settings)
     db.upgrade(ctx.engine)
     yield ctx
     ctx.close()
 
 
 @pytest.fixture
-def any_context(database_url: str) -> Iterator[Context]:
+def any_context(database_url: str) -> Iterator[Runtime]:
     """A migrated store, once on SQLite and once on PostgreSQL."""
-    ctx = Context(make_settings(database_url))
+    ctx = Runtime(make_settings(database_url))
     db.upgrade(ctx.engine)
     yield ctx
     ctx.close()

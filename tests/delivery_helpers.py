@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
 from newsletter.store.papers import upsert_papers
@@ -20,7 +20,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 IN_WINDOW = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
 
-def add_papers(context: Context, count: int = 30, listed_at: datetime = IN_WINDOW) -> None:
+def add_papers(context: Runtime, count: int = 30, listed_at: datetime = IN_WINDOW) -> None:
     week = (listed_at - IN_WINDOW).days // 7
     topics = ("large language model", "image segmentation", "memory")
     records = [
@@ -40,7 +40,7 @@ def add_papers(context: Context, count: int = 30, listed_at: datetime = IN_WINDO
 
 
 def add_readers(
-    context: Context, count: int, topics: Iterable[str] = ("llms",), **kwargs: Any
+    context: Runtime, count: int, topics: Iterable[str] = ("llms",), **kwargs: Any
 ) -> list[str]:
     emails = [f"reader{i:05d}@example.org" for i in range(count)]
     with db.transaction(context.sessions) as session:
@@ -53,11 +53,11 @@ def received_by(server: CaptureServer) -> Counter[str]:
     return Counter(r for m in server.messages for r in m.recipients)
 
 
-def configured(context: Context, server: CaptureServer | None = None, **sections: Any) -> Context:
+def configured(context: Runtime, server: CaptureServer | None = None, **sections: Any) -> Runtime:
     """A context on the same database with some settings changed (SMTP → `server`)."""
     if server is not None:
         sections["smtp"] = {"host": server.host, "port": server.port, **sections.get("smtp", {})}
-    return Context(context.settings.with_overrides(**sections))
+    return Runtime(context.settings.with_overrides(**sections))
 
 
 def clock_from(start: datetime) -> Callable[[], datetime]:

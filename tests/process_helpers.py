@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import insert
 
 from newsletter.planning import weeks
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Subscriber, SubscriberTopic
 from tests.conftest import ROOT, TOPICS
@@ -45,7 +45,7 @@ def start(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def bulk_readers(context: Context, count: int, topic: str = "llms") -> list[str]:
+def bulk_readers(context: Runtime, count: int, topic: str = "llms") -> list[str]:
     """`count` active readers in two statements (add_subscriber flushes one at a time)."""
     emails = [f"reader{i:05d}@example.org" for i in range(count)]
     now = datetime.now(UTC)
@@ -62,7 +62,7 @@ def bulk_readers(context: Context, count: int, topic: str = "llms") -> list[str]
     return emails
 
 
-def current_window_instant(context: Context) -> datetime:
+def current_window_instant(context: Runtime) -> datetime:
     """A moment inside the real current week's window (the CLI plans for now)."""
     schedule = weeks.current_schedule(context.settings.digest, datetime.now(UTC))
     return schedule.window_end - timedelta(days=1)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, Subscriber
 from newsletter.store.subscribers import add_subscriber
@@ -39,14 +39,14 @@ class RecordingJobs:
         self.planned = threading.Event()
         self.drains = 0
 
-    def plan(self, context: Context, now: datetime, key: str) -> object:
+    def plan(self, context: Runtime, now: datetime, key: str) -> object:
         result = planner.plan_edition(context, now, key=key)
         self.planned_for.append(now)
         self.planned_keys.append(key)
         self.planned.set()
         return result
 
-    def drain(self, context: Context, stop: threading.Event) -> object:
+    def drain(self, context: Runtime, stop: threading.Event) -> object:
         self.drains += 1
         return None
 
@@ -63,12 +63,12 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.05)
 
 
-def add_reader(context: Context, email: str, timezone: str | None = None) -> None:
+def add_reader(context: Runtime, email: str, timezone: str | None = None) -> None:
     with db.transaction(context.sessions) as session:
         add_subscriber(session, email, status="active", topics=["llms"], timezone=timezone)
 
 
-def due_times(context: Context) -> dict[str, datetime]:
+def due_times(context: Runtime) -> dict[str, datetime]:
     with db.transaction(context.sessions) as session:
         rows = session.execute(
             select(Subscriber.email, Delivery.next_attempt_at).join(

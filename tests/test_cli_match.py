@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
 from newsletter.store.papers import upsert_papers
@@ -24,7 +24,7 @@ Run = Callable[..., CliResult]
 def config(config_file: Callable[..., Path]) -> Path:
     # Words only: fast, and the same on machines without the semantic extra.
     path = config_file(matching={"semantic": "off"}, digest={"max_papers": 2})
-    context = Context(load_settings(path))
+    context = Runtime(load_settings(path))
     db.upgrade(context.engine)
     recent = datetime.now(UTC) - timedelta(days=1)
     fresh = PaperRecord(

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from newsletter.config import load_settings
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import Scheduler
 from newsletter.store import db
 from newsletter.store import subscribers as store_subscribers
@@ -47,7 +47,7 @@ def test_subscribers_json_has_time_zone_and_paused_state(
     run_cli: Run, config_file: Callable[..., Path]
 ) -> None:
     config = _initialized(run_cli, config_file)
-    context = Context(load_settings(Path(config)))
+    context = Runtime(load_settings(Path(config)))
     try:
         with db.transaction(context.sessions) as session:
             store_subscribers.add_subscriber(
@@ -129,7 +129,7 @@ def test_an_import_where_every_row_is_bad_fails_with_one_line(
 def test_status_counts_retries_in_words(
     run_cli: Run,
     config_file: Callable[..., Path],
-    context: Context,
+    context: Runtime,
     smtp_server: CaptureServer,
 ) -> None:
     fire = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)  # plans 2026-W49

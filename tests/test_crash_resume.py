@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from newsletter.delivery import dispatch
 from newsletter.delivery.outcomes import Counters
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import DeliveryJobs
 from newsletter.store import db
 from newsletter.store.models import Delivery
@@ -52,7 +52,7 @@ def killed_part_way(
 
 
 def test_send_now_after_a_kill_takes_back_the_dead_process_claims_at_once(
-    any_context: Context, tmp_path: Path
+    any_context: Runtime, tmp_path: Path
 ) -> None:
     add_papers(any_context, 20, current_window_instant(any_context))
     emails = bulk_readers(any_context, READERS)
@@ -80,7 +80,7 @@ def test_send_now_after_a_kill_takes_back_the_dead_process_claims_at_once(
 
 
 def test_claims_of_a_live_process_elsewhere_are_waited_for_and_shown(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     with fault_server() as server:
         ctx = configured(any_context, server, smtp={"connections": 2})
@@ -134,7 +134,7 @@ def alive(pid: int) -> bool:
     return state != b"Z"
 
 
-def test_compose_processes_die_with_a_killed_send_now(context: Context, tmp_path: Path) -> None:
+def test_compose_processes_die_with_a_killed_send_now(context: Runtime, tmp_path: Path) -> None:
     add_papers(context, 20, current_window_instant(context))
     bulk_readers(context, READERS)
     with fault_server() as server:
@@ -162,7 +162,7 @@ def test_compose_processes_die_with_a_killed_send_now(context: Context, tmp_path
 
 
 def test_the_scheduler_drain_takes_back_claims_of_a_dead_process_on_this_host(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()  # reaped: its PID is certainly gone

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery
 from tests.delivery_helpers import add_papers, received_by
@@ -34,7 +34,7 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_send_now_killed_part_way_then_run_again_delivers_everything_once(
-    context: Context, smtp_server: CaptureServer, tmp_path: Path
+    context: Runtime, smtp_server: CaptureServer, tmp_path: Path
 ) -> None:
     add_papers(context, 40, current_window_instant(context))
     emails = bulk_readers(context, READERS)

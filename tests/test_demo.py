@@ -18,7 +18,7 @@ from sqlalchemy import select
 from newsletter import demo as demo_service
 from newsletter.config import Settings, load_settings
 from newsletter.planning import weeks
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Paper
 from newsletter.web import create_app
@@ -85,7 +85,7 @@ def test_the_demo_edition_looks_like_the_product_and_its_links_can_be_served(
     assert "Jinsung Yoon" in html or "Hongjin Qian" in html  # authors of RAG papers
     # Dated in this week's edition, not when the data was recorded.
     schedule = weeks.current_schedule(load_settings(ROOT / "config.yaml").digest, now)
-    context = Context(load_settings(output / "config.yaml"))
+    context = Runtime(load_settings(output / "config.yaml"))
     try:
         with db.transaction(context.sessions) as session:
             listed = list(session.scalars(select(Paper.listed_at)))

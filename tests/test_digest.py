@@ -20,7 +20,7 @@ from newsletter.matching import Interest, Match
 from newsletter.planning import planner as planner_mod
 from newsletter.planning import selection
 from newsletter.planning import weeks as weeks_mod
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
 from newsletter.store.models import (
@@ -40,22 +40,22 @@ WORDS_ONLY = {"semantic": "off"}  # fast, and the same with or without the model
 BERLIN, TOKYO, NEW_YORK = (ZoneInfo(z) for z in ("Europe/Berlin", "Asia/Tokyo", "America/New_York"))
 
 
-def words_only(context: Context, **sections: Any) -> Context:
+def words_only(context: Runtime, **sections: Any) -> Runtime:
     return configured(context, matching=WORDS_ONLY, **sections)
 
 
-def add_reader(ctx: Context, email: str, **kwargs: Any) -> int:
+def add_reader(ctx: Runtime, email: str, **kwargs: Any) -> int:
     with db.transaction(ctx.sessions) as session:
         return add_subscriber(session, email, status="active", **kwargs).id
 
 
-def due_times(ctx: Context) -> dict[str, datetime]:
+def due_times(ctx: Runtime) -> dict[str, datetime]:
     with db.transaction(ctx.sessions) as session:
         rows = session.execute(select(Subscriber.email, Delivery.next_attempt_at).join(Delivery))
         return {email: due for email, due in rows}
 
 
-def picks(ctx: Context, email: str, key: str | None = None) -> list[DeliveryPaper]:
+def picks(ctx: Runtime, email: str, key: str | None = None) -> list[DeliveryPaper]:
     """The papers planned for a reader, in position order (of one edition if `key`)."""
     with db.transaction(ctx.sessions) as session:
         query = (
@@ -71,7 +71,7 @@ def picks(ctx: Context, email: str, key: str | None = None) -> list[DeliveryPape
         return list(session.scalars(query))
 
 
-def counts(ctx: Context) -> tuple[int, ...]:
+def counts(ctx: Runtime) -> tuple[int, ...]:
     with db.transaction(ctx.sessions) as session:
         return tuple(
             int(session.scalar(select(func.count()).select_from(table)) or 0)
@@ -100,7 +100,7 @@ def test_a_malformed_or_impossible_edition_key_is_refused_by_name(key: str) -> N
         weeks_mod.parse_key(key)
 
 
-def test_the_window_is_the_days_before_the_send_instant(context: Context) -> None:
+def test_the_window_is_the_days_before_the_send_instant(context: Runtime) -> None:
     config = words_only(context, digest={"window_days": 7}).settings.digest
     schedule = weeks_mod.schedule_for(config, "2026-W48")
     assert schedule.scheduled_for == schedule.window_end == datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -144,7 +144,7 @@ def test_an_edition_continues_where_the_previous_window_stopped() -> None:
     assert weeks_mod.planned_window(schedule, months_ago, now, 7)[0] == schedule.window_start
 
 
-def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: Context) -> None:
+def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: Runtime) -> None:
     ctx = words_only(context, digest={"timezone": "Europe/Berlin"})
     add_reader(ctx, "ada@example.org", topics=["llms"])
     send_w48 = weeks_mod.schedule_for(ctx.settings.digest, "2026-W48").scheduled_for
@@ -165,7 +165,7 @@ def test_a_paper_listed_after_an_early_planning_goes_out_the_next_week(context: 
     assert len(picks(ctx, "ada@example.org", "2026-W48")) == 1  # one of the three is on LLMs
 
 
-def paper_title(ctx: Context, paper_id: int) -> str:
+def paper_title(ctx: Runtime, paper_id: int) -> str:
     with db.transaction(ctx.sessions) as session:
         return str(session.get_one(Paper, paper_id).title)
 
@@ -174,7 +174,7 @@ def paper_title(ctx: Context, paper_id: int) -> str:
 
 
 def plan_week_with_readers(
-    context: Context, zones: dict[str, str | None], when: datetime, **digest_config: Any
+    context: Runtime, zones: dict[str, str | None], when: datetime, **digest_config: Any
 ) -> dict[str, datetime]:
     ctx = words_only(context, digest={"skip_empty": False, **digest_config})
     for email, zone in zones.items():
@@ -184,7 +184,7 @@ def plan_week_with_readers(
 
 
 def test_readers_in_tokyo_and_berlin_are_both_due_at_eight_in_their_morning(
-    context: Context,
+    context: Runtime,
 ) -> None:
     due = plan_week_with_readers(
         context,
@@ -199,7 +199,7 @@ def test_readers_in_tokyo_and_berlin_are_both_due_at_eight_in_their_morning(
 
 
 def test_a_reader_without_a_zone_or_with_an_unknown_one_gets_the_digest_zone(
-    context: Context,
+    context: Runtime,
 ) -> None:
     due = plan_week_with_readers(
         context,
@@ -222,7 +222,7 @@ DST_WEEKENDS = [
 
 @pytest.mark.parametrize(("zone", "sunday", "utc_hours"), DST_WEEKENDS)
 def test_due_times_stay_at_eight_local_across_the_clock_change_weekends(
-    context: Context, zone: str, sunday: date, utc_hours: tuple[int, int, int]
+    context: Runtime, zone: str, sunday: date, utc_hours: tuple[int, int, int]
 ) -> None:
     """Sunday editions on the week before, the change day itself, and the week after."""
     ctx = words_only(context, digest={"skip_empty": False, "weekday": "sunday"})
@@ -255,7 +255,7 @@ def test_a_send_time_skipped_by_the_spring_change_resolves_forward() -> None:
 
 
 def test_a_reader_gets_at_most_max_papers_best_first_with_the_matched_interest(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = words_only(context, digest={"max_papers": 4})
     add_papers(ctx, 30)
@@ -280,7 +280,7 @@ def test_a_reader_gets_at_most_max_papers_best_first_with_the_matched_interest(
 
 
 def test_a_reader_who_picked_nothing_gets_the_weeks_most_trending_papers(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = words_only(context, digest={"max_papers": 5})
     add_papers(ctx, 12)
@@ -294,7 +294,7 @@ def test_a_reader_who_picked_nothing_gets_the_weeks_most_trending_papers(
     assert {p.reason for p in chosen} == {"Trending this week"}
 
 
-def test_the_general_digest_skips_papers_the_reader_already_got(context: Context) -> None:
+def test_the_general_digest_skips_papers_the_reader_already_got(context: Runtime) -> None:
     ctx = words_only(context, digest={"max_papers": 3})
     add_papers(ctx, 12)
     with db.transaction(ctx.sessions) as session:
@@ -324,7 +324,7 @@ def test_a_paper_two_interests_match_comes_once_under_the_interest_it_scored_bes
 
 
 def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(
-    context: Context,
+    context: Runtime,
 ) -> None:
     # Two-week windows overlap: the second edition sees the first week's papers again.
     ctx = words_only(context, digest={"max_papers": 3, "window_days": 14})
@@ -341,7 +341,7 @@ def test_a_paper_already_sent_to_a_reader_is_never_chosen_for_them_again(
 
 
 def test_with_skip_empty_a_reader_with_no_matching_paper_gets_no_delivery(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = words_only(context)
     add_papers(ctx, 12)
@@ -352,7 +352,7 @@ def test_with_skip_empty_a_reader_with_no_matching_paper_gets_no_delivery(
     assert set(due_times(ctx)) == {"ada@example.org"}
 
 
-def test_without_skip_empty_that_reader_gets_a_quiet_week_note(context: Context) -> None:
+def test_without_skip_empty_that_reader_gets_a_quiet_week_note(context: Runtime) -> None:
     ctx = words_only(context, digest={"skip_empty": False})
     add_papers(ctx, 12)
     add_reader(ctx, "ada@example.org", topics=["llms"])
@@ -365,7 +365,7 @@ def test_without_skip_empty_that_reader_gets_a_quiet_week_note(context: Context)
     assert picks(ctx, "odd@example.org") == []
 
 
-def test_planning_records_the_editions_general_selection_by_upvotes(context: Context) -> None:
+def test_planning_records_the_editions_general_selection_by_upvotes(context: Runtime) -> None:
     ctx = words_only(context)
     add_papers(ctx, 30)
     add_papers(ctx, 5, IN_WINDOW - timedelta(days=10))  # before the window: not in it
@@ -385,7 +385,7 @@ def test_planning_records_the_editions_general_selection_by_upvotes(context: Con
 # --- idempotence ----------------------------------------------------------------------
 
 
-def test_planning_twice_creates_nothing_new(any_context: Context) -> None:
+def test_planning_twice_creates_nothing_new(any_context: Runtime) -> None:
     ctx = words_only(any_context, digest={"skip_empty": False})
     add_papers(ctx, 20)
     add_readers(ctx, 5)
@@ -398,16 +398,16 @@ def test_planning_twice_creates_nothing_new(any_context: Context) -> None:
     assert counts(ctx) == before and before[:2] == (1, 6)
 
 
-def test_two_planners_at_once_create_each_delivery_once(any_context: Context) -> None:
+def test_two_planners_at_once_create_each_delivery_once(any_context: Runtime) -> None:
     ctx = words_only(any_context, digest={"max_papers": 3})
     add_papers(ctx, 20)
     add_readers(ctx, 60)
-    planners = [Context(ctx.settings) for _ in range(2)]  # own engines, own sessions
+    planners = [Runtime(ctx.settings) for _ in range(2)]  # own engines, own sessions
     start = threading.Barrier(len(planners))
     results: list[planner_mod.PlanResult] = []
     errors: list[BaseException] = []
 
-    def plan(planner: Context) -> None:
+    def plan(planner: Runtime) -> None:
         try:
             start.wait()
             results.append(planner_mod.plan_edition(planner, NOW))
@@ -433,12 +433,12 @@ def test_two_planners_at_once_create_each_delivery_once(any_context: Context) ->
 HAS_MODEL = importlib.util.find_spec("sentence_transformers") is not None
 
 
-def stored_embeddings(ctx: Context) -> list[bool]:
+def stored_embeddings(ctx: Runtime) -> list[bool]:
     with db.transaction(ctx.sessions) as session:
         return [e is not None for e in session.scalars(select(Paper.embedding))]
 
 
-def current_week_papers(context: Context, count: int = 6) -> None:
+def current_week_papers(context: Runtime, count: int = 6) -> None:
     """Papers inside the window of the real current week (the CLI plans for now)."""
     schedule = weeks_mod.current_schedule(context.settings.digest, datetime.now(UTC))
     add_papers(context, count, schedule.window_end - timedelta(days=1))
@@ -446,7 +446,7 @@ def current_week_papers(context: Context, count: int = 6) -> None:
 
 @pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
 def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
-    context: Context, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
+    context: Runtime, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
 ) -> None:
     current_week_papers(context)
     add_readers(context, 2)
@@ -461,14 +461,14 @@ def test_a_dry_run_keeps_the_paper_embeddings_it_computed(
 
 
 @pytest.mark.skipif(not HAS_MODEL, reason="sentence-transformers (semantic extra) not installed")
-def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Context) -> None:
+def test_a_dry_run_through_the_service_keeps_the_paper_embeddings(context: Runtime) -> None:
     add_papers(context, 6)
     add_readers(context, 2)
     dispatch.send_now(context, dry_run=True, clock=lambda: NOW)
     assert stored_embeddings(context) == [True] * 6
 
 
-def test_without_the_model_planning_matches_by_words(context: Context) -> None:
+def test_without_the_model_planning_matches_by_words(context: Runtime) -> None:
     ctx = configured(context, matching={"semantic": "off"}, digest={"max_papers": 2})
     add_papers(ctx, 9)
     add_readers(ctx, 3)

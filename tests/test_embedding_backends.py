@@ -18,7 +18,7 @@ from newsletter.matching.embedder import (
     onnx_folder,
 )
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Paper
 from tests.delivery_helpers import NOW, add_papers, add_readers, configured
@@ -29,7 +29,7 @@ needs_onnx = pytest.mark.skipif(
 )
 
 
-def stored_models(ctx: Context) -> set[str | None]:
+def stored_models(ctx: Runtime) -> set[str | None]:
     with db.transaction(ctx.sessions) as session:
         return set(session.scalars(select(Paper.embedding_model)))
 
@@ -52,7 +52,7 @@ def test_the_onnx_export_is_made_from_the_packaged_weights_and_kept(
 
 @needs_onnx
 def test_papers_embedded_by_another_backend_are_embedded_again(
-    context: Context, monkeypatch: pytest.MonkeyPatch
+    context: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = configured(context, matching={"semantic": "auto"})
     add_papers(ctx, 3)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from newsletter.matching.embedder import paper_text
 from newsletter.planning import embeddings, weeks
 from newsletter.planning.relevance import text_interest
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import DeliveryJobs
 from newsletter.store import db
 from newsletter.store.models import InterestEmbedding, Paper
@@ -49,24 +49,24 @@ class FailsOnCall(ToyEmbedder):
         return super().embed(texts)
 
 
-def paper_texts(ctx: Context) -> dict[int, str]:
+def paper_texts(ctx: Runtime) -> dict[int, str]:
     with db.transaction(ctx.sessions) as session:
         papers = session.scalars(select(Paper).order_by(Paper.id))
         return {p.id: paper_text(p.title, p.abstract) for p in papers}
 
 
-def embedded_papers(ctx: Context) -> list[int]:
+def embedded_papers(ctx: Runtime) -> list[int]:
     with db.transaction(ctx.sessions) as session:
         return list(session.scalars(select(Paper.id).where(Paper.embedding.is_not(None))))
 
 
-def embedded_count(ctx: Context) -> int:
+def embedded_count(ctx: Runtime) -> int:
     with db.transaction(ctx.sessions) as session:
         query = select(func.count()).select_from(Paper).where(Paper.embedding.is_not(None))
         return int(session.scalar(query) or 0)
 
 
-def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -> None:
+def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Runtime) -> None:
     add_papers(any_context, 6)
     texts = paper_texts(any_context)
     interests = [text_interest("memory in agents"), text_interest("video diffusion")]
@@ -91,7 +91,7 @@ def test_a_failing_embed_keeps_the_chunks_already_stored(any_context: Context) -
         assert session.scalar(select(func.count()).select_from(InterestEmbedding)) == 2
 
 
-def test_nothing_to_embed_tells_the_progress_nothing(context: Context) -> None:
+def test_nothing_to_embed_tells_the_progress_nothing(context: Runtime) -> None:
     seen: list[tuple[int, int]] = []
     done = embeddings.store_vectors(
         context, ToyEmbedder(), {}, [], lambda d, t: seen.append((d, t))
@@ -101,7 +101,7 @@ def test_nothing_to_embed_tells_the_progress_nothing(context: Context) -> None:
 
 @needs_model
 def test_send_now_dry_run_shows_the_embedding_progress(
-    context: Context, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
+    context: Runtime, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
 ) -> None:
     add_papers(context, 5, current_window_instant(context))
     add_readers(context, 2, interests=["memory in language agents"])
@@ -119,7 +119,7 @@ def test_send_now_dry_run_shows_the_embedding_progress(
 
 @needs_model
 def test_preview_and_match_show_the_embedding_progress_off_stdout(
-    context: Context, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
+    context: Runtime, config_file: Callable[..., Path], run_cli: Callable[..., CliResult]
 ) -> None:
     add_papers(context, 3, current_window_instant(context))
     (reader,) = add_readers(context, 1)
@@ -136,7 +136,7 @@ def test_preview_and_match_show_the_embedding_progress_off_stdout(
 
 @needs_model
 def test_the_scheduler_logs_embedding_progress_at_info(
-    context: Context, caplog: pytest.LogCaptureFixture
+    context: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = configured(context, matching={"semantic": "auto"})
     add_papers(ctx, 4)
@@ -154,7 +154,7 @@ def test_the_scheduler_logs_embedding_progress_at_info(
 
 @needs_model
 @pytest.mark.slow
-def test_a_killed_send_now_keeps_the_chunks_it_stored(context: Context, tmp_path: Path) -> None:
+def test_a_killed_send_now_keeps_the_chunks_it_stored(context: Runtime, tmp_path: Path) -> None:
     add_papers(context, 2000, current_window_instant(context))
     add_readers(context, 1)
     config = write_config(

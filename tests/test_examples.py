@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.readers import examples, subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.jsonfile import JsonlSource
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
@@ -47,7 +47,7 @@ def cli(config_file: Callable[..., Path], run_cli: Cli, arxiv: ScriptedServer) -
     return lambda *args: run_cli("--config", str(path), *args)
 
 
-def sample_papers_this_week(context: Context) -> list[PaperRecord]:
+def sample_papers_this_week(context: Runtime) -> list[PaperRecord]:
     """The bundled sample papers, listed inside the current edition's window."""
     when = current_window_instant(context)
     parsed = JsonlSource().parse(SAMPLE.read_bytes(), "sample").records
@@ -57,7 +57,7 @@ def sample_papers_this_week(context: Context) -> list[PaperRecord]:
     return records
 
 
-def marks(context: Context, email: str) -> list[tuple[str, str, str]]:
+def marks(context: Runtime, email: str) -> list[tuple[str, str, str]]:
     with db.transaction(context.sessions) as session:
         subscriber = get_subscriber(session, email)
         assert subscriber is not None
@@ -65,7 +65,7 @@ def marks(context: Context, email: str) -> list[tuple[str, str, str]]:
 
 
 def test_subscribe_with_a_paper_fetches_it_from_arxiv_and_keeps_it_as_an_example(
-    cli: Cli, context: Context, arxiv: ScriptedServer
+    cli: Cli, context: Runtime, arxiv: ScriptedServer
 ) -> None:
     result = cli("subscribe", "ada@example.org", "--paper", "2311.04601v1", "--confirmed")
     assert result.exit_code == 0, result.stderr
@@ -88,7 +88,7 @@ def test_subscribe_with_a_paper_fetches_it_from_arxiv_and_keeps_it_as_an_example
     ],
 )
 def test_an_example_that_cannot_be_found_fails_the_subscription_and_writes_nothing(
-    cli: Cli, context: Context, paper: str, problem: str
+    cli: Cli, context: Runtime, paper: str, problem: str
 ) -> None:
     result = cli("subscribe", "ada@example.org", "--paper", "2311.04601", "--paper", paper)
     assert result.exit_code != 0
@@ -99,7 +99,7 @@ def test_an_example_that_cannot_be_found_fails_the_subscription_and_writes_nothi
 
 
 def test_an_unreachable_arxiv_is_a_one_line_error(
-    config_file: Callable[..., Path], run_cli: Cli, context: Context
+    config_file: Callable[..., Path], run_cli: Cli, context: Runtime
 ) -> None:
     path = config_file(examples={"arxiv_api": "http://127.0.0.1:9/api/query"})
     result = run_cli("--config", str(path), "subscribe", "ada@example.org", "--paper", "2311.04601")
@@ -109,7 +109,7 @@ def test_an_unreachable_arxiv_is_a_one_line_error(
     assert subscriptions.list_all(context) == []
 
 
-def test_the_digest_brings_papers_like_the_example_and_names_it(cli: Cli, context: Context) -> None:
+def test_the_digest_brings_papers_like_the_example_and_names_it(cli: Cli, context: Runtime) -> None:
     sample_papers_this_week(context)
     cli("subscribe", "ada@example.org", "--paper", "2311.04601", "--confirmed")
     preview = cli("preview", "ada@example.org", "--text")
@@ -120,7 +120,7 @@ def test_the_digest_brings_papers_like_the_example_and_names_it(cli: Cli, contex
     assert "Matched your" not in preview.stdout  # nothing but the example was asked for
 
 
-def test_fewer_keeps_the_paper_out_of_later_previews(cli: Cli, context: Context) -> None:
+def test_fewer_keeps_the_paper_out_of_later_previews(cli: Cli, context: Runtime) -> None:
     records = sample_papers_this_week(context)
     cli("subscribe", "ada@example.org", "--topic", "vision", "--confirmed")
     before = cli("preview", "ada@example.org", "--text").stdout
@@ -134,7 +134,7 @@ def test_fewer_keeps_the_paper_out_of_later_previews(cli: Cli, context: Context)
 
 
 def test_more_makes_the_paper_an_example_and_a_later_mark_replaces_it(
-    cli: Cli, context: Context
+    cli: Cli, context: Runtime
 ) -> None:
     records = sample_papers_this_week(context)
     cli("subscribe", "ada@example.org", "--topic", "llms", "--confirmed")
@@ -154,7 +154,7 @@ def test_more_makes_the_paper_an_example_and_a_later_mark_replaces_it(
     ],
 )
 def test_feedback_for_an_unknown_reader_or_paper_is_a_one_line_error(
-    cli: Cli, context: Context, email: str, paper: str, problem: str
+    cli: Cli, context: Runtime, email: str, paper: str, problem: str
 ) -> None:
     sample_papers_this_week(context)
     cli("subscribe", "ada@example.org", "--topic", "llms", "--confirmed")
@@ -164,7 +164,7 @@ def test_feedback_for_an_unknown_reader_or_paper_is_a_one_line_error(
 
 
 def test_subscribe_takes_example_papers_from_a_bibtex_export(
-    cli: Cli, context: Context, tmp_path: Path
+    cli: Cli, context: Runtime, tmp_path: Path
 ) -> None:
     library = tmp_path / "library.bib"
     library.write_text(

@@ -10,7 +10,7 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput, SchemaMissing, SourceError
 from newsletter.ingest import SAMPLE_PAPERS, Progress, ingest
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.fetch import FetchPolicy
 from newsletter.store import db
 from newsletter.store.papers import all_papers, count_papers
@@ -25,13 +25,13 @@ PAGE = str(FIXTURES / "page-small.txt")
 QUICK = FetchPolicy(timeout=5, retries=2, backoff=0.01, max_wait=0.05)
 
 
-def papers(context: Context) -> dict[str, tuple[str, int, int | None]]:
+def papers(context: Runtime) -> dict[str, tuple[str, int, int | None]]:
     with db.transaction(context.sessions) as session:
         return {p.external_id: (p.title, p.version, p.upvotes) for p in all_papers(session)}
 
 
 def paper_count(settings: Settings) -> int:
-    context = Context(settings)
+    context = Runtime(settings)
     try:
         with db.transaction(context.sessions) as session:
             return count_papers(session)
@@ -48,7 +48,7 @@ def server() -> Iterator[ScriptedServer]:
 # --- the service ---------------------------------------------------------------------
 
 
-def test_it_loads_every_format_and_reports_per_source(any_context: Context) -> None:
+def test_it_loads_every_format_and_reports_per_source(any_context: Runtime) -> None:
     report = ingest(any_context, [HF, ARXIV, JSONL, PAGE])
     rows = [(s.format, s.records, s.new, s.updated, s.unchanged) for s in report.sources]
     assert rows == [
@@ -68,7 +68,7 @@ def test_it_loads_every_format_and_reports_per_source(any_context: Context) -> N
     )
 
 
-def test_ingesting_the_same_sources_twice_adds_nothing(any_context: Context) -> None:
+def test_ingesting_the_same_sources_twice_adds_nothing(any_context: Runtime) -> None:
     ingest(any_context, [HF, ARXIV, JSONL, PAGE])
     again = ingest(any_context, [HF, ARXIV, JSONL, PAGE])
     assert (again.new, again.updated) == (0, 0)
@@ -85,7 +85,7 @@ def test_ingesting_the_same_sources_twice_adds_nothing(any_context: Context) -> 
         "page-malformed.txt",
     ],
 )
-def test_a_malformed_source_writes_nothing_at_all(context: Context, malformed: str) -> None:
+def test_a_malformed_source_writes_nothing_at_all(context: Runtime, malformed: str) -> None:
     ingest(context, [PAGE])
     before = papers(context)
     bad = str(FIXTURES / malformed)
@@ -94,19 +94,19 @@ def test_a_malformed_source_writes_nothing_at_all(context: Context, malformed: s
     assert papers(context) == before
 
 
-def test_a_missing_file_is_a_source_error(context: Context) -> None:
+def test_a_missing_file_is_a_source_error(context: Runtime) -> None:
     with pytest.raises(SourceError, match=r"nope\.json: file not found$"):
         ingest(context, ["nope.json"])
     with pytest.raises(SourceError, match="is a directory"):
         ingest(context, [str(FIXTURES)])
 
 
-def test_only_http_urls_are_fetched(context: Context) -> None:
+def test_only_http_urls_are_fetched(context: Runtime) -> None:
     with pytest.raises(SourceError, match="only http"):
         ingest(context, ["ftp://example.org/papers.json"])
 
 
-def test_the_format_option_overrides_detection(context: Context) -> None:
+def test_the_format_option_overrides_detection(context: Runtime) -> None:
     with pytest.raises(SourceError, match=r"page-small\.txt: line 1 is not valid JSON"):
         ingest(context, [PAGE], "jsonl")
     with pytest.raises(InvalidInput, match="unknown format 'csv'"):
@@ -115,7 +115,7 @@ def test_the_format_option_overrides_detection(context: Context) -> None:
 
 def test_without_sources_it_reads_the_configured_ones(tmp_path: Path) -> None:
     sources = [{"format": "hf", "path": HF}, {"path": PAGE}]
-    context = Context(make_settings(f"sqlite:///{tmp_path / 's.db'}", sources=sources))
+    context = Runtime(make_settings(f"sqlite:///{tmp_path / 's.db'}", sources=sources))
     db.upgrade(context.engine)
     try:
         report = ingest(context)
@@ -127,13 +127,13 @@ def test_without_sources_it_reads_the_configured_ones(tmp_path: Path) -> None:
         context.close()
 
 
-def test_without_sources_anywhere_it_says_so(context: Context) -> None:
+def test_without_sources_anywhere_it_says_so(context: Runtime) -> None:
     with pytest.raises(InvalidInput, match="no SOURCE given and no `sources`"):
         ingest(context)
 
 
 def test_a_store_without_schema_asks_for_init(settings: Settings) -> None:
-    context = Context(settings)
+    context = Runtime(settings)
     try:
         with pytest.raises(SchemaMissing, match="newsletter init"):
             ingest(context, [PAGE])
@@ -141,7 +141,7 @@ def test_a_store_without_schema_asks_for_init(settings: Settings) -> None:
         context.close()
 
 
-def test_progress_reports_each_source_then_storing(context: Context) -> None:
+def test_progress_reports_each_source_then_storing(context: Runtime) -> None:
     events: list[Progress] = []
     ingest(context, [HF, PAGE], progress=events.append)
     assert [(e.step, e.location, e.done, e.total) for e in events] == [
@@ -153,7 +153,7 @@ def test_progress_reports_each_source_then_storing(context: Context) -> None:
     ]
 
 
-def test_the_bundled_sample_loads(context: Context) -> None:
+def test_the_bundled_sample_loads(context: Runtime) -> None:
     report = ingest(context, [str(SAMPLE_PAPERS)])
     assert (report.sources[0].format, report.new, report.skipped) == ("jsonl", 37, 0)
 
@@ -161,14 +161,14 @@ def test_the_bundled_sample_loads(context: Context) -> None:
 # --- over HTTP -------------------------------------------------------------------------
 
 
-def test_it_ingests_from_urls_with_detection(context: Context, server: ScriptedServer) -> None:
+def test_it_ingests_from_urls_with_detection(context: Runtime, server: ScriptedServer) -> None:
     hf = server.route("/api/daily_papers", Answer(200, Path(HF).read_bytes()))
     feed = server.route("/api/query?id_list=2403.01234", Answer(200, Path(ARXIV).read_bytes()))
     report = ingest(context, [hf, feed], policy=QUICK)
     assert [(s.format, s.new) for s in report.sources] == [("hf", 4), ("arxiv", 2)]
 
 
-def test_it_retries_busy_servers(context: Context, server: ScriptedServer) -> None:
+def test_it_retries_busy_servers(context: Runtime, server: ScriptedServer) -> None:
     busy = server.route("/busy.jsonl", Answer(503), Answer(200, Path(JSONL).read_bytes()))
     limited = server.route(
         "/limited.txt",
@@ -180,7 +180,7 @@ def test_it_retries_busy_servers(context: Context, server: ScriptedServer) -> No
     assert (server.hits("/busy.jsonl"), server.hits("/limited.txt")) == (2, 2)
 
 
-def test_a_404_is_one_line_and_writes_nothing(context: Context, server: ScriptedServer) -> None:
+def test_a_404_is_one_line_and_writes_nothing(context: Runtime, server: ScriptedServer) -> None:
     good = server.route("/papers.jsonl", Answer(200, Path(JSONL).read_bytes()))
     with pytest.raises(SourceError) as caught:
         ingest(context, [good, server.base_url + "/gone.json"], policy=QUICK)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.papers import all_papers
 from newsletter.web import create_app
@@ -41,19 +41,19 @@ def jsonl(path: Path, *papers: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Context]:
-    context = Context(make_settings(database_url))
+def store(database_url: str) -> Iterator[Runtime]:
+    context = Runtime(make_settings(database_url))
     db.upgrade(context.engine)
     yield context
     context.close()
 
 
 @pytest.fixture
-def config(store: Context, tmp_path: Path) -> str:
+def config(store: Runtime, tmp_path: Path) -> str:
     return str(write_config(tmp_path / "config.yaml", store.settings.database.url))
 
 
-def stored(context: Context) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+def stored(context: Runtime) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     with db.transaction(context.sessions) as session:
         return {p.external_id: (p.title, p.abstract, tuple(p.authors)) for p in all_papers(session)}
 
@@ -63,7 +63,7 @@ def skipped_lines(result: CliResult) -> list[str]:
 
 
 def test_a_record_with_a_nul_byte_is_skipped_and_the_others_load(
-    store: Context, config: str, run_cli: Run, tmp_path: Path
+    store: Runtime, config: str, run_cli: Run, tmp_path: Path
 ) -> None:
     feed = jsonl(
         tmp_path / "feed.jsonl",
@@ -80,7 +80,7 @@ def test_a_record_with_a_nul_byte_is_skipped_and_the_others_load(
 
 
 def test_a_lone_surrogate_is_skipped_and_the_others_load(
-    store: Context, config: str, run_cli: Run, tmp_path: Path
+    store: Runtime, config: str, run_cli: Run, tmp_path: Path
 ) -> None:
     feed = jsonl(tmp_path / "feed.jsonl", paper(1, title="Broken \ud800 text"), paper(2))
     result = run_cli("--config", config, "ingest", feed)
@@ -92,7 +92,7 @@ def test_a_lone_surrogate_is_skipped_and_the_others_load(
 
 
 def test_control_characters_are_removed_before_they_reach_the_store_or_the_pages(
-    store: Context, config: str, run_cli: Run, tmp_path: Path
+    store: Runtime, config: str, run_cli: Run, tmp_path: Path
 ) -> None:
     feed = jsonl(
         tmp_path / "feed.jsonl",
@@ -115,7 +115,7 @@ def test_control_characters_are_removed_before_they_reach_the_store_or_the_pages
 
 
 def test_giant_fields_are_refused_with_their_size(
-    store: Context, config: str, run_cli: Run, tmp_path: Path
+    store: Runtime, config: str, run_cli: Run, tmp_path: Path
 ) -> None:
     feed = jsonl(
         tmp_path / "feed.jsonl",

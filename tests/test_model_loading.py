@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.subscribers import add_subscriber
 from tests.conftest import ROOT
@@ -45,7 +45,7 @@ def dry_run(config: Path) -> str:
 
 
 def test_the_model_loads_only_when_a_paper_or_interest_has_no_stored_vector(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     add_papers(context, 4, current_window_instant(context))
     add_readers(context, 2, interests=["memory in language agents"])

@@ -18,7 +18,7 @@ from newsletter.errors import DeliveryError
 from newsletter.mail.capture import CaptureServer
 from newsletter.readers import subscriptions
 from newsletter.readers.subscriptions import SubscriberInfo
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.subscribers import get_subscriber_by_id
 from newsletter.tokens import read_token
@@ -33,7 +33,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pending(ctx: Context, email: str = "ada@example.org") -> SubscriberInfo:
+def pending(ctx: Runtime, email: str = "ada@example.org") -> SubscriberInfo:
     return subscriptions.subscribe(ctx, email, ["llms", "memory"]).subscriber
 
 
@@ -50,7 +50,7 @@ def text_of(message: EmailMessage) -> str:
     return str(part.get_content())  # type: ignore[attr-defined]
 
 
-def confirmation_sent_at(ctx: Context, subscriber_id: int) -> datetime | None:
+def confirmation_sent_at(ctx: Runtime, subscriber_id: int) -> datetime | None:
     with db.transaction(ctx.sessions) as session:
         found = get_subscriber_by_id(session, subscriber_id)
         assert found is not None
@@ -58,7 +58,7 @@ def confirmation_sent_at(ctx: Context, subscriber_id: int) -> datetime | None:
 
 
 def test_the_confirmation_carries_a_signed_confirm_link_and_is_recorded(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server)
     info = pending(ctx)
@@ -76,7 +76,7 @@ def test_the_confirmation_carries_a_signed_confirm_link_and_is_recorded(
 
 
 def test_the_welcome_names_the_readers_topics_and_offers_unsubscribe(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server)
     notices.send_welcome(ctx, pending(ctx))
@@ -92,7 +92,7 @@ def html_of(message: EmailMessage) -> str:
 
 
 def test_the_welcome_says_when_the_digest_comes_and_lists_typed_interests(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server, digest={"weekday": "tuesday", "time": "07:30"})
     info = subscriptions.subscribe(
@@ -107,7 +107,7 @@ def test_the_welcome_says_when_the_digest_comes_and_lists_typed_interests(
 
 
 def test_the_welcome_tells_a_reader_who_picked_nothing_about_the_general_digest(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server)
     notices.send_welcome(ctx, subscriptions.subscribe(ctx, "ada@example.org").subscriber)
@@ -117,7 +117,7 @@ def test_the_welcome_tells_a_reader_who_picked_nothing_about_the_general_digest(
 
 
 def test_the_goodbye_is_sent_without_an_unsubscribe_header(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server)
     notices.send_goodbye(ctx, pending(ctx))
@@ -126,7 +126,7 @@ def test_the_goodbye_is_sent_without_an_unsubscribe_header(
     assert message["List-Unsubscribe"] is None  # they have just left
 
 
-def test_each_notice_gets_its_own_message_id(context: Context, smtp_server: CaptureServer) -> None:
+def test_each_notice_gets_its_own_message_id(context: Runtime, smtp_server: CaptureServer) -> None:
     ctx = configured(context, smtp_server)
     info = pending(ctx)
     ids = [notices.send_notice(ctx, "confirm", info) for _ in range(2)]
@@ -139,7 +139,7 @@ def test_each_notice_gets_its_own_message_id(context: Context, smtp_server: Capt
 
 
 def test_smtp_down_is_a_one_line_delivery_error_and_nothing_is_recorded(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = configured(context, smtp={"port": closed_port(), "timeout": 2})
     info = pending(ctx)
@@ -151,7 +151,7 @@ def test_smtp_down_is_a_one_line_delivery_error_and_nothing_is_recorded(
     assert confirmation_sent_at(ctx, info.id) is None
 
 
-def test_a_refusing_server_is_a_delivery_error_too(context: Context) -> None:
+def test_a_refusing_server_is_a_delivery_error_too(context: Runtime) -> None:
     with fault_server() as server:
         assert isinstance(server.handler, FaultHandler)
         server.handler.data_replies["ada@example.org"] = ["550 5.1.1 No such user"]
@@ -162,7 +162,7 @@ def test_a_refusing_server_is_a_delivery_error_too(context: Context) -> None:
 
 
 def test_subscribe_with_smtp_down_says_so_in_one_line(
-    config_file: Callable[..., Path], run_cli: Callable[..., CliResult], context: Context
+    config_file: Callable[..., Path], run_cli: Callable[..., CliResult], context: Runtime
 ) -> None:
     path = config_file(smtp={"host": "127.0.0.1", "port": closed_port(), "timeout": 2})
     result = run_cli("--config", str(path), "subscribe", "ada@example.org", "--topic", "llms")

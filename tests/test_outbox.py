@@ -14,7 +14,7 @@ from newsletter.delivery.outcomes import Counters
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, DeliveryAttempt, Edition, Subscriber
 from tests.delivery_helpers import (
@@ -43,8 +43,8 @@ def handler(server: CaptureServer) -> FaultHandler:
 
 
 def prepared(
-    context: Context, server: CaptureServer, readers: int = 5, **delivery: object
-) -> Context:
+    context: Runtime, server: CaptureServer, readers: int = 5, **delivery: object
+) -> Runtime:
     ctx = configured(context, server, smtp={"connections": 2}, delivery={**FAST, **delivery})
     add_papers(ctx)
     add_readers(ctx, readers)
@@ -52,18 +52,18 @@ def prepared(
     return ctx
 
 
-def send(ctx: Context) -> Counters:
+def send(ctx: Runtime) -> Counters:
     return dispatch.send_now(ctx, clock=clock_from(NOW)).counters
 
 
-def statuses(ctx: Context) -> dict[str, str]:
+def statuses(ctx: Runtime) -> dict[str, str]:
     with db.transaction(ctx.sessions) as session:
         rows = session.execute(select(Subscriber.email, Delivery.status).join(Delivery))
         return {email: status for email, status in rows}
 
 
 def test_a_4xx_reply_is_retried_and_the_message_delivered_once(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     handler(faulty).data_replies["reader00001@example.org"] = ["451 4.7.1 Greylisted"]
     ctx = prepared(context, faulty)
@@ -77,7 +77,7 @@ def test_a_4xx_reply_is_retried_and_the_message_delivered_once(
     assert sorted(attempts) == [False, True, True, True, True, True]
 
 
-def reader(ctx: Context, email: str) -> Subscriber:
+def reader(ctx: Runtime, email: str) -> Subscriber:
     with db.transaction(ctx.sessions) as session:
         found = session.scalar(select(Subscriber).where(Subscriber.email == email))
         assert found is not None
@@ -85,7 +85,7 @@ def reader(ctx: Context, email: str) -> Subscriber:
 
 
 def test_a_5xx_reply_fails_at_once_and_bounces_the_reader_after_the_limit(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     bad = "reader00002@example.org"
     handler(faulty).data_replies[bad] = ["550 5.1.1 No such user"] * 5
@@ -107,7 +107,7 @@ def test_a_5xx_reply_fails_at_once_and_bounces_the_reader_after_the_limit(
 
 
 def test_a_421_and_a_dropped_connection_mid_batch_lose_nothing(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     handler(faulty).mail_faults.update({4: "421", 9: "drop", 15: "421"})
     ctx = prepared(context, faulty, readers=20)
@@ -118,7 +118,7 @@ def test_a_421_and_a_dropped_connection_mid_batch_lose_nothing(
 
 
 def test_a_reader_who_unsubscribes_after_planning_is_not_mailed(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     ctx = prepared(context, faulty)
     subscriptions.unsubscribe(ctx, "reader00003@example.org")
@@ -129,7 +129,7 @@ def test_a_reader_who_unsubscribes_after_planning_is_not_mailed(
 
 
 def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     script = handler(faulty).data_replies
     for i in range(12):
@@ -151,7 +151,7 @@ def test_too_many_failures_pause_the_edition_and_send_now_resumes_it(
 
 
 def test_a_stop_request_releases_deliveries_not_yet_sent(
-    context: Context, faulty: CaptureServer
+    context: Runtime, faulty: CaptureServer
 ) -> None:
     ctx = prepared(context, faulty, readers=10)
     stop = threading.Event()
@@ -171,7 +171,7 @@ def test_a_stop_request_releases_deliveries_not_yet_sent(
 
 
 def test_readers_who_unsubscribe_while_their_delivery_is_claimed_are_not_mailed(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     with fault_server() as server:
         handler(server).delay = 0.3  # a slow relay: the batch stays claimed a while

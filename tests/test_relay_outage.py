@@ -18,7 +18,7 @@ from newsletter.delivery import drain as drain_mod
 from newsletter.delivery.outcomes import Counters
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import DeliveryJobs
 from newsletter.store import db
 from newsletter.store.models import Delivery, DeliveryAttempt, Edition
@@ -68,7 +68,7 @@ def cli_to(
     return lambda *args: run_cli("--config", str(path), *args)
 
 
-def delivery_states(context: Context) -> dict[tuple[str, int], int]:
+def delivery_states(context: Runtime) -> dict[tuple[str, int], int]:
     with db.transaction(context.sessions) as session:
         rows = session.execute(
             select(Delivery.status, Delivery.attempts, func.count()).group_by(
@@ -79,7 +79,7 @@ def delivery_states(context: Context) -> dict[tuple[str, int], int]:
 
 
 def test_send_now_stops_on_a_relay_outage_with_one_line_and_loses_nothing(
-    context: Context,
+    context: Runtime,
     config_file: Callable[..., Path],
     run_cli: Cli,
     relay_down: tuple[str, int, str],
@@ -104,7 +104,7 @@ def test_send_now_stops_on_a_relay_outage_with_one_line_and_loses_nothing(
 
 
 def test_a_list_smaller_than_the_pool_stops_on_a_relay_outage_too(
-    context: Context, config_file: Callable[..., Path], run_cli: Cli
+    context: Runtime, config_file: Callable[..., Path], run_cli: Cli
 ) -> None:
     add_papers(context, 20, current_window_instant(context))
     add_readers(context, 2)
@@ -116,7 +116,7 @@ def test_a_list_smaller_than_the_pool_stops_on_a_relay_outage_too(
 
 
 def test_a_worker_that_finds_the_relay_down_exits_non_zero_and_keeps_the_deliveries(
-    context: Context, config_file: Callable[..., Path], run_cli: Cli
+    context: Runtime, config_file: Callable[..., Path], run_cli: Cli
 ) -> None:
     add_papers(context, 20, current_window_instant(context))
     add_readers(context, READERS)
@@ -132,7 +132,7 @@ def test_a_worker_that_finds_the_relay_down_exits_non_zero_and_keeps_the_deliver
 
 
 def test_the_scheduler_drain_logs_one_warning_on_a_relay_outage_and_keeps_the_deliveries(
-    context: Context, caplog: pytest.LogCaptureFixture
+    context: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     with closed_port() as port:
         ctx = configured(context, smtp={"port": port, "timeout": 2}, delivery=FAST)
@@ -150,7 +150,7 @@ def test_the_scheduler_drain_logs_one_warning_on_a_relay_outage_and_keeps_the_de
 
 
 def test_a_looping_worker_outlives_a_relay_outage_and_keeps_the_deliveries(
-    context: Context,
+    context: Runtime,
 ) -> None:
     with closed_port() as port:
         ctx = configured(context, smtp={"port": port, "timeout": 2}, delivery=FAST)
@@ -175,7 +175,7 @@ def test_a_looping_worker_outlives_a_relay_outage_and_keeps_the_deliveries(
 # --- the failure breaker ----------------------------------------------------------------
 
 
-def prepared(context: Context, server: CaptureServer, readers: int, **delivery: object) -> Context:
+def prepared(context: Runtime, server: CaptureServer, readers: int, **delivery: object) -> Runtime:
     ctx = configured(context, server, smtp={"connections": 2}, delivery={**FAST, **delivery})
     add_papers(ctx)
     add_readers(ctx, readers)
@@ -188,13 +188,13 @@ def handler(server: CaptureServer) -> FaultHandler:
     return server.handler
 
 
-def edition_status(ctx: Context) -> str:
+def edition_status(ctx: Runtime) -> str:
     with db.transaction(ctx.sessions) as session:
         return session.scalars(select(Edition.status)).one()
 
 
 def test_retries_of_one_reader_do_not_pause_the_edition(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     with fault_server() as server:
         last = f"reader{29:05d}@example.org"  # sent last, so its retries end the run
@@ -209,7 +209,7 @@ def test_retries_of_one_reader_do_not_pause_the_edition(
 
 
 def test_a_resumed_edition_is_judged_only_on_attempts_after_the_resume(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     with fault_server() as server:
         script = handler(server).data_replies
@@ -231,7 +231,7 @@ def test_a_resumed_edition_is_judged_only_on_attempts_after_the_resume(
     )
 
 
-def test_backoff_waits_are_shown_on_the_progress_line(context: Context) -> None:
+def test_backoff_waits_are_shown_on_the_progress_line(context: Runtime) -> None:
     with fault_server() as server:
         handler(server).data_replies["reader00001@example.org"] = ["451 4.7.1 Greylisted"]
         ctx = prepared(context, server, 3, retry_base_seconds=1)

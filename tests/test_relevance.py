@@ -11,7 +11,7 @@ from newsletter.errors import MatcherUnavailable
 from newsletter.matching import Match
 from newsletter.planning import embeddings as embeddings_mod
 from newsletter.planning import relevance
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import embeddings as store_embeddings
 from newsletter.store.papers import all_papers, upsert_papers
@@ -26,21 +26,21 @@ def fresh_process_cache() -> None:
 
 
 @pytest.fixture
-def stored(context: Context) -> Context:
+def stored(context: Runtime) -> Runtime:
     with db.transaction(context.sessions) as session:
         upsert_papers(session, sample_records())
     return context
 
 
 @pytest.fixture
-def any_stored(any_context: Context) -> Context:
+def any_stored(any_context: Runtime) -> Runtime:
     with db.transaction(any_context.sessions) as session:
         upsert_papers(session, sample_records())
     return any_context
 
 
 def rank_with(
-    context: Context,
+    context: Runtime,
     embedder: ToyEmbedder | None,
     *queries: str,
     settings: Settings | None = None,
@@ -58,7 +58,7 @@ def shipped_topics(settings: Settings) -> Settings:
     return settings.model_copy(update={"topics": shipped.topics})
 
 
-def test_paper_embeddings_are_computed_once_and_stored(stored: Context) -> None:
+def test_paper_embeddings_are_computed_once_and_stored(stored: Runtime) -> None:
     toy = ToyEmbedder()
     rank_with(stored, toy, "linear attention")
     assert len(toy.texts) == 37 + 1  # every paper, then the one interest
@@ -70,7 +70,7 @@ def test_paper_embeddings_are_computed_once_and_stored(stored: Context) -> None:
         assert all(p.embedding is not None and len(p.embedding) == 64 * 4 for p in papers)
 
 
-def test_embeddings_are_recomputed_when_the_model_changes(stored: Context) -> None:
+def test_embeddings_are_recomputed_when_the_model_changes(stored: Runtime) -> None:
     rank_with(stored, ToyEmbedder("toy-a"), "linear attention")
     other = ToyEmbedder("toy-b", dimension=32)
     rank_with(stored, other, "linear attention")
@@ -79,14 +79,14 @@ def test_embeddings_are_recomputed_when_the_model_changes(stored: Context) -> No
         assert {p.embedding_model for p in all_papers(session)} == {"toy-b"}
 
 
-def test_each_unique_interest_is_embedded_once(stored: Context) -> None:
+def test_each_unique_interest_is_embedded_once(stored: Runtime) -> None:
     toy = ToyEmbedder("toy-unique")
     rank_with(stored, toy, "graph learning", "Graph learning", "graph learning", "robotics")
     typed = [t for t in toy.texts if t in ("graph learning", "Graph learning", "robotics")]
     assert sorted(typed) == ["graph learning", "robotics"]  # case-folded: one interest
 
 
-def test_without_a_model_it_ranks_by_words(stored: Context) -> None:
+def test_without_a_model_it_ranks_by_words(stored: Runtime) -> None:
     ranked = rank_with(stored, None, "point cloud registration", "quantum computing")
     assert len(ranked["text:point cloud registration"]) == 3
     assert ranked["text:quantum computing"] == []
@@ -112,7 +112,7 @@ def test_semantic_auto_without_the_model_falls_back_with_a_notice(
 
 
 def test_every_words_only_ranking_says_so_with_the_install_command(
-    stored: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stored: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The notice depends on no earlier ranking in the process: each run says it once.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -131,7 +131,7 @@ def test_every_words_only_ranking_says_so_with_the_install_command(
 
 
 def test_embedding_ahead_of_a_plan_without_the_model_is_quiet(
-    stored: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stored: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = stored.settings.with_overrides(matching={"model": "no-such/model"})
@@ -147,7 +147,7 @@ def test_semantic_off_never_loads_a_model(sqlite_url: str) -> None:
     assert embeddings_mod.configured_embedder(settings.matching) is None
 
 
-def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Context) -> None:
+def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Runtime) -> None:
     model = real_embedder()  # skips without the semantic extra
     settings = stored.settings
     assert settings.matching.model == MODEL
@@ -163,7 +163,7 @@ def test_the_configured_model_finds_healthcare_papers_by_meaning(stored: Context
 
 
 def test_interest_embeddings_are_stored_and_reused_by_the_next_process(
-    any_stored: Context,
+    any_stored: Runtime,
 ) -> None:
     first = ToyEmbedder("toy-stored")
     rank_with(any_stored, first, "linear attention", "episodic memory")
@@ -177,7 +177,7 @@ def test_interest_embeddings_are_stored_and_reused_by_the_next_process(
         assert store_embeddings.count_vectors(session, "other-model") == 0
 
 
-def test_storing_an_interest_twice_keeps_one_row(any_context: Context) -> None:
+def test_storing_an_interest_twice_keeps_one_row(any_context: Runtime) -> None:
     vector = b"\x00" * 16
     for _ in range(2):
         with db.transaction(any_context.sessions) as session:
@@ -188,7 +188,7 @@ def test_storing_an_interest_twice_keeps_one_row(any_context: Context) -> None:
 
 
 def test_a_rolled_back_plan_keeps_new_interest_vectors_on_postgresql(
-    any_stored: Context,
+    any_stored: Runtime,
 ) -> None:
     toy = ToyEmbedder("toy-rollback")
     with db.transaction(any_stored.sessions) as session:
@@ -205,7 +205,7 @@ def test_a_rolled_back_plan_keeps_new_interest_vectors_on_postgresql(
     assert kept == (1 if any_stored.engine.dialect.name == "postgresql" else 0)
 
 
-def test_a_typed_word_naming_a_topic_is_matched_as_that_topic(stored: Context) -> None:
+def test_a_typed_word_naming_a_topic_is_matched_as_that_topic(stored: Runtime) -> None:
     settings = shipped_topics(stored.settings)
     ranked = rank_with(stored, None, "healthcare", "robotics", settings=settings)
     with db.transaction(stored.sessions) as session:
@@ -217,7 +217,7 @@ def test_a_typed_word_naming_a_topic_is_matched_as_that_topic(stored: Context) -
     assert ranked["text:robotics"] == []
 
 
-def test_the_model_reads_medicine_as_the_healthcare_topic(stored: Context) -> None:
+def test_the_model_reads_medicine_as_the_healthcare_topic(stored: Runtime) -> None:
     model = real_embedder()
     with db.transaction(stored.sessions) as session:
         interests = [relevance.text_interest("medicine")]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from newsletter import status
 from newsletter.delivery import drain as drain_mod
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import WEEKLY_JOB_ID, Scheduler
 from newsletter.store import db
 from newsletter.store.models import Delivery, Edition
@@ -26,11 +26,11 @@ MONDAY_0800_BERLIN = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 IN_W49_WINDOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def berlin(context: Context, server: CaptureServer | None = None, **schedule: object) -> Context:
+def berlin(context: Runtime, server: CaptureServer | None = None, **schedule: object) -> Runtime:
     return configured(context, server, digest=BERLIN, schedule=schedule)
 
 
-def editions(context: Context) -> list[str]:
+def editions(context: Runtime) -> list[str]:
     with db.transaction(context.sessions) as session:
         return list(session.scalars(select(Edition.key)))
 
@@ -50,14 +50,14 @@ def editions(context: Context) -> list[str]:
     ],
 )
 def test_the_weekly_job_fires_at_the_configured_local_time_across_dst(
-    context: Context, now: datetime, expected: datetime
+    context: Runtime, now: datetime, expected: datetime
 ) -> None:
     settings = berlin(context, **AT_SEND_TIME).settings
     assert status.next_fire(settings, now) == expected
     assert status.edition_for_fire(settings, expected)[1] == expected
 
 
-def test_by_default_it_plans_when_the_send_time_first_arrives_anywhere(context: Context) -> None:
+def test_by_default_it_plans_when_the_send_time_first_arrives_anywhere(context: Runtime) -> None:
     settings = berlin(context).settings
     fire = status.next_fire(settings, datetime(2026, 11, 25, tzinfo=UTC))
     # Monday 08:00 at UTC+14 is Sunday 18:00 UTC: before every reader's Monday 08:00.
@@ -65,14 +65,14 @@ def test_by_default_it_plans_when_the_send_time_first_arrives_anywhere(context: 
     assert status.edition_for_fire(settings, fire) == ("2026-W49", MONDAY_0800_BERLIN)
 
 
-def test_plan_ahead_hours_moves_the_run_back_across_midnight(context: Context) -> None:
+def test_plan_ahead_hours_moves_the_run_back_across_midnight(context: Runtime) -> None:
     settings = berlin(context, plan_ahead_hours=10).settings
     fire = status.next_fire(settings, datetime(2026, 11, 25, tzinfo=UTC))
     assert fire == datetime(2026, 11, 29, 21, 0, tzinfo=UTC)  # Sunday 22:00 in Berlin
     assert status.edition_for_fire(settings, fire)[0] == "2026-W49"
 
 
-def test_the_job_is_stored_in_the_database_with_its_local_fire_time(context: Context) -> None:
+def test_the_job_is_stored_in_the_database_with_its_local_fire_time(context: Runtime) -> None:
     ctx = berlin(context, **AT_SEND_TIME)
     with time_machine.travel(datetime(2026, 11, 25, 12, tzinfo=UTC)):
         scheduler = Scheduler(ctx, jobs=RecordingJobs(), owner="a")
@@ -91,7 +91,7 @@ def test_the_job_is_stored_in_the_database_with_its_local_fire_time(context: Con
 # --- missed runs ------------------------------------------------------------------------
 
 
-def _install_before_fire_time(ctx: Context) -> None:
+def _install_before_fire_time(ctx: Runtime) -> None:
     """A leader ran before Monday 08:00 and stopped: the job waits in the database."""
     with time_machine.travel(MONDAY_0800_BERLIN - timedelta(hours=1)):
         earlier = Scheduler(ctx, jobs=RecordingJobs(), owner="earlier")
@@ -99,7 +99,7 @@ def _install_before_fire_time(ctx: Context) -> None:
         earlier.stop()
 
 
-def test_a_run_missed_by_minutes_still_plans_that_weeks_edition(context: Context) -> None:
+def test_a_run_missed_by_minutes_still_plans_that_weeks_edition(context: Runtime) -> None:
     ctx = berlin(context, **AT_SEND_TIME)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
     add_readers(ctx, 3)
@@ -117,7 +117,7 @@ def test_a_run_missed_by_minutes_still_plans_that_weeks_edition(context: Context
 
 
 def test_a_run_missed_beyond_the_grace_still_plans_while_a_reader_is_due(
-    context: Context,
+    context: Runtime,
 ) -> None:
     # Monday 15:00 in Berlin: the run was at 08:00, but readers as far west as UTC-12
     # are due at 20:00 UTC.
@@ -155,7 +155,7 @@ W49_DEADLINE = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
     ids=["75s-before-send-time", "2min-after", "just-before-the-deadline"],
 )
 def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoever_is_due(
-    any_context: Context, smtp_server: CaptureServer, offset: timedelta
+    any_context: Runtime, smtp_server: CaptureServer, offset: timedelta
 ) -> None:
     ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
@@ -190,7 +190,7 @@ def test_a_scheduler_started_after_the_plan_moment_plans_at_once_and_sends_whoev
 
 
 def test_a_scheduler_started_after_the_whole_week_passed_skips_it_and_says_so(
-    any_context: Context, caplog: pytest.LogCaptureFixture
+    any_context: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = configured(any_context, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
@@ -218,7 +218,7 @@ def test_a_scheduler_started_after_the_whole_week_passed_skips_it_and_says_so(
 
 
 def test_a_scheduler_started_before_the_plan_moment_does_not_plan_early(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = configured(context, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
@@ -238,7 +238,7 @@ def test_a_scheduler_started_before_the_plan_moment_does_not_plan_early(
 
 
 def test_a_new_leader_does_not_plan_a_finished_edition_again(
-    any_context: Context, smtp_server: CaptureServer
+    any_context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(any_context, smtp_server, digest=UTC_MONDAY_0800)
     add_papers(ctx, listed_at=IN_W49_WINDOW)
@@ -257,7 +257,7 @@ def test_a_new_leader_does_not_plan_a_finished_edition_again(
     assert len(due_times(ctx)) == 2
 
 
-def test_a_late_run_plans_its_own_week_even_after_the_week_turned(context: Context) -> None:
+def test_a_late_run_plans_its_own_week_even_after_the_week_turned(context: Runtime) -> None:
     # Sunday 23:30 in Berlin, run at Monday 01:00: still the edition of Sunday's week.
     ctx = configured(
         context,
@@ -275,7 +275,7 @@ def test_a_late_run_plans_its_own_week_even_after_the_week_turned(context: Conte
 
 
 def test_only_one_scheduler_leads_and_a_standby_takes_over_when_the_lease_expires(
-    context: Context,
+    context: Runtime,
 ) -> None:
     ctx = berlin(context, lease_seconds=30)
     clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
@@ -297,7 +297,7 @@ def test_only_one_scheduler_leads_and_a_standby_takes_over_when_the_lease_expire
         standby.stop()
 
 
-def test_a_clean_stop_hands_the_lease_over_at_once(context: Context) -> None:
+def test_a_clean_stop_hands_the_lease_over_at_once(context: Runtime) -> None:
     ctx = berlin(context)
     clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
     first = Scheduler(ctx, jobs=RecordingJobs(), owner="first", clock=clock)
@@ -310,7 +310,7 @@ def test_a_clean_stop_hands_the_lease_over_at_once(context: Context) -> None:
         standby.stop()
 
 
-def test_a_leader_that_lost_its_lease_stops_its_jobs(context: Context) -> None:
+def test_a_leader_that_lost_its_lease_stops_its_jobs(context: Runtime) -> None:
     ctx = berlin(context, lease_seconds=30)
     clock = Clock(datetime(2026, 11, 25, 12, tzinfo=UTC))
     slow = Scheduler(ctx, jobs=RecordingJobs(), owner="slow", clock=clock)
@@ -329,7 +329,7 @@ def test_a_leader_that_lost_its_lease_stops_its_jobs(context: Context) -> None:
 
 
 def test_a_restart_mid_edition_sends_everyone_exactly_once(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server, digest=BERLIN, delivery={"batch_size": 4})
     add_papers(ctx, listed_at=IN_W49_WINDOW)
@@ -370,7 +370,7 @@ WEEKS = {
 
 @pytest.mark.parametrize("week", WEEKS.values(), ids=WEEKS.keys())
 def test_every_reader_is_due_at_0800_local_across_dst_changes(
-    context: Context, week: tuple[datetime, int, int]
+    context: Runtime, week: tuple[datetime, int, int]
 ) -> None:
     monday, berlin_offset, new_york_offset = week
     ctx = berlin(context)
@@ -392,7 +392,7 @@ def test_every_reader_is_due_at_0800_local_across_dst_changes(
 
 
 def test_the_drain_sends_each_reader_when_their_morning_comes(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server, digest=BERLIN)
     add_papers(ctx, listed_at=IN_W49_WINDOW)

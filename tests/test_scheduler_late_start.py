@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from newsletter.config import load_settings
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, Edition
 from tests.conftest import CliResult
@@ -41,14 +41,14 @@ def _config(path: Path, url: str, server: CaptureServer, send_at: datetime) -> P
     )
 
 
-def _prepared(config: Path, send_at: datetime, readers: int) -> tuple[Context, list[str]]:
-    ctx = Context(load_settings(config))
+def _prepared(config: Path, send_at: datetime, readers: int) -> tuple[Runtime, list[str]]:
+    ctx = Runtime(load_settings(config))
     db.upgrade(ctx.engine)
     add_papers(ctx, listed_at=send_at - timedelta(days=2))
     return ctx, add_readers(ctx, readers)
 
 
-def _editions(ctx: Context) -> list[tuple[str, int]]:
+def _editions(ctx: Runtime) -> list[tuple[str, int]]:
     with db.transaction(ctx.sessions) as session:
         rows = session.execute(
             select(Edition.key, func.count(Delivery.id))

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from newsletter import status
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import Scheduler
 from newsletter.store import db, leases
 from newsletter.store.models import Delivery, Edition
@@ -33,28 +33,28 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @pytest.fixture
-def pg_context(postgres_url: str) -> Iterator[Context]:
-    ctx = Context(make_settings(postgres_url))
+def pg_context(postgres_url: str) -> Iterator[Runtime]:
+    ctx = Runtime(make_settings(postgres_url))
     db.upgrade(ctx.engine)
     yield ctx
     ctx.close()
 
 
-def _counts(ctx: Context) -> tuple[int, int]:
+def _counts(ctx: Runtime) -> tuple[int, int]:
     with db.transaction(ctx.sessions) as session:
         editions = session.scalar(select(func.count()).select_from(Edition)) or 0
         deliveries = session.scalar(select(func.count()).select_from(Delivery)) or 0
         return editions, deliveries
 
 
-def _leader(ctx: Context) -> str | None:
+def _leader(ctx: Runtime) -> str | None:
     with db.transaction(ctx.sessions) as session:
         info = leases.holder(session, status.LEASE_NAME, datetime.now(UTC))
         return None if info is None else info.owner
 
 
 def test_schedulers_racing_in_threads_elect_one_leader_and_plan_one_edition(
-    pg_context: Context,
+    pg_context: Runtime,
 ) -> None:
     fire = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # Monday 08:00 in Berlin
     ctx = configured(
@@ -135,7 +135,7 @@ def test_two_scheduler_processes_send_one_edition_and_the_standby_takes_over(
     # The weekly run was due two minutes ago while no scheduler ran (within the grace).
     fire = (datetime.now(UTC) - timedelta(minutes=2)).replace(second=0, microsecond=0)
     config = _config(tmp_path, postgres_url, smtp_server, fire)
-    ctx = Context(make_settings(postgres_url, **yaml.safe_load(config.read_text())))
+    ctx = Runtime(make_settings(postgres_url, **yaml.safe_load(config.read_text())))
     db.upgrade(ctx.engine)
     add_papers(ctx, listed_at=fire - timedelta(days=2))
     emails = add_readers(ctx, 5)

@@ -18,7 +18,7 @@ from sqlalchemy import func, inspect, select, text, update
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, DeliveryPaper, Edition, Paper, Subscriber
 from newsletter.store.subscribers import add_subscriber
@@ -44,7 +44,7 @@ def faulty() -> Iterator[CaptureServer]:
 
 @pytest.fixture
 def cli(
-    context: Context, config_file: Callable[..., Path], run_cli: Cli, faulty: CaptureServer
+    context: Runtime, config_file: Callable[..., Path], run_cli: Cli, faulty: CaptureServer
 ) -> Cli:
     """`newsletter --config … ARGS` on the `context` store, mailing the `faulty` server."""
     path = config_file(
@@ -56,12 +56,12 @@ def cli(
 
 
 @pytest.fixture
-def readers(context: Context) -> list[str]:
+def readers(context: Runtime) -> list[str]:
     add_papers(context, 20, current_window_instant(context))
     return add_readers(context, 4)
 
 
-def words_only(context: Context) -> Context:
+def words_only(context: Runtime) -> Runtime:
     return configured(context, matching={"semantic": "off"})
 
 
@@ -72,7 +72,7 @@ def summary(result: CliResult) -> dict[str, str]:
     return found.groupdict()
 
 
-def row_counts(context: Context) -> dict[str, int]:
+def row_counts(context: Runtime) -> dict[str, int]:
     with db.transaction(context.sessions) as session:
         tables = inspect(session.get_bind()).get_table_names()
         return {
@@ -94,7 +94,7 @@ def body(message: EmailMessage, subtype: str) -> str:
 
 
 def test_send_now_prints_a_summary_of_what_it_did(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     handler = faulty.handler
     assert isinstance(handler, FaultHandler)
@@ -115,7 +115,7 @@ def test_send_now_prints_a_summary_of_what_it_did(
 
 
 def test_running_send_now_again_sends_nobody_the_edition_twice(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     first = summary(cli("send-now"))
     assert (first["planned"], first["sent"]) == ("4", "4")
@@ -138,7 +138,7 @@ def test_send_now_with_compose_workers_mails_every_reader_once(
 
 
 def test_a_dry_run_sends_and_records_nothing(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     before = row_counts(context)
     result = cli("send-now", "--dry-run")
@@ -150,7 +150,7 @@ def test_a_dry_run_sends_and_records_nothing(
 
 
 def test_send_now_to_one_address_sends_only_to_that_reader(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     found = summary(cli("send-now", "--to", readers[2].upper()))
     assert (found["planned"], found["sent"]) == ("1", "1")
@@ -161,7 +161,7 @@ def test_send_now_to_one_address_sends_only_to_that_reader(
 
 
 def test_send_now_to_an_unknown_address_is_a_one_line_error(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     before = row_counts(context)
     result = cli("send-now", "--to", "nobody@example.org")
@@ -173,7 +173,7 @@ def test_send_now_to_an_unknown_address_is_a_one_line_error(
 
 
 def test_preview_writes_exactly_what_send_now_then_sends(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer, tmp_path: Path
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer, tmp_path: Path
 ) -> None:
     html_file, eml_file = tmp_path / "digest.html", tmp_path / "digest.eml"
     reader = readers[1]
@@ -200,7 +200,7 @@ def test_preview_of_an_unknown_address_is_a_one_line_error(cli: Cli, readers: li
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def plan_due(context: Context, **changes: Any) -> None:
+def plan_due(context: Runtime, **changes: Any) -> None:
     planner.plan_edition(words_only(context))
     with db.transaction(context.sessions) as session:  # due a minute ago, whatever the day
         due = datetime.now(UTC) - timedelta(minutes=1)
@@ -208,7 +208,7 @@ def plan_due(context: Context, **changes: Any) -> None:
 
 
 def test_worker_drains_due_deliveries_and_leaves_later_ones(
-    context: Context, cli: Cli, readers: list[str], faulty: CaptureServer
+    context: Runtime, cli: Cli, readers: list[str], faulty: CaptureServer
 ) -> None:
     plan_due(context)
     later = readers[0]
@@ -243,7 +243,7 @@ def one_line(result: CliResult) -> str:
     return " ".join(result.stdout.split())
 
 
-def edition_papers(context: Context, key: str) -> dict[str, set[int]]:
+def edition_papers(context: Runtime, key: str) -> dict[str, set[int]]:
     """Each reader's papers in edition `key`."""
     query = (
         select(Subscriber.email, DeliveryPaper.paper_id)
@@ -259,13 +259,13 @@ def edition_papers(context: Context, key: str) -> dict[str, set[int]]:
     return found
 
 
-def paper_ids_listed_from(context: Context, start: datetime) -> set[int]:
+def paper_ids_listed_from(context: Runtime, start: datetime) -> set[int]:
     with db.transaction(context.sessions) as session:
         return set(session.scalars(select(Paper.id).where(Paper.listed_at >= start)))
 
 
 def test_preview_and_send_now_cover_papers_listed_after_the_weeks_send_time(
-    context: Context, cli: Cli, faulty: CaptureServer
+    context: Runtime, cli: Cli, faulty: CaptureServer
 ) -> None:
     add_papers(context, 6, TUESDAY)  # after Monday's send time, before the run
     readers = add_readers(context, 2)
@@ -283,7 +283,7 @@ def test_preview_and_send_now_cover_papers_listed_after_the_weeks_send_time(
 
 
 def test_after_a_midweek_send_now_the_next_edition_continues_and_nothing_is_sent_twice(
-    context: Context, cli: Cli, faulty: CaptureServer
+    context: Runtime, cli: Cli, faulty: CaptureServer
 ) -> None:
     add_papers(context, 6, TUESDAY)
     readers = add_readers(context, 2)
@@ -310,7 +310,7 @@ def test_after_a_midweek_send_now_the_next_edition_continues_and_nothing_is_sent
 
 
 def test_send_now_with_no_paper_in_the_window_fails_with_the_reason_then_fills_later(
-    context: Context, cli: Cli, faulty: CaptureServer
+    context: Runtime, cli: Cli, faulty: CaptureServer
 ) -> None:
     add_papers(context, 3, datetime(2026, 9, 1, 9, tzinfo=UTC))  # an old ingest only
     readers = add_readers(context, 2)
@@ -341,7 +341,7 @@ def test_send_now_with_no_paper_in_the_window_fails_with_the_reason_then_fills_l
     ],
 )
 def test_preview_names_the_one_reason_a_reader_gets_nothing(
-    context: Context, cli: Cli, change: dict[str, Any], reason: str
+    context: Runtime, cli: Cli, change: dict[str, Any], reason: str
 ) -> None:
     add_papers(context, 6, current_window_instant(context))
     (reader,) = add_readers(context, 1)
@@ -353,7 +353,7 @@ def test_preview_names_the_one_reason_a_reader_gets_nothing(
     assert "Traceback" not in result.stderr
 
 
-def test_preview_says_when_nothing_in_the_window_matched(context: Context, cli: Cli) -> None:
+def test_preview_says_when_nothing_in_the_window_matched(context: Runtime, cli: Cli) -> None:
     add_papers(context, 6, current_window_instant(context))
     (reader,) = add_readers(context, 1, topics=(), interests=["protein folding in yeast"])
     result = cli("preview", reader)
@@ -363,7 +363,7 @@ def test_preview_says_when_nothing_in_the_window_matched(context: Context, cli: 
 
 
 def test_send_now_exits_non_zero_when_the_edition_pauses(
-    context: Context, config_file: Callable[..., Path], run_cli: Cli, faulty: CaptureServer
+    context: Runtime, config_file: Callable[..., Path], run_cli: Cli, faulty: CaptureServer
 ) -> None:
     add_papers(context, 6, current_window_instant(context))
     readers = add_readers(context, 12)
@@ -382,7 +382,7 @@ def test_send_now_exits_non_zero_when_the_edition_pauses(
 
 
 def test_a_reader_who_picked_nothing_is_sent_the_general_trending_digest(
-    context: Context, cli: Cli, faulty: CaptureServer
+    context: Runtime, cli: Cli, faulty: CaptureServer
 ) -> None:
     add_papers(context, 20, current_window_instant(context))
     with db.transaction(context.sessions) as session:

@@ -15,7 +15,7 @@ from newsletter.delivery import dispatch, marks
 from newsletter.mail.capture import CaptureHandler, CaptureServer
 from newsletter.mail.smtp import SendError, SmtpPool, wire_body
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import claims as claims_mod
 from newsletter.store import db, deliveries
 from newsletter.store.models import Delivery, DeliveryAttempt
@@ -92,7 +92,7 @@ def test_bare_line_feeds_go_out_as_crlf_and_a_lone_dot_line_is_stuffed() -> None
 
 
 def test_marks_written_together_each_record_their_delivery_once(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = configured(context, smtp_server)
     add_papers(ctx)
@@ -120,7 +120,7 @@ def test_marks_written_together_each_record_their_delivery_once(
 
 
 def test_composing_in_worker_processes_mails_every_reader_once(
-    context: Context, pipelining: CaptureServer
+    context: Runtime, pipelining: CaptureServer
 ) -> None:
     ctx = configured(context, pipelining, delivery={"batch_size": 7})
     add_papers(ctx)
@@ -136,7 +136,7 @@ def test_composing_in_worker_processes_mails_every_reader_once(
 
 
 def test_connections_are_shared_by_the_claiming_and_sending_threads_without_loss(
-    context: Context, pipelining: CaptureServer
+    context: Runtime, pipelining: CaptureServer
 ) -> None:
     # Small batches: several claims happen while earlier messages are still going out.
     ctx = configured(context, pipelining, smtp={"connections": 3}, delivery={"batch_size": 5})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.status import LEASE_NAME
 from newsletter.store import db, leases
 from newsletter.store.models import utcnow
@@ -39,14 +39,14 @@ def healthy(port: int) -> bool:
         return False
 
 
-def scheduler_leader(context: Context) -> str | None:
+def scheduler_leader(context: Runtime) -> str | None:
     with db.transaction(context.sessions) as session:
         found = leases.holder(session, LEASE_NAME, utcnow())
         return None if found is None else found.owner
 
 
 def test_serve_answers_runs_the_scheduler_and_stops_cleanly(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     port = free_port()
     config = write_config(
@@ -68,7 +68,7 @@ def test_serve_answers_runs_the_scheduler_and_stops_cleanly(
 
 
 def test_serve_without_the_scheduler_never_takes_the_lease(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     port = free_port()
     config = write_config(tmp_path / "serve.yaml", context.settings.database.url)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from newsletter.ingest import ingest
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.web import create_app
 from tests.process_helpers import start, write_config
 from tests.test_serve import free_port, healthy, wait_until
@@ -25,7 +25,7 @@ Serve = Callable[..., str]
 
 
 @pytest.fixture
-def serve(context: Context, tmp_path: Path) -> Iterator[Serve]:
+def serve(context: Runtime, tmp_path: Path) -> Iterator[Serve]:
     """Start `newsletter serve` with these config sections; returns its base URL."""
     processes = []
 
@@ -98,13 +98,13 @@ def test_head_answers_like_get_without_a_body(serve: Serve, path: str) -> None:
         assert client.get(f"{base}{path}").status_code == 200
 
 
-def test_a_405_names_head_with_get(context: Context) -> None:
+def test_a_405_names_head_with_get(context: Runtime) -> None:
     with TestClient(create_app(context)) as client:
         answer = client.request("OPTIONS", "/healthz")
     assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
 
 
-def test_a_405_names_every_method_of_the_path(context: Context) -> None:
+def test_a_405_names_every_method_of_the_path(context: Runtime) -> None:
     with TestClient(create_app(context)) as client:
         answer = client.request("OPTIONS", "/confirm/abc.def.ghi")
     assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD, POST"
@@ -113,7 +113,7 @@ def test_a_405_names_every_method_of_the_path(context: Context) -> None:
 # --- the home page is computed once per change of the listings -----------------------
 
 
-def window_queries(context: Context) -> list[str]:
+def window_queries(context: Runtime) -> list[str]:
     """Every SQL statement that reads the papers of the trending window, as run."""
     seen: list[str] = []
 
@@ -137,7 +137,7 @@ def feed(tmp_path: Path, name: str, *papers: tuple[str, str, int]) -> str:
 
 
 def test_the_home_page_is_computed_again_only_when_the_listings_change(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     ingest(context, [feed(tmp_path, "a.jsonl", ("arxiv:2411.00001", "Quiet paper", 3))])
     queries = window_queries(context)
@@ -161,7 +161,7 @@ def test_the_home_page_is_computed_again_only_when_the_listings_change(
 
 
 def test_the_home_page_cache_sees_an_ingest_by_another_process(
-    context: Context, tmp_path: Path, run_cli: Callable[..., Any]
+    context: Runtime, tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
     config = write_config(tmp_path / "cli.yaml", context.settings.database.url)
     with TestClient(create_app(context)) as client:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from tests.conftest import make_settings
 from tests.process_helpers import start, write_config
@@ -30,7 +30,7 @@ OPEN_LIMITS = {"subscribe_rate_per_hour": 1_000_000, "subscribe_burst": 10_000}
 def server(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[str]:
     """`newsletter serve` on a migrated SQLite file, mailing the capture server."""
     url = f"sqlite:///{tmp_path / 'newsletter.db'}"
-    context = Context(make_settings(url))
+    context = Runtime(make_settings(url))
     db.upgrade(context.engine)
     context.close()
     config = write_config(

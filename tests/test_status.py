@@ -14,7 +14,7 @@ from sqlalchemy import update
 from newsletter import status
 from newsletter.delivery import drain as drain_mod
 from newsletter.mail.capture import CaptureServer
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.scheduler import Scheduler
 from newsletter.store import db, leases
 from newsletter.store import editions as editions_mod
@@ -29,7 +29,7 @@ W49_FIRE = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)  # plans 2026-W49 (Monday 0
 W48_FIRE = W49_FIRE - timedelta(days=7)
 
 
-def _planned(context: Context, server: CaptureServer, fire: datetime, readers: int) -> Context:
+def _planned(context: Runtime, server: CaptureServer, fire: datetime, readers: int) -> Runtime:
     ctx = configured(context, server, digest=BERLIN)
     add_papers(ctx, listed_at=fire - timedelta(days=2))
     add_readers(ctx, readers)
@@ -37,7 +37,7 @@ def _planned(context: Context, server: CaptureServer, fire: datetime, readers: i
     return ctx
 
 
-def test_before_any_edition_it_says_when_the_first_is_planned(context: Context) -> None:
+def test_before_any_edition_it_says_when_the_first_is_planned(context: Runtime) -> None:
     ctx = configured(context, digest=BERLIN)
     report = status.report(ctx, now=datetime(2026, 11, 25, tzinfo=UTC))
     assert report.next_run == W49_FIRE
@@ -49,7 +49,7 @@ def test_before_any_edition_it_says_when_the_first_is_planned(context: Context) 
 
 
 def test_it_counts_sent_and_later_deliveries_of_the_current_edition(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = _planned(context, smtp_server, W49_FIRE, readers=3)
     add_reader(ctx, "newyork@example.org", "America/New_York")
@@ -65,7 +65,7 @@ def test_it_counts_sent_and_later_deliveries_of_the_current_edition(
 
 
 def test_it_says_why_an_edition_is_paused_and_what_failed(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = _planned(context, smtp_server, W49_FIRE, readers=3)
     with db.transaction(ctx.sessions) as session:
@@ -85,7 +85,7 @@ def test_it_says_why_an_edition_is_paused_and_what_failed(
 
 
 def test_earlier_editions_are_totalled_newest_first(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = _planned(context, smtp_server, W48_FIRE, readers=2)
     add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
@@ -95,7 +95,7 @@ def test_earlier_editions_are_totalled_newest_first(
     assert [(e.key, e.tally.planned) for e in report.recent] == [("2026-W48", 2)]
 
 
-def test_it_names_the_process_that_leads(context: Context) -> None:
+def test_it_names_the_process_that_leads(context: Runtime) -> None:
     now = datetime(2026, 11, 25, tzinfo=UTC)
     with db.transaction(context.sessions) as session:
         leases.acquire(session, status.LEASE_NAME, "host:42:abc", now, 30)
@@ -106,7 +106,7 @@ def test_it_names_the_process_that_leads(context: Context) -> None:
 def test_the_status_command_prints_json(
     run_cli: Callable[..., CliResult],
     config_file: Callable[..., Path],
-    context: Context,
+    context: Runtime,
     smtp_server: CaptureServer,
 ) -> None:
     path = config_file(digest=BERLIN)
@@ -124,7 +124,7 @@ def test_the_status_command_prints_json(
 def test_the_status_command_prints_tables(
     run_cli: Callable[..., CliResult],
     config_file: Callable[..., Path],
-    context: Context,
+    context: Runtime,
     smtp_server: CaptureServer,
 ) -> None:
     path = config_file(digest=BERLIN)
@@ -153,7 +153,7 @@ W49_LAST_READER = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # Monday 08:00 at U
 
 
 def test_an_unplanned_edition_is_overdue_while_a_reader_is_still_due(
-    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Context
+    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Runtime
 ) -> None:
     path = config_file(digest=BERLIN)
     with time_machine.travel(MONDAY_W49 + timedelta(hours=2), tick=False):
@@ -170,7 +170,7 @@ def test_an_unplanned_edition_is_overdue_while_a_reader_is_still_due(
 
 
 def test_the_status_command_says_which_week_was_skipped_and_when_the_next_is_planned(
-    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Context
+    run_cli: Callable[..., CliResult], config_file: Callable[..., Path], context: Runtime
 ) -> None:
     path = config_file(digest=BERLIN)
     with time_machine.travel(W49_LAST_READER + timedelta(hours=6, minutes=1), tick=False):
@@ -187,7 +187,7 @@ def test_the_status_command_says_which_week_was_skipped_and_when_the_next_is_pla
 
 
 def test_a_week_skipped_between_two_editions_is_listed(
-    context: Context, smtp_server: CaptureServer
+    context: Runtime, smtp_server: CaptureServer
 ) -> None:
     ctx = _planned(context, smtp_server, W48_FIRE, readers=2)
     w50_fire = W49_FIRE + timedelta(days=7)
@@ -199,18 +199,18 @@ def test_a_week_skipped_between_two_editions_is_listed(
     assert [week.key for week, _ in report.skipped] == ["2026-W49"]
 
 
-def _pause_everyone(ctx: Context) -> None:
+def _pause_everyone(ctx: Runtime) -> None:
     with db.transaction(ctx.sessions) as session:
         session.execute(update(Subscriber).values(paused=True))
 
 
-def _unsubscribe_everyone(ctx: Context) -> None:
+def _unsubscribe_everyone(ctx: Runtime) -> None:
     with db.transaction(ctx.sessions) as session:
         session.execute(update(Subscriber).values(status="unsubscribed"))
 
 
 NO_READER = "there is no active reader (or every active reader has paused their digest)"
-EMPTY_CASES: dict[str, tuple[Callable[[Context], None], str]] = {
+EMPTY_CASES: dict[str, tuple[Callable[[Runtime], None], str]] = {
     "no-reader": (_unsubscribe_everyone, NO_READER),
     "all-paused": (_pause_everyone, NO_READER),
     "no-paper": (
@@ -224,7 +224,7 @@ EMPTY_CASES: dict[str, tuple[Callable[[Context], None], str]] = {
 
 @pytest.mark.parametrize("case", EMPTY_CASES.values(), ids=EMPTY_CASES.keys())
 def test_it_names_why_an_edition_planned_nobody(
-    context: Context, case: tuple[Callable[[Context], None], str]
+    context: Runtime, case: tuple[Callable[[Runtime], None], str]
 ) -> None:
     arrange, reason = case
     ctx = configured(context, digest=BERLIN, matching={"semantic": "off"})
@@ -237,7 +237,7 @@ def test_it_names_why_an_edition_planned_nobody(
     assert report.current.empty_reason == reason
 
 
-def test_it_says_nothing_matched_when_readers_and_papers_were_there(context: Context) -> None:
+def test_it_says_nothing_matched_when_readers_and_papers_were_there(context: Runtime) -> None:
     ctx = configured(context, digest=BERLIN, matching={"semantic": "off"})
     add_papers(ctx, listed_at=W49_FIRE - timedelta(days=2))
     with db.transaction(ctx.sessions) as session:
@@ -255,7 +255,7 @@ def test_it_says_nothing_matched_when_readers_and_papers_were_there(context: Con
 def test_earlier_editions_show_their_pause_reason_and_why_they_sent_nothing(
     run_cli: Callable[..., CliResult],
     config_file: Callable[..., Path],
-    context: Context,
+    context: Runtime,
     smtp_server: CaptureServer,
 ) -> None:
     path = config_file(digest=BERLIN)

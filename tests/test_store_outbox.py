@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from newsletter.planning import planner
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import claims, db
 from newsletter.store import deliveries as deliveries_mod
 from newsletter.store.claims import ClaimedDelivery
@@ -20,7 +20,7 @@ from tests.delivery_helpers import NOW, add_papers, add_readers, configured
 LEASE = 60.0
 
 
-def planned(context: Context, readers: int) -> Context:
+def planned(context: Runtime, readers: int) -> Runtime:
     ctx = configured(context, matching={"semantic": "off"})
     add_papers(ctx, 12)
     add_readers(ctx, readers)
@@ -29,7 +29,7 @@ def planned(context: Context, readers: int) -> Context:
 
 
 def claim(
-    ctx: Context,
+    ctx: Runtime,
     owner: str,
     now: datetime = NOW,
     limit: int = 100,
@@ -42,12 +42,12 @@ def claim(
         return claimed
 
 
-def rows(ctx: Context) -> list[Delivery]:
+def rows(ctx: Runtime) -> list[Delivery]:
     with db.transaction(ctx.sessions) as session:
         return list(session.scalars(select(Delivery).order_by(Delivery.id)))
 
 
-def test_a_claim_leases_due_deliveries_to_its_owner(any_context: Context) -> None:
+def test_a_claim_leases_due_deliveries_to_its_owner(any_context: Runtime) -> None:
     ctx = planned(any_context, 5)
     claimed = claim(ctx, "worker-a", limit=3)
     assert len(claimed) == 3
@@ -58,7 +58,7 @@ def test_a_claim_leases_due_deliveries_to_its_owner(any_context: Context) -> Non
     assert {c.email for c in claimed} <= {f"reader{i:05d}@example.org" for i in range(5)}
 
 
-def test_a_held_lease_is_not_claimed_again_until_it_expires(any_context: Context) -> None:
+def test_a_held_lease_is_not_claimed_again_until_it_expires(any_context: Runtime) -> None:
     ctx = planned(any_context, 4)
     first = claim(ctx, "worker-a")
     assert len(first) == 4
@@ -69,7 +69,7 @@ def test_a_held_lease_is_not_claimed_again_until_it_expires(any_context: Context
 
 
 def test_a_claim_takes_expired_leases_and_queued_deliveries_in_due_order_up_to_its_limit(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     ctx = planned(any_context, 5)
     ids = [r.id for r in rows(ctx)]
@@ -80,7 +80,7 @@ def test_a_claim_takes_expired_leases_and_queued_deliveries_in_due_order_up_to_i
 
 
 def test_the_old_owner_cannot_record_a_retry_on_a_retaken_delivery(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     ctx = planned(any_context, 1)
     (mine,) = claim(ctx, "worker-a")
@@ -94,7 +94,7 @@ def test_the_old_owner_cannot_record_a_retry_on_a_retaken_delivery(
 
 
 def test_deliveries_not_yet_due_wait_unless_the_schedule_is_ignored(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     ctx = planned(any_context, 3)
     before_due = datetime.fromisoformat("2026-11-23T07:59:00+00:00")  # Monday 08:00 UTC due
@@ -102,7 +102,7 @@ def test_deliveries_not_yet_due_wait_unless_the_schedule_is_ignored(
     assert len(claim(ctx, "worker-a", before_due, ignore_schedule=True)) == 3
 
 
-def test_a_retry_waits_for_its_backoff_even_for_send_now(any_context: Context) -> None:
+def test_a_retry_waits_for_its_backoff_even_for_send_now(any_context: Runtime) -> None:
     ctx = planned(any_context, 1)
     (mine,) = claim(ctx, "worker-a")
     later = NOW + timedelta(minutes=5)
@@ -112,7 +112,7 @@ def test_a_retry_waits_for_its_backoff_even_for_send_now(any_context: Context) -
     assert len(claim(ctx, "worker-a", later)) == 1
 
 
-def test_an_unsubscribed_reader_is_skipped_not_claimed(any_context: Context) -> None:
+def test_an_unsubscribed_reader_is_skipped_not_claimed(any_context: Runtime) -> None:
     ctx = planned(any_context, 3)
     subscriptions.unsubscribe(ctx, "reader00001@example.org")
     with db.transaction(ctx.sessions, immediate=True) as session:
@@ -122,14 +122,14 @@ def test_an_unsubscribed_reader_is_skipped_not_claimed(any_context: Context) -> 
     assert sorted(r.status for r in rows(ctx)) == ["sending", "sending", "skipped"]
 
 
-def test_a_paused_edition_gives_out_nothing(any_context: Context) -> None:
+def test_a_paused_edition_gives_out_nothing(any_context: Runtime) -> None:
     ctx = planned(any_context, 3)
     with db.transaction(ctx.sessions) as session:
         session.execute(update(Edition).values(status="paused", paused_reason="test"))
     assert claim(ctx, "worker-a") == []
 
 
-def test_released_deliveries_can_be_claimed_at_once(any_context: Context) -> None:
+def test_released_deliveries_can_be_claimed_at_once(any_context: Runtime) -> None:
     ctx = planned(any_context, 3)
     claimed = claim(ctx, "worker-a")
     with db.transaction(ctx.sessions) as session:
@@ -138,14 +138,14 @@ def test_released_deliveries_can_be_claimed_at_once(any_context: Context) -> Non
     assert len(claim(ctx, "worker-b")) == 3
 
 
-def test_two_claimers_at_once_never_get_the_same_delivery(any_context: Context) -> None:
+def test_two_claimers_at_once_never_get_the_same_delivery(any_context: Runtime) -> None:
     ctx = planned(any_context, 150)
-    claimers = [Context(ctx.settings) for _ in range(3)]  # own engines, own sessions
+    claimers = [Runtime(ctx.settings) for _ in range(3)]  # own engines, own sessions
     start = threading.Barrier(len(claimers))
     got: dict[str, list[int]] = {}
     errors: list[BaseException] = []
 
-    def work(name: str, claimer: Context) -> None:
+    def work(name: str, claimer: Runtime) -> None:
         mine: list[int] = []
         try:
             start.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
 from newsletter.store.papers import UpsertCounts, all_papers, count_papers, upsert_papers
@@ -24,17 +24,17 @@ PAPER = PaperRecord(
 OTHER = PaperRecord(external_id="arxiv:2409.05591", title="MemoRAG", source="hf", upvotes=3)
 
 
-def upsert(context: Context, *records: PaperRecord) -> UpsertCounts:
+def upsert(context: Runtime, *records: PaperRecord) -> UpsertCounts:
     with db.transaction(context.sessions) as session:
         return upsert_papers(session, records)
 
 
-def stored(context: Context, external_id: str = PAPER.external_id):  # type: ignore[no-untyped-def]
+def stored(context: Runtime, external_id: str = PAPER.external_id):  # type: ignore[no-untyped-def]
     with db.transaction(context.sessions) as session:
         return next(p for p in all_papers(session) if p.external_id == external_id)
 
 
-def test_new_papers_are_inserted_with_every_field(any_context: Context) -> None:
+def test_new_papers_are_inserted_with_every_field(any_context: Runtime) -> None:
     assert upsert(any_context, PAPER, OTHER) == UpsertCounts(new=2)
     row = stored(any_context)
     assert (row.title, row.abstract, row.upvotes, row.version) == (
@@ -48,7 +48,7 @@ def test_new_papers_are_inserted_with_every_field(any_context: Context) -> None:
     assert row.ingested_at.tzinfo is not None
 
 
-def test_the_same_records_twice_add_nothing(any_context: Context) -> None:
+def test_the_same_records_twice_add_nothing(any_context: Runtime) -> None:
     upsert(any_context, PAPER, OTHER)
     before = stored(any_context).updated_at
     assert upsert(any_context, PAPER, OTHER) == UpsertCounts(unchanged=2)
@@ -57,13 +57,13 @@ def test_the_same_records_twice_add_nothing(any_context: Context) -> None:
     assert stored(any_context).updated_at == before
 
 
-def test_a_newer_upvote_count_updates_the_row(any_context: Context) -> None:
+def test_a_newer_upvote_count_updates_the_row(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     assert upsert(any_context, replace(PAPER, upvotes=40)) == UpsertCounts(updated=1)
     assert stored(any_context).upvotes == 40
 
 
-def test_a_newer_version_updates_title_and_version(any_context: Context) -> None:
+def test_a_newer_version_updates_title_and_version(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     revised = replace(PAPER, title="Rotation-Invariant Transformer (Revised)", version=2)
     assert upsert(any_context, revised) == UpsertCounts(updated=1)
@@ -71,7 +71,7 @@ def test_a_newer_version_updates_title_and_version(any_context: Context) -> None
     assert (row.title, row.version) == ("Rotation-Invariant Transformer (Revised)", 2)
 
 
-def test_an_older_version_does_not_overwrite_the_title(any_context: Context) -> None:
+def test_an_older_version_does_not_overwrite_the_title(any_context: Runtime) -> None:
     upsert(any_context, replace(PAPER, title="Revised title", version=2))
     old = replace(PAPER, title="Original title", abstract="Old abstract", version=1, upvotes=50)
     assert upsert(any_context, old) == UpsertCounts(updated=1)  # only the count moved
@@ -84,7 +84,7 @@ def test_an_older_version_does_not_overwrite_the_title(any_context: Context) -> 
     )
 
 
-def test_empty_fields_never_erase_known_data(any_context: Context) -> None:
+def test_empty_fields_never_erase_known_data(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     sparse = PaperRecord(external_id=PAPER.external_id, title=PAPER.title, source="hf")
     assert upsert(any_context, sparse) == UpsertCounts(unchanged=1)
@@ -92,21 +92,21 @@ def test_empty_fields_never_erase_known_data(any_context: Context) -> None:
     assert (row.abstract, row.upvotes, row.authors) == (PAPER.abstract, 17, list(PAPER.authors))
 
 
-def test_the_first_listing_day_is_kept(any_context: Context) -> None:
+def test_the_first_listing_day_is_kept(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     upsert(any_context, replace(PAPER, listed_at=datetime(2026, 11, 25, tzinfo=UTC), upvotes=20))
     assert stored(any_context).listed_at == LISTED
 
 
 def test_a_paper_twice_in_one_batch_is_one_row_with_the_newest_version(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     v2 = replace(PAPER, title="v2 title", version=2)
     assert upsert(any_context, v2, replace(PAPER, title="v1 title")) == UpsertCounts(new=1)
     assert stored(any_context).title == "v2 title"
 
 
-def test_a_changed_abstract_drops_the_stale_embedding(any_context: Context) -> None:
+def test_a_changed_abstract_drops_the_stale_embedding(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     with db.transaction(any_context.sessions) as session:
         row = next(iter(all_papers(session)))
@@ -115,7 +115,7 @@ def test_a_changed_abstract_drops_the_stale_embedding(any_context: Context) -> N
     assert stored(any_context).embedding is None
 
 
-def test_thousands_of_records_load_in_one_call(any_context: Context) -> None:
+def test_thousands_of_records_load_in_one_call(any_context: Runtime) -> None:
     records = [
         PaperRecord(external_id=f"arxiv:2411.{n:05d}", title=f"Paper {n}", source="json")
         for n in range(1200)  # more than one lookup chunk
@@ -124,7 +124,7 @@ def test_thousands_of_records_load_in_one_call(any_context: Context) -> None:
     assert upsert(any_context, *records) == UpsertCounts(unchanged=1200)
 
 
-def test_another_source_at_the_same_version_only_fills_gaps(any_context: Context) -> None:
+def test_another_source_at_the_same_version_only_fills_gaps(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     feed = replace(
         PAPER, source="arxiv", title="Differently Worded Title", categories=("cs.CV",), upvotes=None
@@ -134,7 +134,7 @@ def test_another_source_at_the_same_version_only_fills_gaps(any_context: Context
     assert (row.title, row.categories, row.source) == (PAPER.title, ["cs.CV"], "hf")
 
 
-def test_two_sources_of_one_paper_do_not_flip_it_on_every_run(any_context: Context) -> None:
+def test_two_sources_of_one_paper_do_not_flip_it_on_every_run(any_context: Runtime) -> None:
     hf = replace(PAPER, url="https://huggingface.co/papers/2403.01234")
     feed = replace(PAPER, source="arxiv", url="https://arxiv.org/abs/2403.01234", upvotes=None)
     upsert(any_context, hf)
@@ -144,7 +144,7 @@ def test_two_sources_of_one_paper_do_not_flip_it_on_every_run(any_context: Conte
     assert stored(any_context).url == "https://huggingface.co/papers/2403.01234"
 
 
-def test_the_same_source_corrects_its_own_data(any_context: Context) -> None:
+def test_the_same_source_corrects_its_own_data(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     assert upsert(any_context, replace(PAPER, title="Corrected")) == UpsertCounts(updated=1)
     assert stored(any_context).title == "Corrected"

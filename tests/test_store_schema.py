@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from newsletter.errors import SchemaMissing
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Base, Delivery, Edition, Paper, Subscriber
 from newsletter.store.statuses import (
@@ -49,7 +49,7 @@ def test_a_store_without_schema_asks_for_init(database_url: str) -> None:
     engine.dispose()
 
 
-def test_times_come_back_aware_in_utc(any_context: Context) -> None:
+def test_times_come_back_aware_in_utc(any_context: Runtime) -> None:
     berlin = timezone(timedelta(hours=1))
     listed = datetime(2026, 3, 11, 9, 30, tzinfo=berlin)
     with db.transaction(any_context.sessions) as session:
@@ -64,7 +64,7 @@ def test_times_come_back_aware_in_utc(any_context: Context) -> None:
         assert paper.ingested_at.tzinfo == UTC
 
 
-def test_a_failed_transaction_leaves_nothing_behind(any_context: Context) -> None:
+def test_a_failed_transaction_leaves_nothing_behind(any_context: Runtime) -> None:
     with pytest.raises(RuntimeError), db.transaction(any_context.sessions) as session:
         session.add(
             Paper(
@@ -82,7 +82,7 @@ def test_a_failed_transaction_leaves_nothing_behind(any_context: Context) -> Non
 
 def test_a_generated_secret_key_is_shared_by_every_process(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url).model_copy(update={"secret_key": None})
-    first, second = Context(settings), Context(settings)
+    first, second = Runtime(settings), Runtime(settings)
     db.upgrade(first.engine)
     assert len(first.secret_key) >= 32
     assert second.secret_key == first.secret_key
@@ -101,18 +101,18 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url: str) 
     engine.dispose()
 
 
-def _insert(context: Context, table: str, **values: object) -> None:
+def _insert(context: Runtime, table: str, **values: object) -> None:
     with db.transaction(context.sessions) as session:
         session.execute(Base.metadata.tables[table].insert().values(**values))
 
 
-def _an_edition(context: Context, status: str = "sending") -> None:
+def _an_edition(context: Runtime, status: str = "sending") -> None:
     at = datetime(2026, 11, 23, tzinfo=UTC)
     window = {"window_start": at, "window_end": at, "scheduled_for": at, "created_at": at}
     _insert(context, "editions", id=1, key="2026-W48", status=status, **window)
 
 
-def _a_subscriber(context: Context, status: str = "active") -> None:
+def _a_subscriber(context: Runtime, status: str = "active") -> None:
     _insert(
         context,
         "subscribers",
@@ -125,7 +125,7 @@ def _a_subscriber(context: Context, status: str = "active") -> None:
     )
 
 
-def _a_delivery(context: Context, status: str = "queued", kind: str = "digest") -> None:
+def _a_delivery(context: Runtime, status: str = "queued", kind: str = "digest") -> None:
     _insert(
         context,
         "deliveries",
@@ -139,31 +139,31 @@ def _a_delivery(context: Context, status: str = "queued", kind: str = "digest") 
     )
 
 
-def test_the_database_refuses_an_unknown_subscriber_status(any_context: Context) -> None:
+def test_the_database_refuses_an_unknown_subscriber_status(any_context: Runtime) -> None:
     with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
         _a_subscriber(any_context, status="sleeping")
 
 
-def test_the_database_refuses_an_unknown_edition_status(any_context: Context) -> None:
+def test_the_database_refuses_an_unknown_edition_status(any_context: Runtime) -> None:
     with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
         _an_edition(any_context, status="cancelled")
 
 
-def test_the_database_refuses_an_unknown_delivery_status(any_context: Context) -> None:
+def test_the_database_refuses_an_unknown_delivery_status(any_context: Runtime) -> None:
     _an_edition(any_context)
     _a_subscriber(any_context)
     with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
         _a_delivery(any_context, status="lost")
 
 
-def test_the_database_refuses_an_unknown_delivery_kind(any_context: Context) -> None:
+def test_the_database_refuses_an_unknown_delivery_kind(any_context: Runtime) -> None:
     _an_edition(any_context)
     _a_subscriber(any_context)
     with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):
         _a_delivery(any_context, kind="weekly")
 
 
-def test_every_status_the_code_knows_is_accepted(any_context: Context) -> None:
+def test_every_status_the_code_knows_is_accepted(any_context: Runtime) -> None:
     _an_edition(any_context)
     _a_subscriber(any_context)
     _a_delivery(any_context)
@@ -180,7 +180,7 @@ def test_every_status_the_code_knows_is_accepted(any_context: Context) -> None:
 
 
 def test_adding_the_status_checks_keeps_every_row(database_url: str) -> None:
-    context = Context(make_settings(database_url))
+    context = Runtime(make_settings(database_url))
     try:
         assert db.upgrade(context.engine, "0003") == (None, "0003")
         _an_edition(context, status="done")
@@ -197,7 +197,7 @@ def test_adding_the_status_checks_keeps_every_row(database_url: str) -> None:
         context.close()
 
 
-def _every_row(context: Context) -> dict[str, list[tuple[object, ...]]]:
+def _every_row(context: Runtime) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every table the database has at its revision."""
     present = set(sa.inspect(context.engine).get_table_names())
     with db.transaction(context.sessions) as session:

@@ -9,12 +9,12 @@ import pytest
 
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import subscribers as store
 
 
-def test_a_new_reader_is_pending_until_confirmed(any_context: Context) -> None:
+def test_a_new_reader_is_pending_until_confirmed(any_context: Runtime) -> None:
     result = subscriptions.subscribe(any_context, "Ada@Example.org", ["llms"])
     assert result.created and result.needs_confirmation
     assert result.subscriber.email == "ada@example.org"
@@ -22,7 +22,7 @@ def test_a_new_reader_is_pending_until_confirmed(any_context: Context) -> None:
     assert result.subscriber.topics == ("llms",)
 
 
-def test_the_same_address_in_another_case_is_one_subscriber(any_context: Context) -> None:
+def test_the_same_address_in_another_case_is_one_subscriber(any_context: Runtime) -> None:
     subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
     again = subscriptions.subscribe(any_context, "ADA@EXAMPLE.ORG", ["vision"])
     assert not again.created
@@ -31,25 +31,25 @@ def test_the_same_address_in_another_case_is_one_subscriber(any_context: Context
     assert [s.email for s in subscriptions.list_all(any_context)] == ["ada@example.org"]
 
 
-def test_an_unknown_topic_is_refused_and_nothing_is_written(any_context: Context) -> None:
+def test_an_unknown_topic_is_refused_and_nothing_is_written(any_context: Runtime) -> None:
     with pytest.raises(InvalidInput, match="unknown topic 'astrology'"):
         subscriptions.subscribe(any_context, "ada@example.org", ["llms", "astrology"])
     assert subscriptions.list_all(any_context) == []
 
 
-def test_free_text_interests_are_kept_as_inert_single_line_text(any_context: Context) -> None:
+def test_free_text_interests_are_kept_as_inert_single_line_text(any_context: Runtime) -> None:
     result = subscriptions.subscribe(
         any_context, "ada@example.org", interests=["  diffusion\r\nmodels  ", "<script>x</script>"]
     )
     assert result.subscriber.interests == ("diffusion models", "<script>x</script>")
 
 
-def test_unsubscribing_an_unknown_address_says_so(any_context: Context) -> None:
+def test_unsubscribing_an_unknown_address_says_so(any_context: Runtime) -> None:
     with pytest.raises(NotFound, match="no subscriber"):
         subscriptions.unsubscribe(any_context, "nobody@example.org")
 
 
-def test_an_unsubscribed_reader_who_returns_must_confirm_again(any_context: Context) -> None:
+def test_an_unsubscribed_reader_who_returns_must_confirm_again(any_context: Runtime) -> None:
     subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
     assert subscriptions.unsubscribe(any_context, "ada@example.org").status == "unsubscribed"
     back = subscriptions.subscribe(any_context, "ada@example.org", ["llms"])
@@ -57,7 +57,7 @@ def test_an_unsubscribed_reader_who_returns_must_confirm_again(any_context: Cont
 
 
 def test_import_loads_good_rows_and_reports_bad_ones_by_line(
-    any_context: Context, tmp_path: Path
+    any_context: Runtime, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "readers.csv"
     csv_file.write_text(
@@ -77,14 +77,14 @@ def test_import_loads_good_rows_and_reports_bad_ones_by_line(
     assert people["ada@example.org"].status == "active"
 
 
-def test_import_without_an_email_column_is_refused(context: Context, tmp_path: Path) -> None:
+def test_import_without_an_email_column_is_refused(context: Runtime, tmp_path: Path) -> None:
     csv_file = tmp_path / "readers.csv"
     csv_file.write_text("address,topics\nada@example.org,llms\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="'email' column"):
         subscriptions.import_csv(context, csv_file)
 
 
-def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Context) -> None:
+def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Runtime) -> None:
     subscriptions.subscribe(
         any_context, "ada@example.org", ["llms"], ["video diffusion"], confirmed=True
     )
@@ -95,7 +95,7 @@ def test_subscribing_again_with_the_same_interests_keeps_them(any_context: Conte
     assert again.subscriber.interests == ("video diffusion", "robotics")
 
 
-def test_at_most_one_confirmation_per_address_within_the_cooldown(any_context: Context) -> None:
+def test_at_most_one_confirmation_per_address_within_the_cooldown(any_context: Runtime) -> None:
     now = datetime(2026, 11, 26, 9, tzinfo=UTC)
     first = subscriptions.request_subscription(any_context, "ada@example.org", ["llms"], now=now)
     again = subscriptions.request_subscription(
@@ -111,7 +111,7 @@ def test_at_most_one_confirmation_per_address_within_the_cooldown(any_context: C
     )
 
 
-def test_a_cooldown_claim_given_back_lets_the_next_request_send(any_context: Context) -> None:
+def test_a_cooldown_claim_given_back_lets_the_next_request_send(any_context: Runtime) -> None:
     first = subscriptions.request_subscription(any_context, "ada@example.org", ["llms"])
     assert first.send_confirmation and first.claimed_at is not None
     assert not subscriptions.request_subscription(any_context, "ada@example.org").send_confirmation
@@ -123,7 +123,7 @@ def test_a_cooldown_claim_given_back_lets_the_next_request_send(any_context: Con
 
 
 def test_purging_keeps_a_returning_reader_whose_confirmation_is_owed(
-    any_context: Context,
+    any_context: Runtime,
 ) -> None:
     subscriptions.subscribe(any_context, "ada@example.org", ["llms"], confirmed=True)
     subscriptions.unsubscribe(any_context, "ada@example.org")
@@ -169,7 +169,7 @@ def _expected_interests(i: int, before: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def test_a_large_import_gives_each_row_what_importing_it_alone_would(
-    any_context: Context, tmp_path: Path
+    any_context: Runtime, tmp_path: Path
 ) -> None:
     # Known readers first: active, unsubscribed and paused ones, with typed interests.
     for i in range(0, 2_000, 5):
@@ -201,7 +201,7 @@ def test_a_large_import_gives_each_row_what_importing_it_alone_would(
 
 
 def test_an_import_without_an_interests_column_keeps_what_readers_typed(
-    any_context: Context, tmp_path: Path
+    any_context: Runtime, tmp_path: Path
 ) -> None:
     subscriptions.subscribe(
         any_context, "ada@example.org", ["memory"], ["old a", "keep b"], confirmed=True
@@ -220,7 +220,7 @@ def test_an_import_without_an_interests_column_keeps_what_readers_typed(
 
 
 def test_imported_interests_keep_quotes_backslashes_and_braces_exactly(
-    any_context: Context, tmp_path: Path
+    any_context: Runtime, tmp_path: Path
 ) -> None:
     typed = ['say "hi"', "back\\slash", "{a,b}", "NULL", "  ", "naïve Bayes"]
     csv_file = tmp_path / "readers.csv"

@@ -18,7 +18,7 @@ import uvicorn
 from newsletter.delivery.compose import Composer
 from newsletter.mail.capture import CaptureServer, Received, _free_port
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.web import create_app
 from tests.conftest import ROOT, make_settings
@@ -45,7 +45,7 @@ pytestmark = [
 @contextmanager
 def served_site(
     tmp_path: Path, smtp_server: CaptureServer, **sections: Any
-) -> Iterator[tuple[str, Context]]:
+) -> Iterator[tuple[str, Runtime]]:
     """The app served by uvicorn in a thread on a free loopback port; `sections` add to
     the settings."""
     port = _free_port()
@@ -56,7 +56,7 @@ def served_site(
         site={"base_url": base},
         **sections,
     )
-    context = Context(settings)
+    context = Runtime(settings)
     db.upgrade(context.engine)
     server = uvicorn.Server(
         uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
@@ -75,7 +75,7 @@ def served_site(
 
 
 @pytest.fixture
-def site(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[tuple[str, Context]]:
+def site(tmp_path: Path, smtp_server: CaptureServer) -> Iterator[tuple[str, Runtime]]:
     with served_site(tmp_path, smtp_server) as served:
         yield served
 
@@ -90,7 +90,7 @@ def wait_for_mail(smtp: CaptureServer, count: int) -> Received:
     raise AssertionError(f"expected {count} messages, got {len(smtp.messages)}")
 
 
-def unsubscribe_link_of_a_digest(context: Context, subscriber_id: int, address: str) -> str:
+def unsubscribe_link_of_a_digest(context: Runtime, subscriber_id: int, address: str) -> str:
     composer = Composer(context.settings, context.secret_key)
     message = composer.digest(
         subscriber_id=subscriber_id,
@@ -107,7 +107,7 @@ def unsubscribe_link_of_a_digest(context: Context, subscriber_id: int, address: 
 
 
 def test_a_reader_subscribes_confirms_edits_and_unsubscribes_in_a_browser(
-    site: tuple[str, Context], smtp_server: CaptureServer
+    site: tuple[str, Runtime], smtp_server: CaptureServer
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -166,7 +166,7 @@ def test_a_reader_subscribes_confirms_edits_and_unsubscribes_in_a_browser(
 
 
 def test_the_web_pages_follow_a_dark_color_scheme_like_the_emails(
-    site: tuple[str, Context],
+    site: tuple[str, Runtime],
 ) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -12,7 +12,7 @@ import pytest
 from newsletter.delivery import dispatch
 from newsletter.mail.capture import CaptureServer
 from newsletter.readers import examples, subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from tests.http_server import Answer, ScriptedServer, scripted_server
 from tests.test_examples import EXAMPLE_QUERY, FIXTURES, sample_papers_this_week
 from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM, served_site, wait_for_mail
@@ -36,7 +36,7 @@ def arxiv() -> Iterator[ScriptedServer]:
 @pytest.fixture
 def site(
     tmp_path: Path, smtp_server: CaptureServer, arxiv: ScriptedServer
-) -> Iterator[tuple[str, Context]]:
+) -> Iterator[tuple[str, Runtime]]:
     with served_site(
         tmp_path,
         smtp_server,
@@ -47,7 +47,7 @@ def site(
 
 
 def test_a_reader_teaches_the_digest_from_the_subscribe_form_and_the_email(
-    site: tuple[str, Context], smtp_server: CaptureServer
+    site: tuple[str, Runtime], smtp_server: CaptureServer
 ) -> None:
     from playwright.sync_api import sync_playwright
 

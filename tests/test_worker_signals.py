@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery
 from tests.delivery_helpers import add_papers, configured, received_by
@@ -20,20 +20,20 @@ from tests.smtp_faults import fault_server
 READERS = 60
 
 
-def statuses(context: Context) -> dict[str, int]:
+def statuses(context: Runtime) -> dict[str, int]:
     with db.transaction(context.sessions) as session:
         rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
         return {status: count for status, count in rows}
 
 
-def held_leases(context: Context) -> int:
+def held_leases(context: Runtime) -> int:
     with db.transaction(context.sessions) as session:
         query = select(func.count()).where(Delivery.lease_owner.is_not(None))
         return int(session.scalar(query.where(Delivery.status != "sent")) or 0)
 
 
 def test_sigterm_finishes_in_flight_releases_the_rest_and_exits(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     now = current_window_instant(context)
     add_papers(context, 10, now)
@@ -63,7 +63,7 @@ def test_sigterm_finishes_in_flight_releases_the_rest_and_exits(
 
 
 def test_send_now_stopped_by_sigterm_exits_non_zero_and_says_so(
-    context: Context, tmp_path: Path
+    context: Runtime, tmp_path: Path
 ) -> None:
     add_papers(context, 10, current_window_instant(context))
     bulk_readers(context, READERS)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from newsletter.mail.capture import CaptureServer
 from newsletter.planning import planner
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery
 from tests.conftest import make_settings
@@ -26,8 +26,8 @@ READERS = 800
 
 
 @pytest.fixture
-def pg_context(postgres_url: str) -> Iterator[Context]:
-    ctx = Context(make_settings(postgres_url, matching={"semantic": "off"}))
+def pg_context(postgres_url: str) -> Iterator[Runtime]:
+    ctx = Runtime(make_settings(postgres_url, matching={"semantic": "off"}))
     db.upgrade(ctx.engine)
     yield ctx
     ctx.close()
@@ -43,7 +43,7 @@ def slow_server() -> Iterator[CaptureServer]:
 
 
 def test_two_workers_drain_one_edition_with_no_duplicate_and_nothing_missing(
-    pg_context: Context, postgres_url: str, slow_server: CaptureServer, tmp_path: Path
+    pg_context: Runtime, postgres_url: str, slow_server: CaptureServer, tmp_path: Path
 ) -> None:
     add_papers(pg_context, 30)
     emails = bulk_readers(pg_context, READERS)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from newsletter.mail.capture import CaptureServer, Received
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Edition, EditionPaper, Paper
 from newsletter.web import create_app
@@ -25,14 +25,14 @@ from tests.conftest import make_settings
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def web_context(tmp_path: Path, smtp: CaptureServer, **web: Any) -> Context:
+def web_context(tmp_path: Path, smtp: CaptureServer, **web: Any) -> Runtime:
     settings = make_settings(
         f"sqlite:///{tmp_path / 'web.db'}",
         smtp={"host": smtp.host, "port": smtp.port},
         site={"base_url": "http://testserver"},
         web=web,
     )
-    context = Context(settings)
+    context = Runtime(settings)
     db.upgrade(context.engine)
     return context
 
@@ -41,7 +41,7 @@ def web_context(tmp_path: Path, smtp: CaptureServer, **web: Any) -> Context:
 class Rig:
     """The app over a real SQLite store, mailing a real SMTP capture server."""
 
-    context: Context
+    context: Runtime
     client: TestClient
     smtp: CaptureServer
 
@@ -86,7 +86,7 @@ def link(message: Received, purpose: str) -> str:
     return match.group(1)
 
 
-def add_papers(context: Context, count: int, *, days_ago: float = 1.0) -> list[int]:
+def add_papers(context: Runtime, count: int, *, days_ago: float = 1.0) -> list[int]:
     now = datetime.now(UTC)
     with db.transaction(context.sessions) as session:
         papers = [
@@ -107,7 +107,7 @@ def add_papers(context: Context, count: int, *, days_ago: float = 1.0) -> list[i
         return [p.id for p in papers]
 
 
-def add_edition(context: Context, key: str, paper_ids: list[int]) -> None:
+def add_edition(context: Runtime, key: str, paper_ids: list[int]) -> None:
     now = datetime.now(UTC)
     with db.transaction(context.sessions) as session:
         edition = Edition(

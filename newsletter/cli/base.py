@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from newsletter.config import Settings, load_settings, resolve_path
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +50,7 @@ class State:
 
     config_path: Path
     _settings: Settings | None = None
-    _context: Context | None = field(default=None, repr=False)
+    _context: Runtime | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -58,9 +58,9 @@ class State:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    def context(self, require_schema: bool = True) -> Context:
+    def context(self, require_schema: bool = True) -> Runtime:
         if self._context is None:
-            self._context = Context(self.settings)
+            self._context = Runtime(self.settings)
         if require_schema:
             self._context.require_schema()
         return self._context

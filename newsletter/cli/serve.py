@@ -11,10 +11,10 @@ import uvicorn
 
 from newsletter.cli.base import State, cli, console, pass_state, plural
 from newsletter.readers import subscriptions
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 
 
-def start_scheduler(context: Context) -> Callable[[], None] | None:
+def start_scheduler(context: Runtime) -> Callable[[], None] | None:
     """Start the weekly scheduler in the background; returns how to stop it.
 
     Several `serve` processes may run: only the one holding the scheduler lease runs

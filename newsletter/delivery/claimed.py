@@ -31,7 +31,7 @@ from newsletter.planning.relevance import interests_for
 from newsletter.planning.selection import paper_view
 from newsletter.planning.weeks import week_dates
 from newsletter.render.content import DigestItem, PaperView
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import editions as editions_mod
 from newsletter.store import plans
 from newsletter.store.claims import ClaimedDelivery
@@ -66,7 +66,7 @@ def compose(composer: Composer, job: Job) -> OutgoingMessage:
 class JobLoader:
     """Turns leased deliveries into Jobs; papers and editions are loaded once per run."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Runtime) -> None:
         self.context = context
         self._papers: dict[int, PaperView] = {}
         self._editions: dict[int, EditionInfo] = {}

@@ -25,7 +25,7 @@ from newsletter.mail.message import OutgoingMessage
 from newsletter.planning import planner, weeks
 from newsletter.planning.embeddings import EmbedProgress
 from newsletter.render.content import DigestItem
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db, editions, plans
 from newsletter.store import deliveries as deliveries_mod
 from newsletter.store.claims import ClaimedDelivery
@@ -54,7 +54,7 @@ class SendNowResult:
 
 
 def send_now(
-    context: Context,
+    context: Runtime,
     *,
     email: str | None = None,
     dry_run: bool = False,
@@ -143,7 +143,7 @@ def _outlook(
 
 
 def _dry_run(
-    context: Context, address: str | None, now: datetime, embedding: EmbedProgress | None
+    context: Runtime, address: str | None, now: datetime, embedding: EmbedProgress | None
 ) -> SendNowResult:
     # Vectors are kept, although the plan below is rolled back.
     planner.embed_window(context, now, progress=embedding)
@@ -162,7 +162,7 @@ def _dry_run(
     return SendNowResult(plan.edition.key, plan.planned, False, counters, sizes, outlook)
 
 
-def _known_address(context: Context, email: str) -> str:
+def _known_address(context: Runtime, email: str) -> str:
     return normalize_email(email)
 
 
@@ -183,7 +183,7 @@ class Preview:
 
 
 def preview(
-    context: Context,
+    context: Runtime,
     email: str,
     now: datetime | None = None,
     embedding: EmbedProgress | None = None,

@@ -39,7 +39,7 @@ from newsletter.delivery.marks import MarkWriter
 from newsletter.delivery.outcomes import Counters, Outcome, Outcomes, judge_editions
 from newsletter.mail.message import OutgoingMessage
 from newsletter.mail.smtp import RelayError, SendError, SmtpPool
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import claims as claims_mod
 from newsletter.store import db
 from newsletter.store import deliveries as deliveries_mod
@@ -78,7 +78,7 @@ class Drainer:
 
     def __init__(
         self,
-        context: Context,
+        context: Runtime,
         transport: Transport,
         *,
         composer: Composer | None = None,
@@ -345,7 +345,7 @@ def _deliveries(count: int) -> str:
 
 
 def drain(
-    context: Context,
+    context: Runtime,
     options: DrainOptions,
     *,
     transport: Transport | None = None,

@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import claims as claims_mod
 from newsletter.store import db
 from newsletter.store.models import utcnow
@@ -87,7 +87,7 @@ class Leavers:
     """Readers who unsubscribed or bounced since the run began, refreshed at most every
     LEAVERS_SECONDS: the claim checked them, this catches those who left since."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Runtime) -> None:
         self.context = context
         # Back by a lease: clocks of the web and sending machines may differ a little.
         self.since = utcnow() - timedelta(seconds=context.settings.delivery.lease_seconds)

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import deliveries
 
 
@@ -20,7 +20,7 @@ class MarkWriter:
     load one commit carries several marks, and SQLite's single writer is asked once.
     """
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Runtime) -> None:
         self.context = context
         self._recorder = deliveries.SentRecorder(context.engine)  # one leader at a time
         self._cond = threading.Condition()

@@ -15,7 +15,7 @@ from newsletter.errors import DeliveryError
 from newsletter.mail.smtp import SendError, SmtpPool
 from newsletter.planning.weeks import reader_zone
 from newsletter.readers.subscriptions import SubscriberInfo
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import subscribers as store
 from newsletter.store.models import utcnow
@@ -32,7 +32,7 @@ class NoticeNotSent(DeliveryError):
         self.permanent = permanent
 
 
-def send_notice(context: Context, kind: NoticeKind, info: SubscriberInfo) -> str:
+def send_notice(context: Runtime, kind: NoticeKind, info: SubscriberInfo) -> str:
     """Compose and send one notice now; returns its Message-ID."""
     composer = Composer(context.settings, context.secret_key)
     topics = [_topic_name(context, slug) for slug in info.topics]
@@ -56,7 +56,7 @@ def send_notice(context: Context, kind: NoticeKind, info: SubscriberInfo) -> str
 
 
 def send_confirmation(
-    context: Context, info: SubscriberInfo, claimed_at: datetime | None = None
+    context: Runtime, info: SubscriberInfo, claimed_at: datetime | None = None
 ) -> None:
     """Send the confirm email; the cooldown then counts it.
 
@@ -77,7 +77,7 @@ def send_confirmation(
             store.mark_confirmation_sent(session, info.id, utcnow())
 
 
-def retry_confirmations(context: Context, now: datetime | None = None) -> int:
+def retry_confirmations(context: Runtime, now: datetime | None = None) -> int:
     """Send the confirmations the relay could not take earlier; returns how many went out.
 
     For the scheduler's drain. Each one is claimed like a web request's (so a request
@@ -107,11 +107,11 @@ def retry_confirmations(context: Context, now: datetime | None = None) -> int:
     return sent
 
 
-def send_welcome(context: Context, info: SubscriberInfo) -> None:
+def send_welcome(context: Runtime, info: SubscriberInfo) -> None:
     send_notice(context, "welcome", info)
 
 
-def send_goodbye(context: Context, info: SubscriberInfo) -> None:
+def send_goodbye(context: Runtime, info: SubscriberInfo) -> None:
     send_notice(context, "goodbye", info)
 
 
@@ -121,6 +121,6 @@ def delivery_time(config: DigestConfig, timezone: str | None) -> str:
     return f"every {config.weekday.capitalize()} at {config.time:%H:%M} ({zone} time)"
 
 
-def _topic_name(context: Context, slug: str) -> str:
+def _topic_name(context: Runtime, slug: str) -> str:
     topic = context.settings.topic(slug)
     return topic.name if topic is not None else slug

@@ -17,7 +17,7 @@ from typing import Literal
 
 from newsletter.delivery.guards import RELAY_REST_SECONDS, RelayWatch
 from newsletter.mail.smtp import RelayError, SendError
-from newsletter.runtime import Context as Runtime
+from newsletter.runtime import Runtime
 from newsletter.store import claims as claims_mod
 from newsletter.store import db
 from newsletter.store import deliveries as deliveries_mod

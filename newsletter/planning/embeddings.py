@@ -38,7 +38,7 @@ from newsletter.matching.embedder import (
     paper_text,
     to_bytes,
 )
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import embeddings as store_embeddings
 from newsletter.store import papers as store_papers
@@ -119,7 +119,7 @@ class Embedded:
 
 
 def store_new_embeddings(
-    context: Context,
+    context: Runtime,
     settings: Settings,
     papers: Mapping[int, str],
     interests: Sequence[Interest],
@@ -140,7 +140,7 @@ def store_new_embeddings(
 
 
 def store_vectors(
-    context: Context,
+    context: Runtime,
     embedder: Embedder,
     papers: Mapping[int, str],
     interests: Sequence[Interest],
@@ -172,7 +172,7 @@ def store_vectors(
 
 
 def _embed_chunks(
-    context: Context,
+    context: Runtime,
     embedder: Embedder,
     items: Sequence[tuple[K, str]],
     save: Callable[[Session, str, Mapping[K, bytes]], None],
@@ -190,7 +190,7 @@ def _embed_chunks(
 
 
 def _missing_interest_texts(
-    context: Context, model: str, interests: Sequence[Interest]
+    context: Runtime, model: str, interests: Sequence[Interest]
 ) -> list[str]:
     texts = list(dict.fromkeys(semantic_text(i) for i in interests))
     if not texts:

@@ -29,7 +29,7 @@ from newsletter.planning.weeks import (
     schedule_for,
     send_instant,
 )
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import editions as editions_mod
 from newsletter.store import plans as plans_mod
@@ -99,7 +99,7 @@ class PlanResult:
 
 
 def plan_edition(
-    context: Context,
+    context: Runtime,
     now: datetime | None = None,
     email: str | None = None,
     key: str | None = None,
@@ -117,7 +117,7 @@ def plan_edition(
 
 
 def embed_window(
-    context: Context,
+    context: Runtime,
     now: datetime | None = None,
     key: str | None = None,
     progress: EmbedProgress | None = None,

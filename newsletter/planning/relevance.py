@@ -34,7 +34,7 @@ from newsletter.planning.embeddings import (
     store_new_embeddings,
     stored_model_name,
 )
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import papers as store_papers
 from newsletter.store.models import Paper
@@ -173,7 +173,7 @@ def interest_for_query(settings: Settings, query: str) -> Interest:
 
 
 def embed_for_queries(
-    context: Context,
+    context: Runtime,
     queries: Sequence[str],
     days: int | None = None,
     now: datetime | None = None,
@@ -231,7 +231,7 @@ def picks_for_queries(
 
 
 def match_queries(
-    context: Context,
+    context: Runtime,
     queries: Sequence[str],
     days: int | None = None,
     progress: EmbedProgress | None = None,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.planning.selection import general_top, paper_view
 from newsletter.render.content import TRENDING_REASON, DigestItem, PaperView
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import editions as edition_store
 from newsletter.store import papers as paper_store
@@ -62,7 +62,7 @@ class ReaderDigestPage:
         return bool(self.items) and all(i.reason == TRENDING_REASON for i in self.items)
 
 
-def trending(context: Context, limit: int | None = None) -> Trending:
+def trending(context: Runtime, limit: int | None = None) -> Trending:
     """The most trending papers among the latest `digest.window_days` of listings."""
     with db.transaction(context.sessions) as session:
         return _trending(session, context.settings, limit or context.settings.web.home_papers)
@@ -82,7 +82,7 @@ class TrendingCache:
         # One computation at a time: a burst after a change waits for it, not repeats it.
         self._lock = threading.Lock()
 
-    def get(self, context: Context) -> Trending:
+    def get(self, context: Runtime) -> Trending:
         with self._lock, db.transaction(context.sessions) as session:
             stamp = paper_store.listing_stamp(session)
             if self._value is None or stamp != self._stamp:
@@ -102,13 +102,13 @@ def _trending(session: Session, settings: Settings, limit: int) -> Trending:
     return Trending(tuple(paper_view(p) for p in papers), start, end)
 
 
-def editions(context: Context) -> list[EditionSummary]:
+def editions(context: Runtime) -> list[EditionSummary]:
     with db.transaction(context.sessions) as session:
         rows = edition_store.list_editions(session, ARCHIVE_LIMIT)
         return [_summary(edition, count) for edition, count in rows]
 
 
-def edition(context: Context, key: str) -> EditionPage | None:
+def edition(context: Runtime, key: str) -> EditionPage | None:
     """The general (non-personal) version of an edition; None for an unknown key."""
     with db.transaction(context.sessions) as session:
         found = _named(session, key)
@@ -118,7 +118,7 @@ def edition(context: Context, key: str) -> EditionPage | None:
         return EditionPage(_summary(found, len(papers)), papers)
 
 
-def reader_digest(context: Context, key: str, subscriber_id: int) -> ReaderDigestPage | None:
+def reader_digest(context: Runtime, key: str, subscriber_id: int) -> ReaderDigestPage | None:
     """A reader's own digest of edition `key`, from the papers planned for them (so the
     page shows what the email showed); None when they had no delivery in it."""
     with db.transaction(context.sessions) as session:

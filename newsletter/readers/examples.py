@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInput, NotFound, SourceError
-from newsletter.runtime import Context as Runtime
+from newsletter.runtime import Runtime
 from newsletter.sources.arxiv import ArxivSource, id_query, title_query
 from newsletter.sources.fetch import FetchPolicy, fetch
 from newsletter.sources.records import PaperRecord, split_arxiv_id, title_key

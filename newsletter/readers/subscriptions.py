@@ -19,7 +19,7 @@ from newsletter.config import Settings
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.mail.addresses import mailable_email, normalize_email
 from newsletter.readers.examples import Found, check_room, keep_examples
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import subscribers as store
 from newsletter.store.models import Subscriber, utcnow
@@ -88,7 +88,7 @@ def clean_interests(interests: Iterable[str]) -> list[str]:
 
 
 def subscribe(
-    context: Context,
+    context: Runtime,
     email: str,
     topics: Sequence[str] = (),
     interests: Sequence[str] = (),
@@ -136,7 +136,7 @@ def subscribe(
     )
 
 
-def unsubscribe(context: Context, email: str) -> SubscriberInfo:
+def unsubscribe(context: Runtime, email: str) -> SubscriberInfo:
     address = normalize_email(email)
     with db.transaction(context.sessions, immediate=True) as session:
         subscriber = store.get_subscriber(session, address)
@@ -147,7 +147,7 @@ def unsubscribe(context: Context, email: str) -> SubscriberInfo:
         return SubscriberInfo.of(subscriber)
 
 
-def list_all(context: Context) -> list[SubscriberInfo]:
+def list_all(context: Runtime) -> list[SubscriberInfo]:
     with db.transaction(context.sessions) as session:
         return [SubscriberInfo.of(s) for s in store.list_subscribers(session)]
 
@@ -159,7 +159,7 @@ class ImportReport:
     problems: list[str] = field(default_factory=list)  # "line 7: invalid email address …"
 
 
-def import_csv(context: Context, path: Path) -> ImportReport:
+def import_csv(context: Runtime, path: Path) -> ImportReport:
     """Load `email,topics[,interests]` rows (both lists separated by ';'); bad rows are
     reported by line, and so is a repeated address (its first row counts).
 
@@ -238,7 +238,7 @@ class StatusChange:
 
 
 def request_subscription(
-    context: Context,
+    context: Runtime,
     email: str,
     topics: Sequence[str] = (),
     interests: Sequence[str] = (),
@@ -283,7 +283,7 @@ def request_subscription(
         )
 
 
-def confirm(context: Context, subscriber_id: int) -> StatusChange:
+def confirm(context: Runtime, subscriber_id: int) -> StatusChange:
     """pending → active; any other state is left alone (a late click changes nothing)."""
     with db.transaction(context.sessions, immediate=True) as session:
         subscriber = _by_id(session, subscriber_id)
@@ -293,13 +293,13 @@ def confirm(context: Context, subscriber_id: int) -> StatusChange:
         return StatusChange(SubscriberInfo.of(subscriber), changed)
 
 
-def get_preferences(context: Context, subscriber_id: int) -> SubscriberInfo:
+def get_preferences(context: Runtime, subscriber_id: int) -> SubscriberInfo:
     with db.transaction(context.sessions) as session:
         return SubscriberInfo.of(_by_id(session, subscriber_id))
 
 
 def update_preferences(
-    context: Context,
+    context: Runtime,
     subscriber_id: int,
     *,
     topics: Sequence[str],
@@ -319,7 +319,7 @@ def update_preferences(
         return SubscriberInfo.of(subscriber)
 
 
-def unsubscribe_by_id(context: Context, subscriber_id: int) -> StatusChange:
+def unsubscribe_by_id(context: Runtime, subscriber_id: int) -> StatusChange:
     """Stop all mail; the delivery engine re-checks the status before each send, so an
     edition already planned skips this reader too. Bounced addresses stay bounced."""
     with db.transaction(context.sessions, immediate=True) as session:
@@ -330,7 +330,7 @@ def unsubscribe_by_id(context: Context, subscriber_id: int) -> StatusChange:
         return StatusChange(SubscriberInfo.of(subscriber), changed)
 
 
-def purge_pending(context: Context, older_than_days: int | None = None) -> int:
+def purge_pending(context: Runtime, older_than_days: int | None = None) -> int:
     """Delete subscriptions left unconfirmed for longer than the expiry; returns how many."""
     days = context.settings.web.pending_expiry_days if older_than_days is None else older_than_days
     cutoff = utcnow() - timedelta(days=days)

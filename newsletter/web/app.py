@@ -14,7 +14,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.readers.archive import TrendingCache
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.web import archive, feedback, preferences, subscribe
 from newsletter.web.feedback import BIBTEX_PATH, BIBTEX_UPLOAD_BYTES
 from newsletter.web.forms import web_forms
@@ -36,7 +36,7 @@ TITLES = {
 }
 
 
-def create_app(context: Context) -> FastAPI:
+def create_app(context: Runtime) -> FastAPI:
     settings = context.settings
     app = FastAPI(openapi_url=None)  # HTML forms for readers, not an API: nothing to publish
     pages = Pages(settings)

@@ -27,7 +27,7 @@ from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError, NotFo
 from newsletter.readers import archive, subscriptions
 from newsletter.readers.examples import Found, find_papers
 from newsletter.readers.subscriptions import SubscriberInfo
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.sources.refs import parse_refs
 from newsletter.tokens import read_token
 from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, WebForms, read_form
@@ -52,7 +52,7 @@ class PendingPurge:
     an error escaping a background task resets the reader's connection: log it instead.
     """
 
-    def __init__(self, context: Context, interval: float = 3600.0) -> None:
+    def __init__(self, context: Runtime, interval: float = 3600.0) -> None:
         self.context = context
         self.interval = interval
         self._last: float | None = None
@@ -72,7 +72,7 @@ class PendingPurge:
 
 @dataclass
 class WebState:
-    context: Context
+    context: Runtime
     pages: Pages
     csrf: Csrf
     limiter: RateLimiter
@@ -214,7 +214,7 @@ def reader_for(state: WebState, purpose: str, token: str) -> SubscriberInfo | HT
 
 def send_later(
     background: BackgroundTasks,
-    send: Callable[[Context, SubscriberInfo], object],
+    send: Callable[[Runtime, SubscriberInfo], object],
     state: WebState,
     info: SubscriberInfo,
 ) -> None:

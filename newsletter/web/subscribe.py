@@ -13,7 +13,7 @@ from newsletter.delivery import notices
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.readers import subscriptions
 from newsletter.readers.subscriptions import SubscriberInfo
-from newsletter.runtime import Context
+from newsletter.runtime import Runtime
 from newsletter.tokens import make_token
 from newsletter.web.routes import (
     Web,
@@ -106,7 +106,7 @@ async def subscribe(request: Request, state: Web, background: BackgroundTasks) -
     if result.send_confirmation:
         claimed_at = result.claimed_at
 
-        def send_confirmation(context: Context, info: SubscriberInfo) -> None:
+        def send_confirmation(context: Runtime, info: SubscriberInfo) -> None:
             notices.send_confirmation(context, info, claimed_at=claimed_at)
 
         send_later(background, send_confirmation, state, result.subscriber)
