@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 
 from newsletter.config import SmtpConfig
-
-_MAX_REPLY_LINE = 8192
+from newsletter.mail import pipelined
 
 
 class SendError(Exception):
@@ -132,11 +131,7 @@ class Connection:
                 raise
             self._send_once(sender, recipient, data)
 
-    # Measured exception: the transaction below writes MAIL, RCPT and DATA at once
-    # (RFC 2920) and reads replies itself. With smtplib's mail()/rcpt()/docmd() in the
-    # same pool and threads, send-now took 11.0 s and 12.2 s against 9.6 s and 9.5 s
-    # (5,000 readers, 4,331 messages, SQLite; +16 % to +29 %, over the 10 % allowed):
-    #     .venv/bin/python benchmarks/send.py --subscribers 5000
+    # The transaction itself is hand-written, a measured exception: see pipelined.py.
     def _send_once(self, sender: str, recipient: str, data: bytes) -> None:
         if self._smtp is None:
             self._smtp = self._open()
@@ -148,19 +143,7 @@ class Connection:
                 b"MAIL FROM:<%s>\r\n" % _ascii(sender, False),
                 b"RCPT TO:<%s>\r\n" % _ascii(recipient, True),
             ]
-            if smtp.has_extn("pipelining"):  # RFC 2920: one write, three replies
-                assert smtp.sock is not None
-                smtp.sock.sendall(b"".join(envelope) + b"DATA\r\n")
-                replies = [self._read_reply(), self._read_reply(), self._read_reply()]
-            else:
-                replies = []
-                for command in (*envelope, b"DATA\r\n"):
-                    assert smtp.sock is not None
-                    smtp.sock.sendall(command)
-                    replies.append(self._read_reply())
-                    if replies[-1][0] not in (250, 251, 354):
-                        break
-            mail, rcpt, data_reply = (replies + [(0, b"")] * 3)[:3]
+            mail, rcpt, data_reply = pipelined.envelope_replies(smtp, envelope)
             if mail[0] != 250:
                 self._abort(data_reply)
                 # Our own address refused (or the session ended): the relay's problem or
@@ -180,7 +163,7 @@ class Connection:
             assert smtp.sock is not None
             smtp.sock.sendall(body)
             delivered = True
-            code, message = self._read_reply()
+            code, message = pipelined.read_reply(smtp)
             if code != 250:
                 raise self._reply_error(code, message)
         except TimeoutError:
@@ -193,36 +176,12 @@ class Connection:
             # session may try again at once. After it, only a later retry (backoff).
             raise (SendError(lost) if delivered else _Dropped(lost)) from None
 
-    def _read_reply(self) -> tuple[int, bytes]:
-        """One (possibly multi-line) reply, without smtplib's per-command overhead."""
-        smtp = self._smtp
-        assert smtp is not None
-        if smtp.file is None:
-            smtp.file = smtp.sock.makefile("rb")  # type: ignore[union-attr]
-        lines = []
-        while True:
-            line = smtp.file.readline(_MAX_REPLY_LINE + 1)
-            if not line:
-                raise smtplib.SMTPServerDisconnected("connection unexpectedly closed")
-            if len(line) > _MAX_REPLY_LINE:
-                raise smtplib.SMTPServerDisconnected("reply line too long")
-            lines.append(line[4:].strip())
-            if line[3:4] != b"-":
-                try:
-                    return int(line[:3]), b"\n".join(lines)
-                except ValueError:
-                    raise smtplib.SMTPServerDisconnected(f"not an SMTP reply: {line!r}") from None
-
-    def _abort(self, data_reply: tuple[int, bytes]) -> None:
+    def _abort(self, data_reply: pipelined.Reply) -> None:
         """End a transaction that failed before its body: back to a clean session."""
         if self._smtp is None or self._smtp.sock is None:
             return  # closed by a 421
         try:
-            if data_reply[0] == 354:  # a server that wants a body anyway gets an empty one
-                self._smtp.sock.sendall(b".\r\n")
-                self._read_reply()
-            self._smtp.sock.sendall(b"RSET\r\n")
-            self._read_reply()
+            pipelined.abort(self._smtp, data_reply)
         except (smtplib.SMTPException, OSError):
             self.close()  # the refusal is what matters; the next send reconnects
 
