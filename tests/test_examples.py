@@ -176,3 +176,32 @@ def test_subscribe_takes_example_papers_from_a_bibtex_export(
     assert [title for title, _, _ in marks(context, "ada@example.org")] == [
         "Learning Rotation-Invariant Features for Point Cloud Registration"
     ]
+
+
+EMPTY_FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>ArXiv Query</title>
+<id>http://arxiv.org/api/empty</id></feed>"""
+
+
+def test_a_library_entry_arxiv_does_not_have_is_left_out_and_named(
+    cli: Cli, context: Runtime, arxiv: ScriptedServer, tmp_path: Path
+) -> None:
+    arxiv.route(
+        "/api/query?search_query=ti%3A%22Reinforcement+learning+an+introduction%22&max_results=3",
+        Answer(body=EMPTY_FEED),
+    )
+    library = tmp_path / "library.bib"
+    library.write_text(
+        "@misc{a, title={Rotation-invariant features}, eprint={2311.04601},"
+        " archivePrefix={arXiv}}\n"
+        "@book{b, title={Reinforcement learning: an introduction}, year={2018}}\n",
+        encoding="utf-8",
+    )
+    result = cli("subscribe", "ada@example.org", "--bibtex", str(library), "--confirmed")
+    assert result.exit_code == 0, result.stderr
+    assert "Left out “Reinforcement learning: an introduction”: not on arXiv." in (
+        " ".join(result.stdout.split())
+    )
+    assert [title for title, _, _ in marks(context, "ada@example.org")] == [
+        "Learning Rotation-Invariant Features for Point Cloud Registration"
+    ]

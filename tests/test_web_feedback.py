@@ -13,6 +13,8 @@ from httpx import Response
 from newsletter.mail.capture import CaptureServer
 from newsletter.readers import examples
 from newsletter.tokens import make_cards_token, make_token
+from tests.http_server import Answer, scripted_server
+from tests.test_examples import EMPTY_FEED
 from tests.test_web_pages import sent_digest
 from tests.web_support import Rig, csrf_of, rig, tampered
 
@@ -172,3 +174,24 @@ def test_a_feedback_link_with_a_compressed_token_works(web: Rig) -> None:
     token = make_cards_token(web.context.secret_key, sid, ids)
     assert token.startswith(".")
     assert web.client.get(f"/feedback/{token}/2/more").status_code == 200
+
+
+def test_library_entries_arxiv_does_not_have_are_named_as_left_out(web: Rig) -> None:
+    sid, _ = sent_digest(web, "ada@example.org", ["llms"])
+    with scripted_server() as arxiv:
+        arxiv.route(
+            "/api/query?search_query=ti%3A%22A+book+on+gardening%22&max_results=3",
+            Answer(body=EMPTY_FEED),
+        )
+        web.context.settings = web.context.settings.with_overrides(
+            examples={"arxiv_api": f"{arxiv.base_url}/api/query"}
+        )
+        path = f"/preferences/{make_token(web.context.secret_key, 'preferences', sid)}"
+        csrf = csrf_of(web.client.get(path))
+        library = BIBTEX + b"@book{g, title={A book on gardening}}\n"
+        answer = upload(web, path, csrf, library)
+    assert answer.status_code == 200
+    text = " ".join(answer.text.split())
+    assert "Added 1 example paper. 1 entry is not on arXiv, and left out:" in text
+    assert "A book on gardening" in text
+    assert marks(web, sid) == [("Image segmentation", "like", "given")]

@@ -80,12 +80,16 @@ def subscribe(
     """Add a subscriber (pending until confirmed) or update a known one's topics."""
     context = state.context()
     refs = parse_refs(list(papers))
-    if bibtex is not None:
-        refs += refs_from_bibtex(bibtex.read_bytes(), origin=str(bibtex))
+    library = refs_from_bibtex(bibtex.read_bytes(), origin=str(bibtex)) if bibtex else []
     found = None
-    if refs:
-        with console.status(f"Looking up {plural(len(refs), 'example paper')}…"):
+    if refs or library:
+        with console.status(f"Looking up {plural(len(refs) + len(library), 'example paper')}…"):
             found = examples.find_papers(context, refs)
+            if library:  # a library may hold books and journal papers: those are skipped
+                more = examples.find_papers(context, library, lenient=True)
+                found = examples.joined(found, more)
+                for entry in more.skipped:
+                    console.print(f"Left out {entry}: not on arXiv.")
     result = subscriptions.subscribe(
         context, email, topics, interests, confirmed=confirmed, examples=found, origin=Origin.ADMIN
     )

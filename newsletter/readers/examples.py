@@ -32,6 +32,7 @@ from newsletter.store.subscribers import get_subscriber
 
 Fetcher = Callable[[str], bytes]
 _ID_BATCH = 50  # ids per arXiv API request
+_TITLE_LOOKUPS = 10  # title searches per request: each is a round trip to arXiv
 _POLICY = FetchPolicy(timeout=15.0, retries=1, backoff=1.0, max_wait=5.0, max_bytes=5_000_000)
 
 
@@ -41,10 +42,22 @@ class Found:
 
     external_ids: tuple[str, ...]  # every example, in the order given
     records: tuple[PaperRecord, ...] = ()  # fetched from arXiv, to store with them
+    skipped: tuple[str, ...] = ()  # library entries arXiv does not have (lenient only)
 
 
-def find_papers(runtime: Runtime, refs: Sequence[PaperRef], get: Fetcher | None = None) -> Found:
-    """Resolve references to papers, fetching the ones the store lacks. Writes nothing."""
+def find_papers(
+    runtime: Runtime,
+    refs: Sequence[PaperRef],
+    get: Fetcher | None = None,
+    *,
+    lenient: bool = False,
+) -> Found:
+    """Resolve references to papers, fetching the ones the store lacks. Writes nothing.
+
+    A paper named by id that arXiv does not have fails the request. `lenient` (a
+    library export, where books and journal papers are common) skips the entries arXiv
+    does not have instead, and looks up at most `_TITLE_LOOKUPS` entries by title.
+    """
     if not refs:
         return Found(())
     get = get or (lambda url: fetch(url, _POLICY))
@@ -59,21 +72,36 @@ def find_papers(runtime: Runtime, refs: Sequence[PaperRef], get: Fetcher | None 
             records[record.external_id] = record
     order: list[str] = []
     lost: list[str] = []
+    lookups = 0
     for ref in refs:
         if ref.arxiv_id:
             (order if ref.arxiv_id in known or ref.arxiv_id in records else lost).append(
                 ref.arxiv_id
             )
             continue
-        titled = _by_title(get, api, ref.title or "")
+        lookups += 1
+        titled = _by_title(get, api, ref.title or "") if lookups <= _TITLE_LOOKUPS else None
         if titled is None:
             lost.append(ref.label)
         else:
             records[titled.external_id] = titled
             order.append(titled.external_id)
-    if lost:
+    if lost and not lenient:
         raise InvalidInput(f"not found on arXiv: {', '.join(lost[:5])}")
-    return Found(tuple(dict.fromkeys(order)), tuple(records.values()))
+    kept = tuple(dict.fromkeys(order))
+    if not kept and lost:
+        raise InvalidInput(f"none of these is on arXiv: {', '.join(lost[:3])}")
+    return Found(kept, tuple(r for r in records.values() if r.external_id in kept), tuple(lost))
+
+
+def joined(first: Found, second: Found) -> Found:
+    """Both finds as one, each paper once."""
+    records = {r.external_id: r for r in (*first.records, *second.records)}
+    return Found(
+        tuple(dict.fromkeys((*first.external_ids, *second.external_ids))),
+        tuple(records.values()),
+        (*first.skipped, *second.skipped),
+    )
 
 
 def _ask(get: Fetcher, url: str) -> list[PaperRecord]:
@@ -104,13 +132,19 @@ def keep_examples(
 
 
 def add_examples(
-    runtime: Runtime, subscriber_id: int, refs: Sequence[PaperRef], origin: Origin
-) -> int:
-    """Add example papers to a reader's profile (preferences page); returns how many."""
-    found = find_papers(runtime, refs)
+    runtime: Runtime,
+    subscriber_id: int,
+    refs: Sequence[PaperRef],
+    origin: Origin,
+    *,
+    lenient: bool = False,
+) -> Found:
+    """Add example papers to a reader's profile (preferences page); what was found."""
+    found = find_papers(runtime, refs, lenient=lenient)
     with db.transaction(runtime.sessions, immediate=True) as session:
         check_room(session, runtime, subscriber_id, len(found.external_ids))
-        return len(keep_examples(session, subscriber_id, found, origin, utcnow()))
+        keep_examples(session, subscriber_id, found, origin, utcnow())
+    return found
 
 
 def check_room(session: Session, runtime: Runtime, subscriber_id: int, adding: int) -> None:

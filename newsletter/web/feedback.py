@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -115,7 +116,7 @@ async def add_papers(request: Request, state: Web, token: str) -> HTMLResponse:
             raise InvalidInput(problem)
         return parse_refs(interest_lines(typed))
 
-    return await _add_examples(request, state, token, refs, papers=typed)
+    return await _add_examples(request, state, token, refs, lenient=False, papers=typed)
 
 
 @router.post("/preferences/{token}/bibtex")
@@ -125,7 +126,11 @@ async def add_bibtex(request: Request, state: Web, token: str) -> HTMLResponse:
     if isinstance(upload, HTMLResponse):
         return upload
     return await _add_examples(
-        request, state, token, lambda: refs_from_bibtex(upload, origin="the BibTeX file")
+        request,
+        state,
+        token,
+        lambda: refs_from_bibtex(upload, origin="the BibTeX file"),
+        lenient=True,
     )
 
 
@@ -134,6 +139,8 @@ async def _add_examples(
     state: WebState,
     token: str,
     refs: Callable[[], list[PaperRef]],
+    *,
+    lenient: bool,
     papers: str = "",
 ) -> HTMLResponse:
     """Add the papers `refs` names (fetched from arXiv when not stored) and show the
@@ -143,8 +150,12 @@ async def _add_examples(
         return sid
     try:
         named = refs()
-        added = await run_in_threadpool(
-            examples.add_examples, state.context, sid, named, Origin.GIVEN
+        found = await run_in_threadpool(
+            partial(examples.add_examples, lenient=lenient),
+            state.context,
+            sid,
+            named,
+            Origin.GIVEN,
         )
         info = subscriptions.get_preferences(state.context, sid)
     except NotFound:
@@ -152,7 +163,14 @@ async def _add_examples(
     except InvalidInput as exc:
         info = subscriptions.get_preferences(state.context, sid)
         return preferences_form(request, state, token, info, 400, error=str(exc), papers=papers)
-    return preferences_form(request, state, token, info, added=added)
+    return preferences_form(
+        request,
+        state,
+        token,
+        info,
+        added=len(found.external_ids),
+        skipped=found.skipped,
+    )
 
 
 async def _bibtex_upload(request: Request, state: WebState) -> bytes | HTMLResponse:

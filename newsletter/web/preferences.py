@@ -58,6 +58,7 @@ def preferences_form(
         "paused": info.paused,
         "papers": "",
         "added": None,
+        "skipped": (),
         "felt": examples.felt_papers(state.context, info.id),
     }
     return form_page(
