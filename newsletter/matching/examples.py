@@ -21,7 +21,7 @@ reader's examples than to it (the reader said both, the nearer one wins).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -111,17 +111,28 @@ def held_back(
 ) -> set[int]:
     """Candidates the reader asked for fewer of: the marked papers themselves, and those
     at least `fewer_threshold` similar to one, unless an example is nearer still."""
-    marked = {c.paper_id for c in fewer}
+    marked = [c.paper_id for c in fewer]
     if not fewer or not candidates:
-        return marked & {c.paper_id for c in candidates}
-    against = similarities(fewer, candidates, params).max(axis=0)
-    liked = (
-        similarities(examples, candidates, params).max(axis=0)
-        if examples
-        else np.zeros(len(candidates), dtype=np.float32)
-    )
-    close = (against >= params.fewer_threshold) & (against >= liked)
-    return marked | {candidates[i].paper_id for i in np.flatnonzero(close).tolist()}
+        return set(marked) & {c.paper_id for c in candidates}
+    against = similarities(fewer, candidates, params)
+    liked = similarities(examples, candidates, params) if examples else None
+    return held_back_by(against, liked, marked, candidates, params)
+
+
+def held_back_by(
+    against: np.ndarray,
+    liked: np.ndarray | None,
+    marked: Iterable[int],
+    candidates: Sequence[Candidate],
+    params: MatchParams,
+) -> set[int]:
+    """`held_back` from similarities already computed: one reader's "fewer" papers ×
+    candidates (`against`) and examples × candidates (`liked`, None: no examples).
+    Planning computes the rows once for all readers and picks each reader's."""
+    nearest_fewer = against.max(axis=0)
+    nearest_like = liked.max(axis=0) if liked is not None and len(liked) else 0.0
+    close = (nearest_fewer >= params.fewer_threshold) & (nearest_fewer >= nearest_like)
+    return set(marked) | {candidates[i].paper_id for i in np.flatnonzero(close).tolist()}
 
 
 def _tfidf_cosine(examples: Sequence[Candidate], candidates: Sequence[Candidate]) -> np.ndarray:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.matching import Candidate, Interest, Match
 from newsletter.matching.embedder import EmbedderUnavailable
-from newsletter.matching.examples import held_back, rank_by_examples
+from newsletter.matching.examples import held_back_by, rank_by_examples, similarities
 from newsletter.planning.embeddings import (
     configured_embedder,
     ensure_embeddings,
@@ -109,16 +110,36 @@ class Taught:
     def held_back(
         self, readers: Sequence[plans.PlanReader], delivered: Mapping[int, set[int]]
     ) -> dict[int, set[int]]:
-        """`delivered` plus, for each reader with "fewer" marks, what those hold back."""
-        if not any(r.fewer for r in readers):
-            return dict(delivered)
-        window = [self._candidates[p.id] for p in self.window if p.id in self._candidates]
+        """`delivered` plus, for each reader with "fewer" marks, what those hold back.
+
+        The similarity of every marked paper to the window is computed once for all
+        readers; each reader then takes the rows of their own marks.
+        """
+        marking = [r for r in readers if any(p in self._candidates for p in r.fewer)]
         seen = dict(delivered)
-        for reader in readers:
-            fewer = [self._candidates[p] for p in reader.fewer if p in self._candidates]
-            if not fewer:
-                continue
-            likes = [self._candidates[p] for p in reader.likes if p in self._candidates]
-            kept = held_back(fewer, likes, window, self.params)
-            seen[reader.id] = set(seen.get(reader.id, set())) | kept | set(reader.fewer)
+        if not marking:
+            return seen
+        window = [self._candidates[p.id] for p in self.window if p.id in self._candidates]
+        fewer, against = self._rows([p for r in marking for p in r.fewer], window)
+        likes, liked = self._rows([p for r in marking for p in r.likes], window)
+        for reader in marking:
+            mine = [fewer[p] for p in reader.fewer if p in fewer]
+            mine_liked = [likes[p] for p in reader.likes if p in likes]
+            kept = held_back_by(
+                against[mine],
+                liked[mine_liked] if mine_liked else None,
+                reader.fewer,
+                window,
+                self.params,
+            )
+            seen[reader.id] = set(seen.get(reader.id, set())) | kept
         return seen
+
+    def _rows(
+        self, paper_ids: Sequence[int], window: Sequence[Candidate]
+    ) -> tuple[dict[int, int], np.ndarray]:
+        """Each of these marked papers' row in their similarity to the window."""
+        marked = [p for p in dict.fromkeys(paper_ids) if p in self._candidates]
+        rows = {p: n for n, p in enumerate(marked)}
+        found = [self._candidates[p] for p in marked]
+        return rows, similarities(found, window, self.params)
