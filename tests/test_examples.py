@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.readers import examples, subscriptions
+from newsletter.readers import subscriptions
 from newsletter.runtime import Runtime
 from newsletter.sources.jsonfile import JsonlSource
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
 from newsletter.store.examples import felt_papers
-from newsletter.store.papers import upsert_papers
+from newsletter.store.papers import paper_ids_for, upsert_papers
 from newsletter.store.subscribers import get_subscriber
 from tests.conftest import CliResult
 from tests.http_server import Answer, ScriptedServer, scripted_server
@@ -95,7 +95,7 @@ def test_an_example_that_cannot_be_found_fails_the_subscription_and_writes_nothi
     assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert subscriptions.list_all(context) == []
     with db.transaction(context.sessions) as session:
-        assert examples.store.paper_ids_for(session, ["arxiv:2311.04601"]) == {}
+        assert paper_ids_for(session, ["arxiv:2311.04601"]) == {}
 
 
 def test_an_unreachable_arxiv_is_a_one_line_error(

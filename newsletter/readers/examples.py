@@ -26,7 +26,7 @@ from newsletter.sources.refs import PaperRef, parse_ref
 from newsletter.store import db
 from newsletter.store import examples as store
 from newsletter.store.models import utcnow
-from newsletter.store.papers import upsert_papers
+from newsletter.store.papers import paper_ids_for, paper_title, upsert_papers
 from newsletter.store.statuses import Feeling, Origin
 from newsletter.store.subscribers import get_subscriber
 
@@ -63,7 +63,7 @@ def find_papers(
     get = get or (lambda url: fetch(url, _POLICY))
     wanted = [r.arxiv_id for r in refs if r.arxiv_id]
     with db.transaction(runtime.sessions) as session:
-        known = store.paper_ids_for(session, wanted)
+        known = paper_ids_for(session, wanted)
     api = runtime.settings.examples.arxiv_api
     missing = [i for i in dict.fromkeys(wanted) if i not in known]
     records: dict[str, PaperRecord] = {}
@@ -124,7 +124,7 @@ def keep_examples(
     in the caller's transaction (a subscription and its examples are one write)."""
     if found.records:
         upsert_papers(session, found.records)
-    ids = store.paper_ids_for(session, found.external_ids)
+    ids = paper_ids_for(session, found.external_ids)
     paper_ids = [ids[e] for e in found.external_ids]
     for paper_id in paper_ids:
         store.set_feeling(session, subscriber_id, paper_id, Feeling.LIKE, origin, now)
@@ -168,7 +168,7 @@ def give_feedback(
     """ "More like this" (an example) or "fewer like this" (held back), by id."""
     feeling = Feeling.LIKE if more else Feeling.FEWER
     with db.transaction(runtime.sessions, immediate=True) as session:
-        title = store.paper_title(session, paper_id)
+        title = paper_title(session, paper_id)
         if title is None:
             raise NotFound(f"no paper with id {paper_id}")
         if more and not store.feels(session, subscriber_id, paper_id, Feeling.LIKE):
@@ -190,19 +190,21 @@ def feedback_by_email(runtime: Runtime, email: str, paper: str, more: bool) -> F
 
 
 def _paper_id(session: Session, paper: str) -> int | None:
+    """A stored paper by its number in the store, an arXiv id or link, or another
+    external id; None when it is not stored."""
     text = paper.strip()
     if text.isdigit() and split_arxiv_id(text) is None:
-        return store.paper_id_if_stored(session, int(text))
+        return int(text) if paper_title(session, int(text)) is not None else None
     try:
-        external = parse_ref(text).arxiv_id
+        external = parse_ref(text).arxiv_id or text
     except InvalidInput:
-        external = text  # a stored paper known by another kind of id
-    return store.paper_ids_for(session, [external or text]).get(external or text)
+        external = text  # a paper known by another kind of id ("title:…")
+    return paper_ids_for(session, [external]).get(external)
 
 
 def paper_title_of(runtime: Runtime, paper_id: int) -> str | None:
     with db.transaction(runtime.sessions) as session:
-        return store.paper_title(session, paper_id)
+        return paper_title(session, paper_id)
 
 
 def forget(runtime: Runtime, subscriber_id: int, paper_id: int) -> bool:

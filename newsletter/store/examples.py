@@ -4,14 +4,13 @@ from. A later mark replaces an earlier one: the reader changed their mind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.store.bulk import ID_CHUNK, insert_or_ignore
+from newsletter.store.bulk import insert_or_ignore
 from newsletter.store.models import Paper, ReaderPaper
 from newsletter.store.statuses import Feeling, Origin
 
@@ -24,28 +23,6 @@ class FeltPaper:
     feeling: Feeling
     origin: Origin
     created_at: datetime
-
-
-def paper_ids_for(session: Session, external_ids: Sequence[str]) -> dict[str, int]:
-    """Stored papers by external id (`arxiv:2403.01234`)."""
-    found: dict[str, int] = {}
-    unique = list(dict.fromkeys(external_ids))
-    for start in range(0, len(unique), ID_CHUNK):
-        query = select(Paper.external_id, Paper.id).where(
-            Paper.external_id.in_(unique[start : start + ID_CHUNK])
-        )
-        found.update({external: paper_id for external, paper_id in session.execute(query)})
-    return found
-
-
-def paper_id_if_stored(session: Session, paper_id: int) -> int | None:
-    found: int | None = session.scalar(select(Paper.id).where(Paper.id == paper_id))
-    return found
-
-
-def paper_title(session: Session, paper_id: int) -> str | None:
-    title: str | None = session.scalar(select(Paper.title).where(Paper.id == paper_id))
-    return title
 
 
 def set_feeling(

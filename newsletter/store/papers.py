@@ -178,3 +178,21 @@ def papers_by_id(session: Session, paper_ids: Sequence[int]) -> dict[int, Paper]
         chunk = paper_ids[start : start + _CHUNK]
         found.update((p.id, p) for p in session.scalars(select(Paper).where(Paper.id.in_(chunk))))
     return found
+
+
+def paper_ids_for(session: Session, external_ids: Sequence[str]) -> dict[str, int]:
+    """Stored papers by external id (`arxiv:2403.01234`)."""
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(external_ids))
+    for start in range(0, len(unique), _CHUNK):
+        query = select(Paper.external_id, Paper.id).where(
+            Paper.external_id.in_(unique[start : start + _CHUNK])
+        )
+        found.update({external: paper_id for external, paper_id in session.execute(query)})
+    return found
+
+
+def paper_title(session: Session, paper_id: int) -> str | None:
+    """The title of the paper with this id; None when no such paper is stored."""
+    title: str | None = session.scalar(select(Paper.title).where(Paper.id == paper_id))
+    return title
