@@ -30,7 +30,15 @@ from newsletter.readers.subscriptions import SubscriberInfo
 from newsletter.runtime import Runtime
 from newsletter.sources.refs import parse_refs
 from newsletter.tokens import read_token
-from newsletter.web.forms import BadForm, Form, FormRules, UnsupportedMediaType, WebForms, read_form
+from newsletter.web.forms import (
+    PAPERS_MAX,
+    BadForm,
+    Form,
+    FormRules,
+    UnsupportedMediaType,
+    WebForms,
+    read_form,
+)
 from newsletter.web.pages import Pages
 from newsletter.web.ratelimit import RateLimiter
 from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, Csrf
@@ -113,6 +121,7 @@ def form_page(
         csrf_token=state.csrf.field_for(cookie),
         timezones=timezones(),
         interests_max=state.forms.interests_max,
+        papers_max=PAPERS_MAX,
         **values,
     )
     if fresh:
