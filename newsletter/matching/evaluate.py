@@ -148,9 +148,8 @@ def case_f1(case: Case, returned: frozenset[int]) -> float:
 def evaluate(
     name: str, cases: Sequence[Case], papers: Sequence[SamplePaper], rank: RankFn
 ) -> Report:
-    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in cases]
-    candidates = [Candidate(i, p.title, p.abstract) for i, p in enumerate(papers)]
-    ranked = rank(interests, candidates)
+    interests = _typed(cases)
+    ranked = rank(interests, _candidates(papers, None))
     results = []
     for case, interest in zip(cases, interests, strict=True):
         returned = frozenset(m.paper_id for m in ranked[interest.key])
@@ -175,8 +174,8 @@ def evaluate_examples(
     `use_examples=False`: the interest alone on the same cases, the yardstick."""
     candidates = _candidates(papers, vectors)
     usable = [c for c in cases if len(c.must) >= 3]
-    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in usable]
-    ranked = rank(interests, [Candidate(i, p.title, p.abstract) for i, p in enumerate(papers)])
+    interests = _typed(usable)
+    ranked = rank(interests, _candidates(papers, None))
     results = []
     for case, interest in zip(usable, interests, strict=True):
         examples = sorted(case.must)[:count]
@@ -211,7 +210,7 @@ def simulate_feedback(
     candidates = _candidates(papers, vectors)
     first = [c for c in candidates if c.paper_id % 2 == 0]
     second = [c for c in candidates if c.paper_id % 2 == 1]
-    interests = [Interest(f"text:{c.interest}", c.interest, c.interest) for c in cases]
+    interests = _typed(cases)
     before, after = rank(interests, first), rank(interests, second)
     results = []
     for case, interest in zip(cases, interests, strict=True):
@@ -229,6 +228,11 @@ def simulate_feedback(
             CaseResult(scored, frozenset(returned), case_f1(scored, frozenset(returned)))
         )
     return Report(name, tuple(results))
+
+
+def _typed(cases: Sequence[Case]) -> list[Interest]:
+    """Each case's interest as a reader types it."""
+    return [Interest(f"text:{c.interest}", c.interest, c.interest) for c in cases]
 
 
 def _candidates(papers: Sequence[SamplePaper], vectors: np.ndarray | None) -> list[Candidate]:
