@@ -39,6 +39,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "newsletter.status": (*BELOW_SERVICES, "newsletter.planning"),
     "newsletter.readers": (*BELOW_SERVICES, "newsletter.planning"),
     "newsletter.delivery": (*BELOW_SERVICES, "newsletter.planning", "newsletter.readers"),
+    # What comes back after sending (bounces, complaints, webhooks) acts on readers.
+    "newsletter.returns": (*BELOW_SERVICES, "newsletter.planning", "newsletter.readers"),
 }
 ENTRY_POINTS = (
     "newsletter.cli",

@@ -22,7 +22,10 @@ from newsletter.store import claims as claims_mod
 from newsletter.store import db
 from newsletter.store import deliveries as deliveries_mod
 from newsletter.store import editions as editions_mod
+from newsletter.store import returns as returns_store
 from newsletter.store.claims import ClaimedDelivery
+from newsletter.store.returns import Target
+from newsletter.store.statuses import MailEventKind, MailEventSource
 
 Outcome = Literal["sent", "failed", "retried", "released", "returned", "skipped"]
 
@@ -124,6 +127,11 @@ class Outcomes:
             deliveries_mod.mark_failed(
                 session, delivery, self.owner, error, now, permanent=hard_bounce
             )
+            if hard_bounce:  # the same record as a bounce that comes back by mail
+                target = Target(delivery.subscriber_id, delivery.id, delivery.edition_id)
+                returns_store.add_event(
+                    session, MailEventKind.HARD_BOUNCE, MailEventSource.SMTP, target, error, now
+                )
             bounced = hard_bounce and deliveries_mod.record_hard_bounce(
                 session, delivery.subscriber_id, bounce_after, now
             )

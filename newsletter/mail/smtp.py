@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from newsletter.config import SmtpConfig
+from newsletter.config.mail import SmtpConfig
 from newsletter.mail import pipelined
 
 

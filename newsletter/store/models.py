@@ -32,6 +32,8 @@ from newsletter.store.statuses import (
     DeliveryStatus,
     EditionStatus,
     Feeling,
+    MailEventKind,
+    MailEventSource,
     Origin,
     SubscriberStatus,
     one_of,
@@ -217,7 +219,8 @@ class Delivery(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[str | None] = mapped_column(String(300))
+    # Indexed: a relay's webhook names the message it reports on by this header.
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -310,3 +313,48 @@ class ReaderPaper(Base):
     feeling: Mapped[str] = mapped_column(String(10))
     origin: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailEvent(Base):
+    """A bounce, complaint or unsubscribe that came back for a message: from the SMTP
+    session, `newsletter inbound` or a relay's webhook. event_key (the provider's event
+    id, or the DSN's Message-ID) makes a report delivered twice count once."""
+
+    __tablename__ = "mail_events"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", MailEventKind), name="kind"),
+        CheckConstraint(one_of("source", MailEventSource), name="source"),
+        Index("ix_mail_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+    edition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("editions.id", ondelete="SET NULL"), index=True
+    )
+    detail: Mapped[str] = mapped_column(Text, default="")
+    event_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundMessage(Base):
+    """Mail to `newsletter inbound` that is neither a bounce, a complaint nor an
+    unsubscribe: kept for the admin, never dropped."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    mail_from: Mapped[str] = mapped_column(String(320), default="")
+    rcpt_to: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)

@@ -59,3 +59,21 @@ class Origin(StrEnum):
     GIVEN = "given"  # typed or uploaded on the subscribe or preferences page
     EMAIL = "email"  # a "More / Fewer like this" link in a digest
     ADMIN = "admin"  # `newsletter subscribe --paper` or `newsletter feedback`
+
+
+class MailEventKind(StrEnum):
+    """What came back from the mail system about a message (see store/returns.py)."""
+
+    HARD_BOUNCE = "hard_bounce"  # the address does not take mail: counts toward bounce_after
+    SOFT_BOUNCE = "soft_bounce"  # a mailbox full, a greylist: recorded, not counted
+    COMPLAINT = "complaint"  # the reader reported it as spam: unsubscribed at once
+    UNSUBSCRIBE = "unsubscribe"  # mail to the List-Unsubscribe mailto address
+
+
+class MailEventSource(StrEnum):
+    SMTP = "smtp"  # the relay refused it during the SMTP session
+    INBOUND = "inbound"  # a DSN, ARF report or unsubscribe mail to `newsletter inbound`
+    SES = "ses"
+    POSTMARK = "postmark"
+    MAILGUN = "mailgun"
+    SENDGRID = "sendgrid"

@@ -17,10 +17,18 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from newsletter.config.mail import (
+    BouncesConfig,
+    DeliveryConfig,
+    DkimConfig,
+    Section,
+    SenderConfig,
+    SmtpConfig,
+)
 from newsletter.errors import ConfigError
 
 DEFAULT_PATH = Path("config.yaml")
@@ -35,11 +43,9 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "NEWSLETTER_SMTP_PORT": ("smtp", "port"),
     "NEWSLETTER_DATABASE_URL": ("database", "url"),
     "NEWSLETTER_BASE_URL": ("site", "base_url"),
+    "NEWSLETTER_MAILGUN_SIGNING_KEY": ("bounces", "webhooks", "mailgun_signing_key"),
+    "NEWSLETTER_POSTMARK_PASSWORD": ("bounces", "webhooks", "postmark_password"),
 }
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteConfig(Section):
@@ -58,36 +64,6 @@ class SiteConfig(Section):
 
 class DatabaseConfig(Section):
     url: str = "sqlite:///newsletter.db"
-
-
-class SmtpConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8025, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    security: Literal["none", "starttls", "ssl"] = "none"
-    timeout: float = Field(default=30.0, gt=0)
-    connections: int = Field(default=4, ge=1, le=64)
-    max_rate: float | None = Field(default=None, gt=0)
-
-
-class SenderConfig(Section):
-    from_address: str = "papers@example.org"
-    from_name: str = "Trending Papers"
-    reply_to: str | None = None
-
-    @field_validator("from_name")
-    @classmethod
-    def _no_control_chars(cls, value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("must not contain control characters (CR, LF, …)")
-        return value
-
-
-class DkimConfig(Section):
-    domain: str
-    selector: str
-    private_key_path: Path
 
 
 class DigestConfig(Section):
@@ -118,16 +94,6 @@ class DigestConfig(Section):
         return WEEKDAYS.index(self.weekday)
 
 
-class DeliveryConfig(Section):
-    batch_size: int = Field(default=100, ge=1, le=10_000)
-    lease_seconds: int = Field(default=300, ge=5)
-    max_attempts: int = Field(default=5, ge=1)
-    retry_base_seconds: float = Field(default=60.0, ge=0)
-    bounce_after: int = Field(default=3, ge=1)
-    failure_threshold: float = Field(default=0.05, gt=0, le=1)
-    failure_window: int = Field(default=500, ge=10)
-
-
 class SourceConfig(Section):
     format: Literal["auto", "hf", "arxiv", "json", "jsonl", "page"] = "auto"
     url: str | None = None
@@ -152,7 +118,7 @@ class TopicConfig(Section):
     categories: tuple[str, ...] = ()
 
 
-SHIPPED_TOPICS = Path(__file__).parent / "data" / "topics.yaml"
+SHIPPED_TOPICS = Path(__file__).parent.parent / "data" / "topics.yaml"
 
 
 @functools.cache
@@ -174,6 +140,9 @@ class WebConfig(Section):
     # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client. Nobody is
     # trusted by default: any client could otherwise pick its own address.
     trusted_proxies: tuple[str, ...] = ()
+    # /admin: how long a login lasts, and failed logins allowed per client per hour.
+    admin_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    admin_login_attempts_per_hour: int = Field(default=10, ge=1)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -190,6 +159,26 @@ class WebConfig(Section):
                     f"{value!r} is not an IP address or network (like 10.0.0.1 or 10.0.0.0/8)"
                 ) from None
         return tuple(parsed)
+
+
+# argon2 (argon2-cffi) and bcrypt hashes, as `newsletter admin-password` prints them.
+PASSWORD_HASH = re.compile(r"^\$(argon2(id|i|d)\$|2[aby]\$)\S+$")
+
+
+class AdminConfig(Section):
+    """One person who may log in to /admin."""
+
+    email: str = Field(min_length=3, max_length=320)
+    password_hash: str
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_hash(cls, value: str) -> str:
+        if not PASSWORD_HASH.match(value):
+            raise ValueError(
+                "is not an argon2 or bcrypt hash: make one with `newsletter admin-password`"
+            )
+        return value
 
 
 class ScheduleConfig(Section):
@@ -248,6 +237,8 @@ class Settings(Section):
     secret_key: str | None = Field(default=None, min_length=16)
     matching: MatchingConfig = MatchingConfig()
     examples: ExamplesConfig = ExamplesConfig()
+    bounces: BouncesConfig = BouncesConfig()
+    admins: tuple[AdminConfig, ...] = ()
 
     @field_validator("topics")
     @classmethod
@@ -258,6 +249,12 @@ class Settings(Section):
                 raise ValueError(f"topic slug {topic.slug!r} appears twice")
             seen.add(topic.slug)
         return topics
+
+    @property
+    def bounce_address(self) -> str:
+        """bounces.address, else bounces@<the sender's domain>."""
+        domain = self.sender.from_address.rpartition("@")[2]
+        return self.bounces.address or f"bounces@{domain}"
 
     def topic(self, slug: str) -> TopicConfig | None:
         return next((t for t in self.topics if t.slug == slug), None)

@@ -1,0 +1,25 @@
+"""A bounce, complaint or unsubscribe as a parser or webhook reports it (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from newsletter.store.statuses import MailEventKind, MailEventSource
+
+
+@dataclass(frozen=True)
+class ReturnEvent:
+    """What came back, and every clue to the message it is about, best first:
+    `delivery_id` (signed into the VERP envelope sender), `message_id` (echoed by a
+    webhook), `subscriber_id` (signed into the unsubscribe address), `email`."""
+
+    kind: MailEventKind
+    source: MailEventSource
+    delivery_id: int | None = None
+    message_id: str | None = None
+    subscriber_id: int | None = None
+    email: str | None = None
+    detail: str = ""  # the status code and diagnostic, for the admin
+    # The provider's event id (or the report's own Message-ID): the same report
+    # delivered twice is recorded once.
+    key: str | None = None
