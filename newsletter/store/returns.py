@@ -160,7 +160,7 @@ def event_counts(session: Session, since: datetime | None = None) -> EventCounts
     query = select(MailEvent.kind, func.count()).group_by(MailEvent.kind)
     if since is not None:
         query = query.where(MailEvent.at >= since)
-    return _counts(dict(session.execute(query).tuples().all()))
+    return _counts({kind: count for kind, count in session.execute(query)})
 
 
 def event_counts_by_edition(session: Session, edition_ids: Sequence[int]) -> dict[int, EventCounts]:
@@ -168,7 +168,7 @@ def event_counts_by_edition(session: Session, edition_ids: Sequence[int]) -> dic
         select(MailEvent.edition_id, MailEvent.kind, func.count())
         .where(MailEvent.edition_id.in_(edition_ids))
         .group_by(MailEvent.edition_id, MailEvent.kind)
-    ).tuples()
+    )
     by_edition: dict[int, dict[str, int]] = {}
     for edition_id, kind, count in rows:
         if edition_id is not None:
