@@ -14,7 +14,7 @@ from newsletter.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SHIPPED = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-LISTS = {"sources", "topics"}  # lists of items, documented as one key each
+LISTS = {"sources", "topics", "admins"}  # lists of items, documented as one key each
 
 
 def keys(model: type[BaseModel], prefix: str = "") -> list[str]:
