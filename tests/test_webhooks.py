@@ -138,3 +138,10 @@ def test_a_large_sendgrid_batch_is_accepted(hooks: Hooks) -> None:
     response = Prepared("sendgrid", body, relay.key.headers(body)).post(hooks.client)
     assert response.status_code == 200, response.text
     assert hooks.reader() == ("active", 1)
+
+
+def test_a_body_over_five_megabytes_is_refused_with_413(hooks: Hooks) -> None:
+    body = b"[" + b" " * 5_000_000 + b"]"
+    response = hooks.client.post("/webhooks/sendgrid", content=body)
+    assert response.status_code == 413
+    assert hooks.events() == []

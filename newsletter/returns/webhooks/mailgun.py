@@ -35,16 +35,21 @@ class Tokens:
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def seen(self, token: str) -> bool:
+    def claim(self, token: str, now: float) -> bool:
+        """Take the token for this request; False when another request had it."""
         with self._lock:
-            return token in self._seen
-
-    def remember(self, token: str, now: float) -> None:
-        with self._lock:
+            if token in self._seen:
+                return False
             self._seen[token] = now
             cutoff = now - 2 * MAX_AGE_SECONDS
             for old in [t for t, at in self._seen.items() if at < cutoff]:
                 del self._seen[old]
+            return True
+
+    def release(self, token: str) -> None:
+        """A request that could not be applied: the relay may send it again."""
+        with self._lock:
+            self._seen.pop(token, None)
 
 
 def signature_token(payload: Any) -> str:
@@ -53,7 +58,8 @@ def signature_token(payload: Any) -> str:
 
 
 def verify(payload: Any, signing_key: str, tokens: Tokens, now: float | None = None) -> None:
-    """Raise Rejected unless the signature block is Mailgun's, fresh and unused."""
+    """Raise Rejected unless the signature block is Mailgun's, fresh and unused; the
+    token is then claimed (see `Tokens.release`)."""
     body = mapping(payload, "the Mailgun webhook")
     block = body.get("signature")
     if not isinstance(block, dict):
@@ -74,7 +80,7 @@ def verify(payload: Any, signing_key: str, tokens: Tokens, now: float | None = N
     now = time.time() if now is None else now
     if abs(now - signed_at) > MAX_AGE_SECONDS:
         raise Rejected("stale signature timestamp")
-    if tokens.seen(token):
+    if not tokens.claim(token, now):
         raise Rejected("signature token used before")
 
 

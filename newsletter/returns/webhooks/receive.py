@@ -125,10 +125,11 @@ class Relays:
         payload = parse(body)
         now = self.clock()
         mailgun.verify(payload, key, self.tokens, now)
-        summary = self._apply("mailgun", mailgun.events(payload))
-        # Only once applied: a request that failed here may come again with its token.
-        self.tokens.remember(mailgun.signature_token(payload), now)
-        return summary
+        try:
+            return self._apply("mailgun", mailgun.events(payload))
+        except Exception:
+            self.tokens.release(mailgun.signature_token(payload))
+            raise
 
     def _sendgrid(self, body: bytes, headers: Mapping[str, str]) -> Summary:
         key = self.config.sendgrid_public_key
