@@ -7,11 +7,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from newsletter.config import parse_settings
+from newsletter.errors import ConfigError
+from newsletter.returns.webhooks import Unavailable
 from newsletter.returns.webhooks.receive import Relays
+from newsletter.returns.webhooks.ses import MAX_FETCH_BYTES, https_get
 from newsletter.runtime import Runtime
+from tests.http_server import Answer, scripted_server
 from tests.webhook_rig import PROVIDERS, READER, Hooks, open_hooks, webhook_settings
 from tests.webhook_support import Prepared, SendGridRelay, SesRelay, sns_sign
 
@@ -145,3 +151,29 @@ def test_a_body_over_five_megabytes_is_refused_with_413(hooks: Hooks) -> None:
     response = hooks.client.post("/webhooks/sendgrid", content=body)
     assert response.status_code == 413
     assert hooks.events() == []
+
+
+def test_the_sns_fetcher_reads_an_answer_and_refuses_errors_redirects_and_floods() -> None:
+    with scripted_server() as server:
+        pem = server.route("/cert.pem", Answer(200, b"-----BEGIN CERTIFICATE-----"))
+        assert https_get(pem) == b"-----BEGIN CERTIFICATE-----"
+        moved = server.route("/moved.pem", Answer(302, b"", {"Location": pem}))
+        missing = server.route("/missing.pem", Answer(404, b"no"))
+        flood = server.route("/flood.pem", Answer(200, b"x" * (MAX_FETCH_BYTES + 1)))
+        for url in (moved, missing, flood):
+            with pytest.raises(Unavailable):
+                https_get(url)
+        assert server.hits("/cert.pem") == 1  # the redirect was not followed
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "problem"),
+    [
+        ({"ses_topic_arns": ["ses-bounces"]}, "ses_topic_arns"),
+        ({"postmark_password": "correct-horse-battery"}, "postmark_username and postmark_pass"),
+        ({"sendgrid_public_key": "bm90IGEga2V5IGF0IGFsbCwganVzdCB0ZXh0"}, "sendgrid_public_key"),
+    ],
+)
+def test_webhook_settings_are_checked_on_load(webhooks: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_settings({"bounces": {"webhooks": webhooks}})

@@ -103,7 +103,7 @@ class WebhooksConfig(Section):
     @model_validator(mode="after")
     def _postmark_pair(self) -> WebhooksConfig:
         if (self.postmark_username is None) != (self.postmark_password is None):
-            raise ValueError("postmark_username and postmark_password are set together")
+            raise ValueError("postmark_username and postmark_password must be set together")
         return self
 
 
