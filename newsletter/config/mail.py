@@ -7,13 +7,19 @@ accepts unsigned bounce reports would let anyone unsubscribe anyone.
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ADDRESS = re.compile(r"^[^@\s+]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# arn:aws:sns:<region>:<account>:<topic>; a typo here would make every SES notice a 403.
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 
 
 class Section(BaseModel):
@@ -72,6 +78,33 @@ class WebhooksConfig(Section):
     mailgun_signing_key: str | None = Field(default=None, min_length=16)
     # SendGrid: the Signed Event Webhook's verification key (base64 DER, ECDSA P-256).
     sendgrid_public_key: str | None = None
+
+    @field_validator("ses_topic_arns")
+    @classmethod
+    def _topic_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not SNS_TOPIC_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not a topic ARN like arn:aws:sns:REGION:ACCOUNT:NAME")
+        return value
+
+    @field_validator("sendgrid_public_key")
+    @classmethod
+    def _verification_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            key = load_der_public_key(base64.b64decode("".join(value.split()), validate=True))
+        except (ValueError, UnsupportedAlgorithm):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise ValueError("must be the base64 ECDSA P-256 verification key SendGrid shows")
+        return value
+
+    @model_validator(mode="after")
+    def _postmark_pair(self) -> WebhooksConfig:
+        if (self.postmark_username is None) != (self.postmark_password is None):
+            raise ValueError("postmark_username and postmark_password must be set together")
+        return self
 
 
 class BouncesConfig(Section):

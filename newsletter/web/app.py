@@ -14,8 +14,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.readers.archive import TrendingCache
+from newsletter.returns.webhooks.receive import Relays
 from newsletter.runtime import Runtime
-from newsletter.web import archive, feedback, preferences, subscribe
+from newsletter.web import archive, feedback, preferences, subscribe, webhooks
 from newsletter.web.feedback import BIBTEX_PATH, BIBTEX_UPLOAD_BYTES
 from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
@@ -24,7 +25,7 @@ from newsletter.web.routes import PendingPurge, WebState, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (subscribe.router, preferences.router, feedback.router, archive.router)
+ROUTERS = (subscribe.router, preferences.router, feedback.router, archive.router, webhooks.router)
 TITLES = {
     400: "Bad request",
     403: "Forbidden",
@@ -52,6 +53,7 @@ def create_app(context: Runtime) -> FastAPI:
         purge=PendingPurge(context),
         trending=TrendingCache(),
     )
+    app.state.relays = Relays(context)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -65,7 +67,10 @@ def create_app(context: Runtime) -> FastAPI:
         BodyLimit,
         max_bytes=settings.web.max_body_bytes,
         too_large=too_large,
-        uploads=((BIBTEX_PATH, BIBTEX_UPLOAD_BYTES),),
+        uploads=(
+            (BIBTEX_PATH, BIBTEX_UPLOAD_BYTES),
+            (webhooks.WEBHOOK_PATH, webhooks.WEBHOOK_BODY_BYTES),
+        ),
     )
     app.add_middleware(SecurityHeaders, https=https)
     app.add_middleware(HeadAsGet)
