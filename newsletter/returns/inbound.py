@@ -50,8 +50,11 @@ class Handled:
     note: str = ""
 
     def line(self) -> str:
-        who = f" {', '.join(self.readers)}" if self.readers else ""
-        return f"{self.what}:{who}{f' ({self.note})' if self.note else ''}"
+        who = ", ".join(self.readers) or "no reader"
+        note = self.note if len(self.note) <= 160 else self.note[:157] + "..."
+        if self.what == "stored":
+            return f"stored for the admin: {note}"
+        return f"{self.what}: {who} ({note})" if note else f"{self.what}: {who}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ class Inbound:
                 raw=raw,
                 at=now,
             )
-        return Handled("stored", (), f"#{number}: {reason}")
+        return Handled("stored", (), f"#{number}, to {', '.join(recipients)}: {reason}")
 
     def _summary(self, applied: Sequence[record.Applied]) -> Handled:
         found = [a for a in applied if a.target is not None]
