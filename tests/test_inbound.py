@@ -380,3 +380,14 @@ def test_newsletter_inbound_on_a_port_in_use_is_a_one_line_error(site: Site) -> 
         result = site.cli("inbound", "--port", str(port))
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: the port is in use"
+
+
+def test_a_feedback_loop_report_sent_to_the_verp_address_is_a_complaint_about_that_delivery(
+    site: Site, inbound: Running
+) -> None:
+    reader = "reader00001@example.org"
+    # The provider redacted the recipient and quotes only unrelated headers.
+    report = arf_for(b"Subject: something\r\n\r\nx\r\n", msg_id="fbl-verp@fbl.example.net")
+    assert deliver(inbound.port, [site.sent[reader].mail_from], report).code == 250
+    assert ("complaint", reader, site.delivery_of(reader), "inbound") in site.events()
+    assert site.reader(reader)[0] == "unsubscribed"
