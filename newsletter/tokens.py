@@ -1,4 +1,5 @@
-"""Signed, purpose-bound tokens for the links in emails (confirm, unsubscribe, preferences).
+"""Signed, purpose-bound tokens for the links in emails (confirm, unsubscribe, preferences),
+and the short ones signed into return addresses (`make_address_token`).
 
 Each purpose signs with its own salt, so a token made for one purpose never verifies
 for another: an unsubscribe link cannot confirm an address, and vice versa.
@@ -9,6 +10,10 @@ the shape the web routes check before reading one), made and read by it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal, get_args
@@ -67,3 +72,67 @@ def read_cards_token(secret_key: str, token: str) -> tuple[int, frozenset[int]]:
         case [int() as reader, list() as papers] if all(type(p) is int for p in papers):
             return reader, frozenset(papers)
     raise InvalidToken("this feedback link is not valid")
+
+
+# --- Address tokens: signed ids inside an email address's local part ---------------
+#
+# A VERP envelope sender (`bounces+d123-…@`) and the List-Unsubscribe mailto address
+# (`unsubscribe+s45-…@`) carry a signed id. MTAs may lower-case local parts and allow
+# 64 characters, so the token is lower-case base32 of an HMAC-SHA256 truncated to
+# 80 bits: too long to guess, short enough for any local part, cheap per message.
+
+AddressPurpose = Literal["bounce", "unsubscribe-mail"]
+# The letter before the id says what it is, so a token of one purpose is refused by
+# the other before its signature is even checked.
+_ADDRESS_PREFIX: dict[str, str] = {"bounce": "d", "unsubscribe-mail": "s"}
+ADDRESS_SIGNATURE_CHARS = 16  # 16 base32 characters = 80 bits
+_MAX_ID_DIGITS = 18  # fits a 64-bit column; bounds the token's length
+
+
+@lru_cache(maxsize=8)
+def _address_hmac(secret_key: str, purpose: AddressPurpose) -> hmac.HMAC:
+    # Keyed once; each token copies it (no key schedule per message).
+    if purpose not in _ADDRESS_PREFIX:
+        raise InvalidToken(f"unknown address token purpose {purpose!r}")
+    base = hmac.new(secret_key.encode("utf-8"), digestmod=hashlib.sha256)
+    base.update(f"newsletter.address.{purpose}\0".encode())
+    return base
+
+
+def _address_signature(secret_key: str, purpose: AddressPurpose, value: int) -> str:
+    mac = _address_hmac(secret_key, purpose).copy()
+    mac.update(str(value).encode("ascii"))
+    return base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
+
+
+def make_address_token(secret_key: str, purpose: AddressPurpose, value: int) -> str:
+    """`d123-k7qz…`: `value` (a delivery or subscriber id) signed for `purpose`."""
+    value = int(value)
+    if value < 0 or len(str(value)) > _MAX_ID_DIGITS:
+        raise InvalidToken(f"cannot sign {value} into an address")
+    prefix = _ADDRESS_PREFIX.get(purpose)
+    if prefix is None:
+        raise InvalidToken(f"unknown address token purpose {purpose!r}")
+    return f"{prefix}{value}-{_address_signature(secret_key, purpose, value)}"
+
+
+def read_address_token(secret_key: str, purpose: AddressPurpose, token: str) -> int:
+    """The id signed into an address token for `purpose`, or InvalidToken. Case does
+    not matter: a relay may have changed it."""
+    prefix = _ADDRESS_PREFIX.get(purpose)
+    if prefix is None:
+        raise InvalidToken(f"unknown address token purpose {purpose!r}")
+    found = _ADDRESS_TOKEN.fullmatch(token.strip().lower())
+    if found is None or found["prefix"] != prefix:
+        raise InvalidToken(f"this {purpose} address is not valid")
+    value = int(found["id"])
+    expected = _address_signature(secret_key, purpose, value)
+    if not hmac.compare_digest(expected, found["signature"]):
+        raise InvalidToken(f"this {purpose} address is not valid")
+    return value
+
+
+_ADDRESS_TOKEN = re.compile(
+    rf"(?P<prefix>[a-z])(?P<id>[0-9]{{1,{_MAX_ID_DIGITS}}})-"
+    rf"(?P<signature>[a-z2-7]{{{ADDRESS_SIGNATURE_CHARS}}})"
+)

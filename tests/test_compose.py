@@ -11,7 +11,7 @@ from newsletter.delivery.compose import Composer
 from newsletter.errors import HeaderInjection, InvalidToken
 from newsletter.render import Renderer
 from newsletter.render.samples import sample_items
-from newsletter.tokens import read_token
+from newsletter.tokens import read_address_token, read_token
 from tests.email_support import (
     HOSTILE,
     SECRET,
@@ -37,7 +37,8 @@ def test_a_digest_is_a_complete_message_with_signed_links() -> None:
     message = composer().digest(
         subscriber_id=7, email="reader@example.org", items=sample_items(10), **WEEK
     )
-    assert message.sender == "digest@papers.example.org"
+    # A digest composed without a delivery (a preview) returns to the plain address.
+    assert message.sender == "bounces@papers.example.org"
     assert message.recipient == "reader@example.org"
     assert_wire_format(message.data)
     parsed = parse(message.data)
@@ -55,6 +56,43 @@ def test_a_digest_is_a_complete_message_with_signed_links() -> None:
     assert read_token(SECRET, "digest", own[1]) == 7
     for item in sample_items(10):
         assert item.paper.title in text
+
+
+def test_a_digest_returns_to_a_verp_address_naming_its_delivery() -> None:
+    message = composer().digest(
+        subscriber_id=7, email="reader@example.org", items=sample_items(2), delivery_id=4321, **WEEK
+    )
+    local, _, domain = message.sender.partition("@")
+    assert domain == "papers.example.org"
+    assert local.startswith("bounces+d4321-") and len(local) <= 64
+    assert read_address_token(SECRET, "bounce", local.partition("+")[2]) == 4321
+
+
+def test_list_unsubscribe_offers_the_link_first_then_a_signed_address_for_this_reader() -> None:
+    message = composer().digest(
+        subscriber_id=7, email="reader@example.org", items=sample_items(2), delivery_id=1, **WEEK
+    )
+    header = str(parse(message.data)["List-Unsubscribe"])
+    found = re.fullmatch(
+        r"<https://[^>]+>, "
+        r"<mailto:unsubscribe\+([a-z0-9-]+)@papers\.example\.org\?subject=unsubscribe>",
+        header,
+    )
+    assert found, header
+    assert read_address_token(SECRET, "unsubscribe-mail", found[1]) == 7
+
+
+def test_a_configured_bounce_address_sets_the_return_domain() -> None:
+    c = composer(bounces={"address": "returns@mail.example.net"})
+    message = c.digest(
+        subscriber_id=7, email="reader@example.org", items=sample_items(1), delivery_id=3, **WEEK
+    )
+    assert message.sender.startswith("returns+d3-")
+    assert message.sender.endswith("@mail.example.net")
+    assert "unsubscribe+s7-" in str(parse(message.data)["List-Unsubscribe"])
+    assert c.notice("welcome", subscriber_id=7, email="r@example.org").sender == (
+        "returns@mail.example.net"
+    )
 
 
 def test_the_same_edition_and_subscriber_always_get_the_same_message_id() -> None:

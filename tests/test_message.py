@@ -32,6 +32,7 @@ def build(**overrides: object) -> bytes:
         "html": HTML,
         "message_id": "<2026-W11.7.abc@papers.example.org>",
         "unsubscribe_url": "https://papers.example.org/unsubscribe/TOKEN",
+        "unsubscribe_mailto": "unsubscribe+s7-abc@papers.example.org",
         "date": datetime(2026, 3, 16, 8, 0, tzinfo=UTC),
     }
     fields.update(overrides)
@@ -60,10 +61,33 @@ def test_it_carries_the_list_and_identity_headers() -> None:
     assert str(message["List-Id"]) == '"Trending Papers" <trending-papers.papers.example.org>'
     assert str(message["List-Unsubscribe"]) == (
         "<https://papers.example.org/unsubscribe/TOKEN>, "
-        "<mailto:digest@papers.example.org?subject=unsubscribe>"
+        "<mailto:unsubscribe+s7-abc@papers.example.org?subject=unsubscribe>"
     )
     assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     assert message["Reply-To"] is None
+
+
+def test_the_envelope_sender_is_the_bounce_address_unless_a_message_names_its_own() -> None:
+    envelope = Envelope.make(
+        "Papers", "digest@papers.example.org", "Papers", bounce_address="bounces@papers.example.org"
+    )
+    fields = {"to": "r@example.org", "subject": "s", "text": "t", "html": "h"}
+    plain = build_message(envelope, message_id="<a@papers.example.org>", **fields)
+    assert plain.sender == "bounces@papers.example.org"
+    verp = build_message(
+        envelope,
+        message_id="<b@papers.example.org>",
+        sender="bounces+d1-abc@papers.example.org",
+        **fields,
+    )
+    assert verp.sender == "bounces+d1-abc@papers.example.org"
+    # The envelope sender is not a header: the receiving MTA writes Return-Path.
+    assert b"bounces" not in verp.data
+
+
+def test_without_a_mailto_the_list_unsubscribe_header_has_the_link_alone() -> None:
+    message = parse(build(unsubscribe_mailto=None))
+    assert str(message["List-Unsubscribe"]) == "<https://papers.example.org/unsubscribe/TOKEN>"
 
 
 def test_reply_to_is_added_when_configured() -> None:

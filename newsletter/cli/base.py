@@ -89,6 +89,7 @@ COMMAND_MODULES = {
     "scheduler": "schedule",
     "status": "schedule",
     "serve": "serve",
+    "inbound": "inbound",
 }
 
 

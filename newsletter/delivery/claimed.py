@@ -60,6 +60,7 @@ def compose(composer: Composer, job: Job) -> OutgoingMessage:
         week_end=job.week[1],
         items=job.items,
         topics=job.topics,
+        delivery_id=delivery.id,
     )
 
 

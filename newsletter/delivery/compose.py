@@ -21,9 +21,10 @@ from newsletter.mail.message import (
     make_message_id,
     random_message_id,
 )
+from newsletter.mail.verp import ReturnAddresses
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
-from newsletter.tokens import make_cards_token, make_token
+from newsletter.tokens import make_address_token, make_cards_token, make_token
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
@@ -49,8 +50,16 @@ class Composer:
             postal_address=site.postal_address,
         )
         sender = settings.sender
+        self.returns = ReturnAddresses.of(settings.bounce_address)
+        # A bounces.address too long for a tagged local part fails here, once, not
+        # for every reader.
+        self.returns.bounce_for(make_address_token(secret_key, "bounce", 10**18 - 1))
         self.envelope = Envelope.make(
-            sender.from_name, sender.from_address, site.name, sender.reply_to
+            sender.from_name,
+            sender.from_address,
+            site.name,
+            sender.reply_to,
+            bounce_address=self.returns.bounce,
         )
         self.domain = domain_of(sender.from_address)
         dkim = settings.dkim
@@ -127,7 +136,10 @@ class Composer:
         items: Sequence[DigestItem],
         topics: Sequence[str] = (),
         now: datetime | None = None,
+        delivery_id: int | None = None,
     ) -> OutgoingMessage:
+        """The digest; with `delivery_id` its envelope sender is the VERP address that
+        names that delivery (a preview has none: the plain bounce address)."""
         view = self.digest_view(
             subscriber_id=subscriber_id,
             email=email,
@@ -138,7 +150,14 @@ class Composer:
             topics=topics,
         )
         message_id = make_message_id(edition_key, subscriber_id, self.domain)
-        return self._finish(self.renderer.digest(view), view.recipient, message_id, True, now)
+        sender = None
+        if delivery_id is not None:
+            sender = self.returns.bounce_for(
+                make_address_token(self.secret_key, "bounce", delivery_id)
+            )
+        return self._finish(
+            self.renderer.digest(view), subscriber_id, view.recipient, message_id, True, now, sender
+        )
 
     def notice_view(
         self,
@@ -184,17 +203,30 @@ class Composer:
         rendered = self.renderer.notice(kind, view)
         message_id = random_message_id(kind, self.domain)
         return self._finish(
-            rendered, view.recipient, message_id, kind not in _NO_LIST_UNSUBSCRIBE, now
+            rendered,
+            subscriber_id,
+            view.recipient,
+            message_id,
+            kind not in _NO_LIST_UNSUBSCRIBE,
+            now,
         )
 
     def _finish(
         self,
         rendered: RenderedEmail,
+        subscriber_id: int,
         recipient: Recipient,
         message_id: str,
         list_unsubscribe: bool,
         now: datetime | None,
+        sender: str | None = None,
     ) -> OutgoingMessage:
+        mailto = None
+        if list_unsubscribe:
+            # A per-reader signed address: mail to it unsubscribes that reader and
+            # nobody else, whoever sends it.
+            token = make_address_token(self.secret_key, "unsubscribe-mail", subscriber_id)
+            mailto = self.returns.unsubscribe_for(token)
         message = build_message(
             self.envelope,
             to=recipient.email,
@@ -203,6 +235,8 @@ class Composer:
             html=rendered.html,
             message_id=message_id,
             unsubscribe_url=recipient.unsubscribe_url if list_unsubscribe else None,
+            unsubscribe_mailto=mailto,
+            sender=sender,
             date=now,
         )
         return self.signer.sign(message) if self.signer else message

@@ -160,15 +160,20 @@ class Envelope:
     """The parts of a message that are the same for every recipient, encoded once."""
 
     from_header: str
-    sender: str
+    sender: str  # the default envelope sender (MAIL FROM): where bounces go
     list_id: str
     reply_to: str | None = None
 
     @classmethod
     def make(
-        cls, from_name: str, from_address: str, list_name: str, reply_to: str | None = None
+        cls,
+        from_name: str,
+        from_address: str,
+        list_name: str,
+        reply_to: str | None = None,
+        bounce_address: str | None = None,
     ) -> Envelope:
-        sender = ascii_address(from_address)
+        sender = ascii_address(bounce_address or from_address)
         list_label = " ".join(_CONTROL.sub(" ", list_name).split())
         list_slug = _ATOM_TEXT.sub("-", list_label.lower()).strip(".-") or "newsletter"
         phrase = f'"{list_label}" ' if list_label.isascii() and '"' not in list_label else ""
@@ -189,8 +194,14 @@ def build_message(
     html: str,
     message_id: str,
     unsubscribe_url: str | None = None,
+    unsubscribe_mailto: str | None = None,
+    sender: str | None = None,
     date: datetime | None = None,
 ) -> OutgoingMessage:
+    """The whole message. `sender` overrides the envelope's MAIL FROM for this message
+    (a VERP address naming its delivery); `unsubscribe_mailto` is the address that
+    List-Unsubscribe offers beside `unsubscribe_url` (both already ASCII, built by
+    newsletter.mail.verp, so they are only checked for control characters here)."""
     recipient = ascii_address(to)
     check_header_text(message_id, "Message-ID")
     headers = [
@@ -204,11 +215,14 @@ def build_message(
     if envelope.reply_to:
         headers.append(f"Reply-To: {envelope.reply_to}")
     if unsubscribe_url:
+        # The https link first: RFC 8058 one-click clients use it; the mailto is for
+        # those that only send mail.
         check_header_text(unsubscribe_url, "unsubscribe link")
-        headers.append(
-            f"List-Unsubscribe: <{unsubscribe_url}>,\r\n"
-            f" <mailto:{envelope.sender}?subject=unsubscribe>"
-        )
+        unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>"
+        if unsubscribe_mailto:
+            check_header_text(unsubscribe_mailto, "unsubscribe address")
+            unsubscribe += f",\r\n <mailto:{unsubscribe_mailto}?subject=unsubscribe>"
+        headers.append(unsubscribe)
         headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     # The id hash makes the boundary unique per message; "=_" never occurs in
     # quoted-printable or base64 output, so no body line can be mistaken for it.
@@ -229,4 +243,6 @@ def build_message(
             f"--{boundary}--\r\n".encode("ascii"),
         )
     )
-    return OutgoingMessage(envelope.sender, recipient, message_id, data)
+    if sender is not None:
+        check_header_text(sender, "envelope sender")
+    return OutgoingMessage(sender or envelope.sender, recipient, message_id, data)
