@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import select, text
 
 from newsletter.mail.capture import Received
+from newsletter.mail.verp import ReturnAddresses
 from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store.models import Delivery, InboundMessage, MailEvent, Subscriber
+from newsletter.tokens import make_address_token
 from tests.bounce_samples import arf_for, dsn_for, sample
 from tests.conftest import CliResult, make_settings
 from tests.delivery_helpers import add_papers, add_readers
@@ -111,6 +113,12 @@ def inbound(site: Site) -> Iterator[Running]:
         yield running
 
 
+def verp_of(site: Site, reader: str) -> str:
+    """The envelope sender a digest to `reader` had (or would have had)."""
+    token = make_address_token(site.context.secret_key, "bounce", site.delivery_of(reader))
+    return ReturnAddresses.of(site.context.settings.bounce_address).bounce_for(token)
+
+
 def mailto_of(received: Received) -> str:
     header = str(message_from_bytes(received.data)["List-Unsubscribe"])
     found = re.search(r"<mailto:([^?>]+)", header)
@@ -139,7 +147,7 @@ def test_a_hard_bounce_by_mail_counts_toward_bounce_after_like_a_5xx_in_the_sess
     assert site.reader(reader) == ("active", 1)  # one of the two bounce_after allows
     # The relay's 5xx counted once already: one bounce by mail makes it two.
     assert site.reader(REFUSED) == ("active", 1)
-    reply = deliver(inbound.port, ["bounces@papers.example.org"], sample("gmail-hard.eml", REFUSED))
+    reply = deliver(inbound.port, [verp_of(site, REFUSED)], sample("gmail-hard.eml", REFUSED))
     assert reply.code == 250
     assert site.reader(REFUSED) == ("bounced", 2)
     # A second, different report about the first reader reaches the limit too.
@@ -183,12 +191,27 @@ def test_a_complaint_unsubscribes_the_reader_at_once_and_is_recorded(
     site: Site, inbound: Running
 ) -> None:
     reader = "reader00001@example.org"
-    report = sample("arf-abuse.eml", reader)
+    report = arf_for(site.sent[reader].data, msg_id="complaint@fbl.example.net")
     assert deliver(inbound.port, ["bounces@papers.example.org"], report).code == 250
     assert site.reader(reader) == ("unsubscribed", 0)
     assert [e[0] for e in site.events() if e[1] == reader] == ["complaint"]
     assert site.statuses()[reader] == "unsubscribed"
     assert inbound.lines[-1].startswith(f"complaint: {reader} (feedback-type abuse")
+
+
+def test_a_report_to_the_plain_address_naming_a_reader_only_by_address_changes_nothing(
+    site: Site, inbound: Running
+) -> None:
+    """Anyone can write to bounces@ and name any address: without a token we signed
+    in the quoted original, the report is kept for the admin and applied to nobody."""
+    reader = "reader00001@example.org"
+    for name in ("arf-abuse.eml", "gmail-hard.eml"):
+        report = sample(name, reader)
+        assert deliver(inbound.port, ["bounces@papers.example.org"], report).code == 250
+    assert site.reader(reader) == ("active", 0)
+    assert [e for e in site.events() if e[3] == "inbound"] == []
+    reasons = {reason for _, reason, _ in site.stored()}
+    assert reasons == {"names its reader without a signed token: not applied"}
 
 
 def test_mail_to_the_signed_unsubscribe_address_unsubscribes_that_reader(

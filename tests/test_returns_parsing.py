@@ -45,6 +45,14 @@ def test_a_delayed_delivery_report_is_a_soft_failure() -> None:
     assert "4.2.2" in failure.detail and "Mailbox full" in failure.detail
 
 
+def test_a_full_mailbox_is_a_soft_failure_even_in_the_permanent_class() -> None:
+    original = b"From: p@papers.example.org\r\nMessage-ID: <m@x>\r\n\r\nbody"
+    full = dsn_for(original, "reader@example.org", status="5.2.2", msg_id="full@mx")
+    unknown = dsn_for(original, "reader@example.org", status="5.1.1", msg_id="gone@mx")
+    assert [f.hard for f in failures(parsed_bytes(full))] == [False]
+    assert [f.hard for f in failures(parsed_bytes(unknown))] == [True]
+
+
 @pytest.mark.parametrize("name", ["exim-classic.eml", "qmail-hard.eml"])
 def test_bounces_without_rfc3464_fields_are_read_by_the_flufl_heuristics(name: str) -> None:
     report = parsed(name)

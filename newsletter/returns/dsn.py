@@ -2,7 +2,7 @@
 
 RFC 3464 reports (multipart/report; report-type=delivery-status) are read field by
 field: per recipient, `Action: failed` with a 5.x.x Status is a hard bounce, a 4.x.x
-one or `Action: delayed` a soft bounce, and the Diagnostic-Code is kept for the
+one, a full mailbox (5.2.2) or `Action: delayed` a soft bounce, and the Diagnostic-Code is kept for the
 admin. Everything else (the bounce formats of old MTAs and of big providers that
 predate or ignore the RFC) goes through Mailman's flufl.bounce detectors, which name
 the addresses that failed for good and those that failed for now.
@@ -77,8 +77,10 @@ def _recipient(fields: Message) -> Failure | None:
     )
     if recipient is None or action not in ("failed", "delayed"):
         return None  # delivered, relayed, expanded: not a failure
-    # A failure without a status is taken as final: the MTA gave up on it.
-    hard = action == "failed" and not status.startswith("4")
+    # A failure without a status is taken as final: the MTA gave up on it. A full
+    # mailbox (X.2.2) says nothing about the address: Gmail and others send it as 5.2.2
+    # for a reader who will empty it, so it is soft whatever its class.
+    hard = action == "failed" and not status.startswith("4") and status[1:] != ".2.2"
     diagnostic = header_text(fields, "Diagnostic-Code")
     detail = " ".join(p for p in (action, status, diagnostic) if p)
     return Failure(recipient, hard, detail)

@@ -131,6 +131,19 @@ class Inbound:
             delivery_id = self._verify("bounce", route.token)
             if delivery_id is None:
                 return [], "bounce address with a bad signature"
+        events, reason = self._report_events(report, delivery_id, fallback, defects)
+        if route.kind == "plain" and events:
+            # Anyone can mail the plain address, and Message-IDs and addresses can be
+            # guessed: only a token we signed, quoted in the original, names a reader.
+            signed = [e for e in events if e.delivery_id or e.subscriber_id is not None]
+            if not signed:
+                return [], "names its reader without a signed token: not applied"
+            events = signed
+        return events, reason
+
+    def _report_events(
+        self, report: Message, delivery_id: int | None, fallback: str, defects: str
+    ) -> tuple[list[ReturnEvent], str]:
         if is_arf(report):
             events = complaint_events(
                 report,
