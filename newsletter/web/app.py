@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.readers.archive import TrendingCache
 from newsletter.runtime import Runtime
-from newsletter.web import archive, feedback, preferences, subscribe
+from newsletter.web import admin, archive, feedback, preferences, subscribe
 from newsletter.web.feedback import BIBTEX_PATH, BIBTEX_UPLOAD_BYTES
 from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
@@ -24,7 +24,13 @@ from newsletter.web.routes import PendingPurge, WebState, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (subscribe.router, preferences.router, feedback.router, archive.router)
+ROUTERS = (
+    subscribe.router,
+    preferences.router,
+    feedback.router,
+    archive.router,
+    *admin.ROUTERS,
+)
 TITLES = {
     400: "Bad request",
     403: "Forbidden",
@@ -52,6 +58,7 @@ def create_app(context: Runtime) -> FastAPI:
         purge=PendingPurge(context),
         trending=TrendingCache(),
     )
+    admin.install(app, context)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

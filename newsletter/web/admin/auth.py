@@ -1,0 +1,76 @@
+"""Who may use /admin: the admins of the config, their argon2 password hashes, and
+the signed session cookie a login sets.
+
+A session is stateless (signed, timed by itsdangerous) and names the admin plus a
+fingerprint of their password hash: changing the hash in the config, or removing the
+admin, ends their sessions at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from newsletter.config import AdminConfig
+
+SESSION_COOKIE = "admin_session"
+
+
+@dataclass(frozen=True)
+class Admin:
+    email: str
+
+
+class Admins:
+    """Checks a login; always spends one hash verification, known address or not, so
+    the time taken does not tell which addresses are admins."""
+
+    def __init__(self, admins: Sequence[AdminConfig]) -> None:
+        self._hasher = PasswordHasher()
+        self._hashes = {a.email.strip().lower(): a.password_hash for a in admins}
+        # Same cost parameters as the real hashes: a verification against it takes as long.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
+
+    def check(self, email: str, password: str) -> Admin | None:
+        address = email.strip().lower()
+        known = self._hashes.get(address)
+        try:
+            ok = self._hasher.verify(known or self._dummy, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            ok = False
+        return Admin(address) if ok and known is not None else None
+
+    def fingerprint(self, email: str) -> str | None:
+        """A short digest of the admin's current hash; None when not an admin."""
+        known = self._hashes.get(email)
+        return None if known is None else hashlib.sha256(known.encode()).hexdigest()[:16]
+
+
+class Sessions:
+    def __init__(self, secret_key: str, admins: Admins, hours: float) -> None:
+        self._signer = URLSafeTimedSerializer(secret_key, salt="newsletter.web.admin.session")
+        self._admins = admins
+        self.max_age = int(hours * 3600)
+
+    def cookie_for(self, admin: Admin) -> str:
+        token: str = self._signer.dumps([admin.email, self._admins.fingerprint(admin.email)])
+        return token
+
+    def admin_of(self, cookie: str | None) -> Admin | None:
+        if not cookie or len(cookie) > 1000:
+            return None
+        try:
+            email, fingerprint = self._signer.loads(cookie, max_age=self.max_age)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        current = self._admins.fingerprint(str(email))
+        if current is None or not hmac.compare_digest(current, str(fingerprint)):
+            return None
+        return Admin(str(email))
