@@ -1,22 +1,20 @@
 """The admin dashboard under /admin: login, the overview, readers, send-now.
 
-Every route but the login page and logout requires a session (the `signed_in`
-dependency of its router); without one the answer is a 303 to /admin/login.
+Every route but the login page and logout requires a session: the routers of
+dashboard, readers and sending carry the `signed_in` dependency, and without a
+session the answer is a 303 to /admin/login.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import FastAPI
 
 from newsletter.runtime import Runtime
 from newsletter.web.admin import dashboard, login, readers, sending
-from newsletter.web.admin.state import NotSignedIn, new_state, signed_in, to_login
+from newsletter.web.admin.state import NotSignedIn, new_state, to_login
 
-_protected = APIRouter(dependencies=[Depends(signed_in)])
-for _module in (dashboard, readers, sending):
-    _protected.include_router(_module.router)
-
-ROUTERS = (login.router, _protected)
+ROUTERS = (login.router, dashboard.router, readers.router, sending.router)
+PROTECTED = (dashboard.router, readers.router, sending.router)
 
 
 def install(app: FastAPI, context: Runtime) -> None:

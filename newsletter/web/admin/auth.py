@@ -42,7 +42,7 @@ class Admins:
         address = email.strip().lower()
         known = self._hashes.get(address)
         try:
-            ok = self._hasher.verify(known or self._dummy, password)
+            ok: bool = self._hasher.verify(known or self._dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         return Admin(address) if ok and known is not None else None

@@ -70,7 +70,8 @@ def _nice_max(value: int) -> int:
     if value <= 4:
         return 4
     magnitude = 10 ** (len(str(value)) - 1)
-    return next(f * magnitude for f in (1, 2, 5, 10) if value <= f * magnitude)
+    top: int = next(f * magnitude for f in (1, 2, 5, 10) if value <= f * magnitude)
+    return top
 
 
 def _label(value: float) -> str:

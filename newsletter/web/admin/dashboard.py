@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -14,10 +14,10 @@ from newsletter.delivery import control
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.store.editions import EditionInfo
 from newsletter.web.admin.chart import growth_chart
-from newsletter.web.admin.state import BUTTON, AdminWeb, SignedIn, page, posted
+from newsletter.web.admin.state import BUTTON, AdminWeb, SignedIn, page, posted, signed_in
 from newsletter.web.routes import Web, WebState, error_page, sentence
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(signed_in)])
 
 
 @router.get("/admin")

@@ -41,8 +41,8 @@ async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
         log.warning("failed admin login from %s", key)
         error = "Wrong email or password."
         return page(request, web, "admin/login.html", 401, error=error, email=email)
-    response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(
+    signed = RedirectResponse("/admin", status_code=303)
+    signed.set_cookie(
         SESSION_COOKIE,
         admin.sessions.cookie_for(found),
         max_age=admin.sessions.max_age,
@@ -51,7 +51,7 @@ async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
         secure=web.secure_cookies,
         path="/admin",
     )
-    return response
+    return signed
 
 
 @router.post("/admin/logout")

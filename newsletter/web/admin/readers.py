@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from newsletter.errors import NewsletterError, NotFound, NothingToSend
 from newsletter.readers import records
 from newsletter.readers.records import ReaderRecord
-from newsletter.web.admin.state import ADMIN_CSP, DELETE, AdminWeb, SignedIn, page, posted
+from newsletter.web.admin.state import (
+    ADMIN_CSP,
+    DELETE,
+    AdminWeb,
+    SignedIn,
+    page,
+    posted,
+    signed_in,
+)
 from newsletter.web.routes import Web, WebState, error_page, sentence
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(signed_in)])
 SEARCH_MAX = 320
 # The framed email: its own inline styles, remote images over https, nothing else; the
 # sandbox keeps any script or form in it inert even if one slipped through rendering.

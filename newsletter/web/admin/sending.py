@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from newsletter.web.admin.state import BUTTON, AdminWeb, SignedIn, page, posted
+from newsletter.web.admin.state import BUTTON, AdminWeb, SignedIn, page, posted, signed_in
 from newsletter.web.routes import Web, error_page
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(signed_in)])
 
 
 @router.get("/admin/send")
