@@ -4,6 +4,8 @@ and logging in through the real login form."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -13,10 +15,13 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from newsletter.config import Settings
+from newsletter.delivery import dispatch
 from newsletter.mail.capture import CaptureServer
 from newsletter.runtime import Runtime
+from newsletter.store import db
+from newsletter.web import create_app
 from tests.conftest import make_settings
-from tests.delivery_helpers import add_papers
+from tests.delivery_helpers import add_papers, add_readers
 
 ADMIN = "boss@example.org"
 PASSWORD = "correct horse battery staple"
@@ -59,3 +64,39 @@ def stats_of(response: Response) -> dict[str, str]:
 def add_fresh_papers(context: Runtime, count: int = 12) -> None:
     """Papers on the readers' topics, listed in the current edition's window."""
     add_papers(context, count, listed_at=datetime.now(UTC) - timedelta(hours=1))
+
+
+@contextmanager
+def admin_sites(
+    database_url: str, smtp: CaptureServer
+) -> Iterator[Callable[..., tuple[Runtime, TestClient]]]:
+    """Build the app over a migrated store; `web` settings may be overridden per build."""
+    opened: list[tuple[Runtime, TestClient]] = []
+
+    def build(**web: Any) -> tuple[Runtime, TestClient]:
+        context = Runtime(admin_settings(database_url, smtp, web=web))
+        db.upgrade(context.engine)
+        client = TestClient(create_app(context))
+        opened.append((context, client))
+        return context, client
+
+    try:
+        yield build
+    finally:
+        for context, client in opened:
+            client.close()
+            context.close()
+
+
+def signed_in(site: tuple[Runtime, TestClient]) -> tuple[Runtime, TestClient]:
+    assert log_in(site[1]).status_code == 303
+    return site
+
+
+def sent_edition(context: Runtime, readers: int = 4) -> list[str]:
+    """Readers who were each sent this week's edition."""
+    emails = add_readers(context, readers)
+    add_fresh_papers(context)
+    result = dispatch.send_now(context)
+    assert result.counters.sent == readers
+    return emails
