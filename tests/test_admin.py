@@ -33,6 +33,7 @@ from newsletter.store.statuses import MailEventKind, MailEventSource
 from newsletter.store.subscribers import add_subscriber
 from newsletter.web import admin, create_app
 from newsletter.web.admin import login
+from newsletter.web.admin.auth import Admins
 from tests.admin_support import (
     ADMIN,
     PASSWORD,
@@ -104,6 +105,27 @@ def test_a_wrong_password_and_an_unknown_address_get_the_same_refusal(
         assert "Wrong email or password." in response.text
         assert "admin_session" not in response.headers.get("set-cookie", "")
     assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_an_unknown_address_costs_a_password_check_like_a_known_one(
+    sqlite_url: str, smtp_server: CaptureServer
+) -> None:
+    """No timing tells whether an address is an admin's: an unknown one is checked
+    against a dummy hash of the same cost (a dict lookup alone takes microseconds)."""
+    admins = Admins(admin_settings(sqlite_url, smtp_server).admins)
+    admins.check("warm@example.org", "x")  # the dummy hash is made at the first login
+
+    def median_seconds(email: str) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            assert admins.check(email, "not the password at all") is None
+            times.append(time.perf_counter() - start)
+        return sorted(times)[2]
+
+    known, unknown = median_seconds(ADMIN), median_seconds("nobody@example.org")
+    assert unknown > known / 3 and known > unknown / 3, (known, unknown)
+    assert admins.check(ADMIN.upper(), PASSWORD) is not None  # addresses ignore case
 
 
 def test_logins_are_limited_per_client_even_with_the_right_password(

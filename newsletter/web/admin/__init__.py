@@ -18,6 +18,9 @@ PROTECTED = (dashboard.router, readers.router, sending.router)
 
 
 def install(app: FastAPI, context: Runtime) -> None:
-    """The admin's state and the redirect of a request without a session."""
-    app.state.admin = new_state(context)
+    """The admin's state, the redirect of a request without a session, and stopping a
+    send-now run when the server stops."""
+    state = new_state(context)
+    app.state.admin = state
     app.add_exception_handler(NotSignedIn, to_login)
+    app.router.on_shutdown.append(state.send_run.close)

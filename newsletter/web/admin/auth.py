@@ -13,6 +13,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -35,14 +36,21 @@ class Admins:
     def __init__(self, admins: Sequence[AdminConfig]) -> None:
         self._hasher = PasswordHasher()
         self._hashes = {a.email.strip().lower(): a.password_hash for a in admins}
-        # Same cost parameters as the real hashes: a verification against it takes as long.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
+
+    @cached_property
+    def _dummy(self) -> str:
+        """What an unknown address is checked against: the same cost parameters as the
+        real hashes, so it takes as long. Made at the first login, not at startup: every
+        app (and test) built would pay for a hash nobody may use."""
+        dummy: str = self._hasher.hash(secrets.token_urlsafe(24))
+        return dummy
 
     def check(self, email: str, password: str) -> Admin | None:
         address = email.strip().lower()
+        dummy = self._dummy  # before the lookup: the first login pays for it either way
         known = self._hashes.get(address)
         try:
-            ok: bool = self._hasher.verify(known or self._dummy, password)
+            ok: bool = self._hasher.verify(known or dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         return Admin(address) if ok and known is not None else None

@@ -71,6 +71,12 @@ class SendRun:
             self._thread.start()
         return True
 
+    def close(self, timeout: float = 30.0) -> None:
+        """At server shutdown: stop a run between messages; unsent deliveries are
+        released for the next run instead of waiting for their claims to expire."""
+        self.stop.set()
+        self.join(timeout)
+
     def join(self, timeout: float | None = None) -> None:
         thread = self._thread
         if thread is not None:
