@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import newsletter.web.admin as admin_web
 from newsletter.readers.archive import TrendingCache
 from newsletter.runtime import Runtime
-from newsletter.web import admin, archive, feedback, preferences, subscribe
+from newsletter.web import archive, feedback, preferences, subscribe
 from newsletter.web.feedback import BIBTEX_PATH, BIBTEX_UPLOAD_BYTES
 from newsletter.web.forms import web_forms
 from newsletter.web.pages import Pages
@@ -24,13 +25,7 @@ from newsletter.web.routes import PendingPurge, WebState, timezones
 from newsletter.web.security import BodyLimit, Csrf, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (
-    subscribe.router,
-    preferences.router,
-    feedback.router,
-    archive.router,
-    *admin.ROUTERS,
-)
+ROUTERS = (subscribe.router, preferences.router, feedback.router, archive.router)
 TITLES = {
     400: "Bad request",
     403: "Forbidden",
@@ -40,6 +35,8 @@ TITLES = {
     415: "Unsupported form",
     429: "Too many requests",
 }
+# /admin: the login page, the overview, readers, send-now (see web/admin).
+ROUTERS = (*ROUTERS, *admin_web.ROUTERS)
 
 
 def create_app(context: Runtime) -> FastAPI:
@@ -58,11 +55,11 @@ def create_app(context: Runtime) -> FastAPI:
         purge=PendingPurge(context),
         trending=TrendingCache(),
     )
-    admin.install(app, context)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app, pages)
+    admin_web.install(app, context)
 
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(pages, 413, "The request body is larger than this site accepts.")
