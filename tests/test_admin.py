@@ -184,11 +184,17 @@ def test_a_session_ends_when_the_admins_password_hash_changes(
     context.close()
 
 
-def test_logging_out_ends_the_session(site: tuple[Runtime, TestClient]) -> None:
+def test_logging_out_ends_the_session_even_for_a_copy_of_its_cookie(
+    site: tuple[Runtime, TestClient],
+) -> None:
     _, client = signed_in(site)
+    assert client.get("/admin/login", follow_redirects=False).headers["location"] == "/admin"
+    cookie = client.cookies["admin_session"]
     token = csrf_of(client.get("/admin"))
     response = client.post("/admin/logout", data={"csrf_token": token}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/admin/login"
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+    client.cookies.set("admin_session", cookie, path="/admin")  # kept by someone
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -62,10 +64,23 @@ class Admins:
 
 
 class Sessions:
+    """Signed session cookies; a logged-out cookie is refused until it would have
+    expired anyway (kept in this process's memory: one server, like the rate limit)."""
+
     def __init__(self, secret_key: str, admins: Admins, hours: float) -> None:
         self._signer = URLSafeTimedSerializer(secret_key, salt="newsletter.web.admin.session")
         self._admins = admins
         self.max_age = int(hours * 3600)
+        self._revoked: dict[str, float] = {}  # cookie → when it expires (monotonic)
+        self._lock = threading.Lock()
+
+    def revoke(self, cookie: str | None) -> None:
+        if not cookie:
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._revoked = {c: until for c, until in self._revoked.items() if until > now}
+            self._revoked[cookie] = now + self.max_age
 
     def cookie_for(self, admin: Admin) -> str:
         token: str = self._signer.dumps([admin.email, self._admins.fingerprint(admin.email)])
@@ -74,6 +89,9 @@ class Sessions:
     def admin_of(self, cookie: str | None) -> Admin | None:
         if not cookie or len(cookie) > 1000:
             return None
+        with self._lock:
+            if cookie in self._revoked:
+                return None
         try:
             email, fingerprint = self._signer.loads(cookie, max_age=self.max_age)
         except (BadSignature, ValueError, TypeError):

@@ -17,7 +17,9 @@ log = logging.getLogger("newsletter.web.admin")
 
 
 @router.get("/admin/login")
-def login_page(request: Request, web: Web, admin: AdminWeb) -> HTMLResponse:
+def login_page(request: Request, web: Web, admin: AdminWeb) -> Response:
+    if admin.sessions.admin_of(request.cookies.get(SESSION_COOKIE)) is not None:
+        return RedirectResponse("/admin", status_code=303)  # signed in already
     return page(request, web, "admin/login.html", error=None, email="")
 
 
@@ -55,10 +57,11 @@ async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
 
 
 @router.post("/admin/logout")
-async def logout(request: Request, web: Web) -> Response:
+async def logout(request: Request, web: Web, admin: AdminWeb) -> Response:
     form = await posted(request, web, BUTTON)
     if isinstance(form, HTMLResponse):
         return form
+    admin.sessions.revoke(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path="/admin", httponly=True, samesite="strict", secure=web.secure_cookies
