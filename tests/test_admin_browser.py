@@ -131,6 +131,7 @@ def test_an_admin_logs_in_sends_now_finds_a_reader_and_previews_their_email(
             assert page.locator(".preview-subject").inner_text()
             _no_page_overflow(page, 375)
             page.screenshot(path=str(ARTIFACTS / "admin-preview-375.png"), full_page=True)
+            page.locator("iframe.email-frame").screenshot(path=str(ARTIFACTS / "admin-email-375.png"))
             page.set_viewport_size({"width": 1280, "height": 900})
             page.click("nav.admin-nav >> text=Overview")
             page.click("a.button:has-text('Send now')")
