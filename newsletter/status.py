@@ -1,4 +1,6 @@
-"""When the weekly job runs, and how the editions are doing (`newsletter status`).
+"""When the weekly job runs, and how the editions are doing (`newsletter status`), and
+the overview that `status` and the admin dashboard both show (`overview`): one place
+computes the numbers, so the two can never disagree.
 
 The schedule's times live here, not in the scheduler, so that `status` (and the web
 app) can show them without starting a scheduler: the scheduler builds its trigger
@@ -24,12 +26,13 @@ from newsletter.config import WEEKDAYS, Settings
 from newsletter.planning.planner import why_nothing
 from newsletter.planning.weeks import edition_key, send_instant
 from newsletter.runtime import Runtime
-from newsletter.store import db, leases, progress
+from newsletter.store import audience, db, leases, progress, returns
 from newsletter.store import editions as edition_store
 from newsletter.store.editions import EditionInfo
 from newsletter.store.leases import LeaseInfo
 from newsletter.store.models import utcnow
-from newsletter.store.progress import DeliveryTally
+from newsletter.store.progress import DeliveryTally, SendSpan
+from newsletter.store.returns import EventCounts
 from newsletter.store.statuses import EditionStatus
 
 LEASE_NAME = "scheduler"
@@ -173,6 +176,8 @@ class EditionProgress:
     tally: DeliveryTally
     failure_reasons: tuple[tuple[str, int], ...] = ()
     empty_reason: str | None = None  # why it planned nobody
+    span: SendSpan | None = None  # when its messages went out: duration and speed
+    returned: EventCounts = field(default_factory=EventCounts)  # bounces, complaints
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,8 @@ def report(context: Runtime, now: datetime | None = None, recent: int = 5) -> St
         counts = progress.tallies(session, [r.id for r in rows], now)
         reasons = progress.failure_reasons(session, rows[0].id) if rows else []
         empty = {r.id: why_nothing(session, r) for r in rows if r.id not in counts}
+        spans = progress.send_spans(session, [r.id for r in rows])
+        returned = returns.event_counts_by_edition(session, [r.id for r in rows])
     editions = [
         EditionProgress(
             r.key,
@@ -212,6 +219,8 @@ def report(context: Runtime, now: datetime | None = None, recent: int = 5) -> St
             r.completed_at,
             counts.get(r.id, DeliveryTally()),
             empty_reason=empty.get(r.id),
+            span=spans.get(r.id),
+            returned=returned.get(r.id, EventCounts()),
         )
         for r in rows
     ]
@@ -250,3 +259,73 @@ def _unplanned_weeks(
             break
         fire = last_fire(settings, fire - timedelta(seconds=1))
     return found
+
+
+# --- the overview: the report plus the readers and what came back ----------------------
+
+GROWTH_WEEKS = 12
+RETURNS_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Readers:
+    by_status: dict[str, int]  # every status, zero included
+    paused: int  # active readers who paused their digest
+    by_topic: tuple[tuple[str, str, int], ...]  # (slug, name, active readers), config order
+    growth: tuple[tuple[datetime, int], ...]  # readers on the list at each week's end
+
+
+@dataclass(frozen=True)
+class Returns:
+    """Hard bounces and complaints over messages sent, in the last `days` days."""
+
+    days: int
+    sent: int
+    counts: EventCounts
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return self.counts.hard_bounces / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.counts.complaints / self.sent if self.sent else None
+
+
+@dataclass(frozen=True)
+class Overview:
+    report: StatusReport
+    readers: Readers
+    returns: Returns
+
+    @property
+    def editions(self) -> tuple[EditionProgress, ...]:
+        """The current edition first, then the earlier ones."""
+        current = (self.report.current,) if self.report.current else ()
+        return current + self.report.recent
+
+
+def overview(context: Runtime, now: datetime | None = None, recent: int = 5) -> Overview:
+    """What `newsletter status` and the dashboard show: the report, the readers (by
+    status, per topic, growth) and the bounce and complaint rates."""
+    now = now or utcnow()
+    found = report(context, now, recent)
+    moments = [now - timedelta(weeks=n) for n in range(GROWTH_WEEKS - 1, -1, -1)]
+    since = now - timedelta(days=RETURNS_WINDOW_DAYS)
+    with db.transaction(context.sessions) as session:
+        by_status = audience.readers_by_status(session)
+        paused = audience.paused_readers(session)
+        per_topic = audience.active_readers_by_topic(session)
+        growth = audience.readers_on_list_at(session, moments)
+        counts = returns.event_counts(session, since)
+        sent = returns.sent_since(session, since)
+    names = {t.slug: t.name for t in context.settings.topics}
+    # Slugs readers still hold after a topic left the config are shown too, by slug.
+    slugs = [*names, *sorted(set(per_topic) - set(names))]
+    readers = Readers(
+        by_status,
+        paused,
+        tuple((slug, names.get(slug, slug), per_topic.get(slug, 0)) for slug in slugs),
+        tuple(zip(moments, growth, strict=True)),
+    )
+    return Overview(found, readers, Returns(RETURNS_WINDOW_DAYS, sent, counts))

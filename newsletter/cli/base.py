@@ -74,6 +74,7 @@ class State:
 # send-now never loads the web server, the scheduler, the feed parsers or the demo's
 # mail catcher. tests/test_cli_docs.py checks this list against what modules register.
 COMMAND_MODULES = {
+    "admin-password": "password",
     "init": "admin",
     "subscribe": "admin",
     "feedback": "admin",

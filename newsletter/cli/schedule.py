@@ -71,11 +71,13 @@ def scheduler(state: State) -> None:
 @pass_state
 def status(state: State, as_json: bool, editions: int) -> None:
     """Show the next scheduled run, the current edition's progress and earlier totals."""
-    report = status_service.report(state.context(), recent=editions)
+    found = status_service.overview(state.context(), recent=editions)
+    report = found.report
     if as_json:
-        click.echo(json.dumps(_as_dict(report), indent=2))
+        click.echo(json.dumps(_overview_dict(found), indent=2))
         return
     _print_schedule(report)
+    _print_audience(found)
     for _, note in report.skipped:
         console.print(f"Skipped: {note}.", markup=False, soft_wrap=True)
     if report.current is None:
@@ -145,6 +147,8 @@ def _print_current(edition: status_service.EditionProgress) -> None:
         console.print(f"{waiting} {verb} for a retry after a temporary failure.")
     for error, count in edition.failure_reasons:
         console.print(f"failed ×{count}: {error}", markup=False)
+    if edition.span is not None:
+        console.print(f"Sending: {_speed(edition)}.", markup=False)
 
 
 def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
@@ -155,6 +159,8 @@ def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
         "sent",
         "failed",
         "skipped",
+        "bounced",
+        "msg/s",
         "send time",
         title="Earlier editions",
     )
@@ -167,12 +173,45 @@ def _print_recent(recent: tuple[status_service.EditionProgress, ...]) -> None:
             str(t.sent),
             str(t.failed),
             str(t.skipped),
+            str(e.returned.hard_bounces),
+            _rate(e.span.per_second if e.span else None),
             _when(e.scheduled_for),
         )
     console.print(table)
     for e in recent:  # below the table: a reason is a sentence, too long for a column
         if why := _why(e):
             console.print(f"{e.key}: {why}.", markup=False, soft_wrap=True)
+
+
+def _print_audience(found: status_service.Overview) -> None:
+    readers = found.readers
+    counts = ", ".join(f"{n} {status}" for status, n in readers.by_status.items())
+    console.print(f"Readers: {counts} ({readers.paused} paused).", markup=False)
+    topics = ", ".join(f"{slug} {n}" for slug, _, n in readers.by_topic)
+    if topics:
+        console.print(f"Active readers per topic: {topics}.", markup=False, soft_wrap=True)
+    back = found.returns
+    console.print(
+        f"Last {back.days} days: {back.sent} sent, {back.counts.hard_bounces} hard bounces "
+        f"({_percent(back.bounce_rate)}), {back.counts.complaints} complaints "
+        f"({_percent(back.complaint_rate)}).",
+        markup=False,
+    )
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.2%}"
+
+
+def _rate(per_second: float | None) -> str:
+    return "" if per_second is None else f"{per_second:.1f}"
+
+
+def _speed(edition: status_service.EditionProgress) -> str:
+    span = edition.span
+    assert span is not None
+    speed = f" ({_rate(span.per_second)} messages/s)" if span.per_second else ""
+    return f"{plural(span.sent, 'message')} in {span.seconds:.1f} s{speed}"
 
 
 def _why(edition: status_service.EditionProgress) -> str:
@@ -201,6 +240,10 @@ def _edition_dict(edition: status_service.EditionProgress) -> dict[str, Any]:
         **_tally_dict(edition.tally),
         "failure_reasons": [{"error": e, "count": n} for e, n in edition.failure_reasons],
         "empty_reason": edition.empty_reason,
+        "sending_seconds": edition.span.seconds if edition.span else None,
+        "messages_per_second": edition.span.per_second if edition.span else None,
+        "hard_bounces": edition.returned.hard_bounces,
+        "complaints": edition.returned.complaints,
     }
 
 
@@ -222,4 +265,25 @@ def _as_dict(report: status_service.StatusReport) -> dict[str, Any]:
         "recent": [_edition_dict(e) for e in report.recent],
         "overdue": None if report.overdue is None else _week_dict(report.overdue),
         "skipped": [{**_week_dict(week), "note": note} for week, note in report.skipped],
+    }
+
+
+def _overview_dict(found: status_service.Overview) -> dict[str, Any]:
+    readers, back = found.readers, found.returns
+    return {
+        **_as_dict(found.report),
+        "readers": {
+            "by_status": readers.by_status,
+            "paused": readers.paused,
+            "by_topic": {slug: n for slug, _, n in readers.by_topic},
+            "growth": [{"at": at.isoformat(), "readers": n} for at, n in readers.growth],
+        },
+        "returns": {
+            "days": back.days,
+            "sent": back.sent,
+            "hard_bounces": back.counts.hard_bounces,
+            "complaints": back.counts.complaints,
+            "bounce_rate": back.bounce_rate,
+            "complaint_rate": back.complaint_rate,
+        },
     }

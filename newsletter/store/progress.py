@@ -96,3 +96,42 @@ def failure_reasons(session: Session, edition_id: int, limit: int = 3) -> list[t
         .limit(limit)
     )
     return [(str(error), int(count)) for error, count in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class SendSpan:
+    """When an edition's messages were accepted: the first and last, and how many."""
+
+    first_sent: datetime
+    last_sent: datetime
+    sent: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.last_sent - self.first_sent).total_seconds()
+
+    @property
+    def per_second(self) -> float | None:
+        """Messages per second over the span; None for one message (no span to divide by)."""
+        return (self.sent - 1) / self.seconds if self.seconds > 0 and self.sent > 1 else None
+
+
+def send_spans(session: Session, edition_ids: Sequence[int]) -> dict[int, SendSpan]:
+    """The sending span of each edition that sent anything (one grouped query)."""
+    if not edition_ids:
+        return {}
+    query = (
+        select(
+            Delivery.edition_id,
+            func.min(Delivery.sent_at),
+            func.max(Delivery.sent_at),
+            func.count(),
+        )
+        .where(Delivery.edition_id.in_(edition_ids), Delivery.status == DeliveryStatus.SENT)
+        .group_by(Delivery.edition_id)
+    )
+    return {
+        int(edition_id): SendSpan(first, last, int(count))
+        for edition_id, first, last, count in session.execute(query)
+        if first is not None and last is not None
+    }

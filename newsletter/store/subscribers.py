@@ -12,7 +12,18 @@ from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
 from newsletter.store.bulk import insert_new_rows, insert_rows
-from newsletter.store.models import Subscriber, SubscriberInterest, SubscriberTopic, utcnow
+from newsletter.store.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryPaper,
+    InboundMessage,
+    MailEvent,
+    ReaderPaper,
+    Subscriber,
+    SubscriberInterest,
+    SubscriberTopic,
+    utcnow,
+)
 from newsletter.store.statuses import SubscriberStatus
 
 
@@ -48,6 +59,48 @@ def readers_choices(session: Session) -> tuple[list[str], list[str]]:
     topics = select(topic).distinct().join(Subscriber).where(*mailed).order_by(topic)
     texts = select(text).distinct().join(Subscriber).where(*mailed).order_by(text)
     return list(session.scalars(topics)), list(session.scalars(texts))
+
+
+def delete_subscriber(session: Session, subscriber_id: int) -> dict[str, int] | None:
+    """Erase a reader and everything recorded about them (a GDPR erasure request):
+    topics, interests, paper marks, deliveries with their papers and attempts, mail
+    events, and inbound mail sent from their address. Returns the rows deleted per
+    table; None when there is no such reader.
+
+    Explicit deletes rather than trusting ON DELETE CASCADE: SQLite enforces foreign
+    keys only when the connection asks for it, and an erasure must not depend on that.
+    """
+    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    if email is None:
+        return None
+    theirs = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+    statements = {
+        "delivery_attempts": delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(theirs)),
+        "delivery_papers": delete(DeliveryPaper).where(
+            DeliveryPaper.subscriber_id == subscriber_id
+        ),
+        "mail_events": delete(MailEvent).where(
+            or_(MailEvent.subscriber_id == subscriber_id, MailEvent.delivery_id.in_(theirs))
+        ),
+        "deliveries": delete(Delivery).where(Delivery.subscriber_id == subscriber_id),
+        "reader_papers": delete(ReaderPaper).where(ReaderPaper.subscriber_id == subscriber_id),
+        "subscriber_interests": delete(SubscriberInterest).where(
+            SubscriberInterest.subscriber_id == subscriber_id
+        ),
+        "subscriber_topics": delete(SubscriberTopic).where(
+            SubscriberTopic.subscriber_id == subscriber_id
+        ),
+        "inbound_messages": delete(InboundMessage).where(
+            func.lower(InboundMessage.mail_from) == email.lower()
+        ),
+        "subscribers": delete(Subscriber).where(Subscriber.id == subscriber_id),
+    }
+    counts = {}
+    for table, statement in statements.items():
+        result = session.execute(statement.execution_options(synchronize_session=False))
+        counts[table] = int(result.rowcount)  # type: ignore[attr-defined]
+    session.expunge_all()  # the deleted reader must not linger in the identity map
+    return counts
 
 
 def add_subscriber(

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import newsletter.web.admin as admin_web
 from newsletter.readers.archive import TrendingCache
 from newsletter.returns.webhooks.receive import Relays
 from newsletter.runtime import Runtime
@@ -35,6 +36,9 @@ TITLES = {
     415: "Unsupported form",
     429: "Too many requests",
 }
+# /admin: the login page, the overview, readers, send-now (see web/admin). Its own
+# statement keeps the public routers' line as it is; mypy typed that one a fixed tuple.
+ROUTERS = (*ROUTERS, *admin_web.ROUTERS)  # type: ignore[assignment]
 
 
 def create_app(context: Runtime) -> FastAPI:
@@ -58,6 +62,7 @@ def create_app(context: Runtime) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app, pages)
+    admin_web.install(app, context)
 
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(pages, 413, "The request body is larger than this site accepts.")

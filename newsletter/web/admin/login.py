@@ -1,0 +1,69 @@
+"""/admin/login and logout: the only admin routes open without a session."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from newsletter.web.admin.auth import SESSION_COOKIE
+from newsletter.web.admin.state import BUTTON, LOGIN, AdminWeb, page, posted
+from newsletter.web.routes import Web, client_key, error_page
+
+router = APIRouter()
+log = logging.getLogger("newsletter.web.admin")
+
+
+@router.get("/admin/login")
+def login_page(request: Request, web: Web, admin: AdminWeb) -> Response:
+    if admin.sessions.admin_of(request.cookies.get(SESSION_COOKIE)) is not None:
+        return RedirectResponse("/admin", status_code=303)  # signed in already
+    return page(request, web, "admin/login.html", error=None, email="")
+
+
+@router.post("/admin/login")
+async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
+    key = client_key(request)
+    # Every attempt spends a token, right or wrong: guessing is what is being limited.
+    if not admin.login_limiter.allow(key):
+        response = error_page(
+            web, 429, "Too many requests", "Too many login attempts. Please wait and try again."
+        )
+        response.headers["Retry-After"] = str(admin.login_limiter.retry_after(key))
+        return response
+    form = await posted(request, web, LOGIN)
+    if isinstance(form, HTMLResponse):
+        return form
+    email = form.get("email")
+    # argon2 takes tens of milliseconds of CPU: off the event loop.
+    found = await run_in_threadpool(admin.admins.check, email, form.get("password"))
+    if found is None:
+        log.warning("failed admin login from %s", key)
+        error = "Wrong email or password."
+        return page(request, web, "admin/login.html", 401, error=error, email=email)
+    signed = RedirectResponse("/admin", status_code=303)
+    signed.set_cookie(
+        SESSION_COOKIE,
+        admin.sessions.cookie_for(found),
+        max_age=admin.sessions.max_age,
+        httponly=True,
+        samesite="strict",
+        secure=web.secure_cookies,
+        path="/admin",
+    )
+    return signed
+
+
+@router.post("/admin/logout")
+async def logout(request: Request, web: Web, admin: AdminWeb) -> Response:
+    form = await posted(request, web, BUTTON)
+    if isinstance(form, HTMLResponse):
+        return form
+    admin.sessions.revoke(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/admin", httponly=True, samesite="strict", secure=web.secure_cookies
+    )
+    return response
