@@ -1,9 +1,9 @@
 """Delivery status notifications (bounces) read into ReturnEvents (pure).
 
 RFC 3464 reports (multipart/report; report-type=delivery-status) are read field by
-field: per recipient, `Action: failed` with a 5.x.x Status is a hard bounce, a 4.x.x
-one, a full mailbox (5.2.2) or `Action: delayed` a soft bounce, and the Diagnostic-Code is kept for the
-admin. Everything else (the bounce formats of old MTAs and of big providers that
+field: per recipient, `Action: failed` with a 5.x.x Status is a hard bounce; a 4.x.x
+one, a full mailbox (5.2.2) or `Action: delayed` is a soft bounce; the Diagnostic-Code
+is kept for the admin. Everything else (the bounce formats of old MTAs and of big providers that
 predate or ignore the RFC) goes through Mailman's flufl.bounce detectors, which name
 the addresses that failed for good and those that failed for now.
 """
