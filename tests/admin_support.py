@@ -1,5 +1,6 @@
 """Helpers for the admin dashboard tests: a store with an admin, readers who get mail,
-and logging in through the real login form."""
+and logging in through the real login form. Its fixture `admin_site` (an app
+builder) is shared by the admin test modules: tests/conftest.py loads this module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -100,3 +102,11 @@ def sent_edition(context: Runtime, readers: int = 4) -> list[str]:
     result = dispatch.send_now(context)
     assert result.counters.sent == readers
     return emails
+
+
+@pytest.fixture
+def admin_site(
+    sqlite_url: str, smtp_server: CaptureServer
+) -> Iterator[Callable[..., tuple[Runtime, TestClient]]]:
+    with admin_sites(sqlite_url, smtp_server) as build:
+        yield build

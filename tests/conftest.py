@@ -16,6 +16,9 @@ from newsletter.mail.capture import CaptureServer
 from newsletter.runtime import Runtime
 from newsletter.store import db
 
+# Fixtures of support modules that several test modules share.
+pytest_plugins = ["tests.admin_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

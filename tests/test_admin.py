@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +39,6 @@ from tests.admin_support import (
     PASSWORD,
     add_fresh_papers,
     admin_settings,
-    admin_sites,
     csrf_of,
     log_in,
     sent_edition,
@@ -49,14 +48,6 @@ from tests.admin_support import (
 from tests.conftest import ROOT, CliResult, make_settings
 from tests.delivery_helpers import add_readers
 from tests.smtp_faults import fault_server
-
-
-@pytest.fixture
-def admin_site(
-    sqlite_url: str, smtp_server: CaptureServer
-) -> Iterator[Callable[..., tuple[Runtime, TestClient]]]:
-    with admin_sites(sqlite_url, smtp_server) as build:
-        yield build
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from newsletter.mail.capture import CaptureServer
 from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import examples as examples_store
@@ -29,20 +28,11 @@ from newsletter.store.models import (
 from newsletter.store.statuses import Feeling, MailEventKind, MailEventSource, Origin
 from tests.admin_support import (
     add_fresh_papers,
-    admin_sites,
     csrf_of,
     sent_edition,
     signed_in,
 )
 from tests.delivery_helpers import add_readers
-
-
-@pytest.fixture
-def admin_site(
-    sqlite_url: str, smtp_server: CaptureServer
-) -> Iterator[Callable[..., tuple[Runtime, TestClient]]]:
-    with admin_sites(sqlite_url, smtp_server) as build:
-        yield build
 
 
 @pytest.fixture
