@@ -144,23 +144,17 @@ class Inbound:
     def _report_events(
         self, report: Message, delivery_id: int | None, fallback: str, defects: str
     ) -> tuple[list[ReturnEvent], str]:
-        if is_arf(report):
-            events = complaint_events(
-                report,
-                delivery_id=delivery_id,
-                returns=self.returns,
-                secret_key=self.secret_key,
-                fallback_key=fallback,
-            )
-            return events, "" if events else f"abuse report naming no complaint{defects}"
-        events = bounce_events(
+        arf = is_arf(report)
+        read = complaint_events if arf else bounce_events
+        events = read(
             report,
             delivery_id=delivery_id,
             returns=self.returns,
             secret_key=self.secret_key,
             fallback_key=fallback,
         )
-        return events, "" if events else f"names no failed delivery{defects}"
+        missing = "abuse report naming no complaint" if arf else "names no failed delivery"
+        return events, "" if events else f"{missing}{defects}"
 
     def _verify(self, purpose: str, token: str | None) -> int | None:
         try:
