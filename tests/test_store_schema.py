@@ -22,6 +22,12 @@ from newsletter.store.statuses import (
 from tests.conftest import make_settings
 
 
+def test_the_revision_every_command_checks_is_alembics_head() -> None:
+    # A new migration must bump db.HEAD_REVISION, or commands would call the
+    # upgraded schema out of date (or an old one current).
+    assert db.HEAD_REVISION == db.head_revision()
+
+
 def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> None:
     engine = db.make_engine(database_url)
     assert db.upgrade(engine)[0] is None

@@ -9,10 +9,8 @@ import click
 from rich.table import Table
 
 from newsletter.cli.base import State, cli, console, pass_state, plural
-from newsletter.delivery import notices
 from newsletter.errors import InvalidInput
-from newsletter.readers import examples, subscriptions
-from newsletter.sources.refs import parse_refs, refs_from_bibtex
+from newsletter.readers import subscriptions
 from newsletter.store import db
 from newsletter.store.statuses import Origin
 
@@ -78,6 +76,12 @@ def subscribe(
     confirmed: bool,
 ) -> None:
     """Add a subscriber (pending until confirmed) or update a known one's topics."""
+    # Loaded by the commands that use them: `import-subscribers` starts without the
+    # arXiv client and the email renderer.
+    from newsletter.delivery import notices
+    from newsletter.readers import examples
+    from newsletter.sources.refs import parse_refs, refs_from_bibtex
+
     context = state.context()
     refs = parse_refs(list(papers))
     library = refs_from_bibtex(bibtex.read_bytes(), origin=str(bibtex)) if bibtex else []
@@ -120,6 +124,8 @@ def feedback(state: State, email: str, paper_id: str, direction: str) -> None:
     "fewer" keeps it, and new papers close to it, out of their later digests. Undo it
     on the reader's preferences page.
     """
+    from newsletter.readers import examples
+
     given = examples.feedback_by_email(state.context(), email, paper_id, direction == "more")
     what = "an example paper" if given.feeling == "like" else "held back ('fewer like this')"
     console.print(f"“{given.title}” is now {what} for {email}.")

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
@@ -18,12 +19,14 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.mail.addresses import mailable_email, normalize_email
-from newsletter.readers.examples import Found, check_room, keep_examples
 from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import subscribers as store
 from newsletter.store.models import Subscriber, utcnow
 from newsletter.store.statuses import Origin, SubscriberStatus
+
+if TYPE_CHECKING:
+    from newsletter.readers.examples import Found
 
 MAX_INTEREST_LENGTH = 200
 MAX_INTERESTS = 20
@@ -74,7 +77,10 @@ def clean_interests(interests: Iterable[str]) -> list[str]:
     """Free text is kept as inert text: trimmed, single-spaced, no control characters."""
     cleaned: list[str] = []
     for raw in interests:
-        text = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+        printable = (
+            raw if raw.isprintable() else "".join(c if c.isprintable() else " " for c in raw)
+        )
+        text = " ".join(printable.split())
         if not text:
             continue
         if len(text) > MAX_INTEREST_LENGTH:
@@ -128,6 +134,9 @@ def subscribe(
             elif subscriber.status == SubscriberStatus.UNSUBSCRIBED:
                 store.set_status(subscriber, SubscriberStatus.PENDING)
         if examples is not None and examples.external_ids:
+            # Loaded here: it brings the arXiv client, which a bulk import never needs.
+            from newsletter.readers.examples import check_room, keep_examples
+
             check_room(session, context, subscriber.id, len(examples.external_ids))
             keep_examples(session, subscriber.id, examples, origin, utcnow())
         info = SubscriberInfo.of(subscriber)
@@ -272,6 +281,9 @@ def request_subscription(
             if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
                 store.set_status(subscriber, SubscriberStatus.PENDING, now)
         if examples is not None and subscriber.status == SubscriberStatus.PENDING:
+            # Loaded here: it brings the arXiv client, which a bulk import never needs.
+            from newsletter.readers.examples import check_room, keep_examples
+
             check_room(session, context, subscriber.id, len(examples.external_ids))
             keep_examples(session, subscriber.id, examples, Origin.GIVEN, now)
         cooldown = timedelta(hours=context.settings.web.confirmation_cooldown_hours)

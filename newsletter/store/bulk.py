@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 ID_CHUNK = 500  # ids per IN (...) list: under every backend's bound-parameter limit
 _CHUNK = 20_000  # rows per statement: bounded memory, few round trips
@@ -129,5 +132,9 @@ def table_of(model: Any) -> Table:
 def insert_or_ignore(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that can say ON CONFLICT DO NOTHING on this backend."""
     if session.get_bind().dialect.name == "postgresql":
+        # Imported on PostgreSQL only (its engine has loaded it): a SQLite process,
+        # such as every short command of the embedded default, starts faster without.
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
     return sqlite.insert(table)

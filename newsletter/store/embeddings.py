@@ -11,10 +11,10 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.store import db
+from newsletter.store.bulk import insert_or_ignore
 from newsletter.store.models import InterestEmbedding, utcnow
 
 _CHUNK = 500  # stays under every backend's bound-parameter limit
@@ -48,9 +48,10 @@ def save_vectors(session: Session, model: str, vectors: Mapping[str, bytes]) -> 
         {"model": model, "text_key": text_key(t), "vector": v, "created_at": now}
         for t, v in vectors.items()
     ]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for start in range(0, len(rows), _CHUNK):
-        statement = insert(InterestEmbedding).values(rows[start : start + _CHUNK])
+        statement = insert_or_ignore(session, InterestEmbedding).values(
+            rows[start : start + _CHUNK]
+        )
         session.execute(statement.on_conflict_do_nothing(index_elements=["model", "text_key"]))
     session.flush()
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.store.bulk import insert_or_ignore
 from newsletter.store.models import Lease
 
 
@@ -25,12 +25,6 @@ class LeaseInfo:
     name: str
     owner: str
     expires_at: datetime
-
-
-def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Lease)
-    return sqlite.insert(Lease)
 
 
 def acquire(session: Session, name: str, owner: str, now: datetime, seconds: float) -> bool:
@@ -49,7 +43,7 @@ def acquire(session: Session, name: str, owner: str, now: datetime, seconds: flo
         return True
     # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT through SQLAlchemy.
     created = session.execute(
-        _insert(session)
+        insert_or_ignore(session, Lease)
         .values(name=name, owner=owner, expires_at=expires_at)
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(Lease.name)
