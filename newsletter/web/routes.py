@@ -259,3 +259,16 @@ def sentence(text: str) -> str:
 
 def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def over_limit(
+    state: WebState, limiter: RateLimiter, request: Request, message: str
+) -> HTMLResponse | None:
+    """429 with Retry-After when this client has used up `limiter`, else None; every
+    call spends a token."""
+    key = client_key(request)
+    if limiter.allow(key):
+        return None
+    response = error_page(state, 429, "Too many requests", message)
+    response.headers["Retry-After"] = str(limiter.retry_after(key))
+    return response

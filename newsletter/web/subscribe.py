@@ -19,13 +19,12 @@ from newsletter.web.routes import (
     Web,
     WebState,
     checked_form,
-    client_key,
-    error_page,
     form_page,
     found_papers,
     interest_lines,
     left_already,
     link_problem,
+    over_limit,
     reader_for,
     rules_problem,
     send_later,
@@ -59,13 +58,11 @@ def home(request: Request, state: WebState, status_code: int = 200, **values: An
 @router.post("/subscribe")
 async def subscribe(request: Request, state: Web, background: BackgroundTasks) -> Response:
     """Ask for a subscription; 303 to "check your inbox", and a confirmation email follows."""
-    key = client_key(request)
-    if not state.limiter.allow(key):
-        response = error_page(
-            state, 429, "Too many requests", "Please wait a little before subscribing again."
-        )
-        response.headers["Retry-After"] = str(state.limiter.retry_after(key))
-        return response
+    limited = over_limit(
+        state, state.limiter, request, "Please wait a little before subscribing again."
+    )
+    if limited is not None:
+        return limited
     form = await checked_form(request, state, state.forms.subscribe)
     if isinstance(form, HTMLResponse):
         return form

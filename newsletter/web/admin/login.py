@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from newsletter.web.admin.auth import SESSION_COOKIE
 from newsletter.web.admin.state import BUTTON, LOGIN, AdminWeb, page, posted
-from newsletter.web.routes import Web, client_key, error_page
+from newsletter.web.routes import Web, client_key, over_limit
 
 router = APIRouter()
 log = logging.getLogger("newsletter.web.admin")
@@ -25,14 +25,12 @@ def login_page(request: Request, web: Web, admin: AdminWeb) -> Response:
 
 @router.post("/admin/login")
 async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
-    key = client_key(request)
     # Every attempt spends a token, right or wrong: guessing is what is being limited.
-    if not admin.login_limiter.allow(key):
-        response = error_page(
-            web, 429, "Too many requests", "Too many login attempts. Please wait and try again."
-        )
-        response.headers["Retry-After"] = str(admin.login_limiter.retry_after(key))
-        return response
+    limited = over_limit(
+        web, admin.login_limiter, request, "Too many login attempts. Please wait and try again."
+    )
+    if limited is not None:
+        return limited
     form = await posted(request, web, LOGIN)
     if isinstance(form, HTMLResponse):
         return form
@@ -40,7 +38,7 @@ async def login(request: Request, web: Web, admin: AdminWeb) -> Response:
     # argon2 takes tens of milliseconds of CPU: off the event loop.
     found = await run_in_threadpool(admin.admins.check, email, form.get("password"))
     if found is None:
-        log.warning("failed admin login from %s", key)
+        log.warning("failed admin login from %s", client_key(request))
         error = "Wrong email or password."
         return page(request, web, "admin/login.html", 401, error=error, email=email)
     signed = RedirectResponse("/admin", status_code=303)
