@@ -5,17 +5,20 @@ through its driver's own executemany. On PostgreSQL the driver would send an
 executemany as one statement per row, and turns a Python list into an array element
 by element; so the rows go as one array literal per column, built here with
 str.join, and unnested by the server: one statement per chunk. Rows are inserted in
-the order given (ids follow it).
+the order given (ids follow it). Rows that need no ids back and rarely conflict go
+by COPY (insert_rows_once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
+from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Table
+from psycopg.errors import UniqueViolation
+from sqlalchemy import Float, Integer, String, Table
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -47,6 +50,56 @@ def insert_rows(
             session.execute(sql_text(statement), _arrays(columns, chunk))
         else:
             session.connection().exec_driver_sql(_values(table, columns, tail), list(chunk))
+
+
+def insert_rows_once(
+    session: Session,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Callable[[], Iterable[tuple[object, ...]]],
+) -> None:
+    """Insert the rows `rows()` yields, leaving out any that would break a unique key,
+    as insert_rows(skip_conflicts=True) does, in one statement on PostgreSQL.
+
+    Rows are generated, not listed, so that a plan's never sit in memory at once.
+    There they go by binary COPY, which has no ON CONFLICT: when a row does conflict
+    (the caller read what exists before, so only a concurrent writer can have added
+    it since), the COPY is rolled back to a savepoint and every row is inserted again,
+    skipping conflicts. The conflict check per row that ON CONFLICT costs the server
+    is thereby only paid in that rare case; the unique keys still decide.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        try:
+            with session.begin_nested():
+                _copy(session, table, columns, rows())
+            return
+        except UniqueViolation:
+            pass
+    generated = iter(rows())
+    while chunk := list(islice(generated, _CHUNK)):
+        insert_rows(session, table, columns, chunk, skip_conflicts=True)
+
+
+def _copy(
+    session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[object, ...]]
+) -> None:
+    """COPY the rows in binary: no text to build, escape or parse on either side."""
+    types = [_COPY_TYPES[type(table.c[c].type)] for c in columns]
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # a live connection: the session is in a transaction
+    cursor = driver.cursor()
+    with (
+        cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+# Binary COPY sends each value in its column's own format: the column types it is
+# used with, and the PostgreSQL type of that format (varchar's is text's).
+_COPY_TYPES: dict[type[Any], str] = {Integer: "int4", Float: "float8", String: "text"}
 
 
 def insert_new_rows(
