@@ -65,3 +65,34 @@ def test_papers_another_plan_gave_a_reader_meanwhile_are_left_out_and_the_rest_k
     for email, papers_given in given.items():
         assert again[email] == [p for p in papers if p not in papers_given]
     assert sent(ctx, first) == given
+
+
+def test_readers_another_planner_created_deliveries_for_meanwhile_get_no_second_set(
+    any_context: Runtime,
+) -> None:
+    ctx = configured(any_context, matching={"semantic": "off"})
+    add_papers(ctx, 12)
+    add_readers(ctx, 3)
+    with db.transaction(ctx.sessions) as session:
+        readers = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+        papers = list(session.scalars(select(Paper.id).order_by(Paper.id)))
+        later = NOW + timedelta(days=7)
+        edition, _ = editions.ensure_edition(session, "2026-W49", NOW, later, later)
+
+    def plan(firsts: list[int]) -> list[PlannedDelivery]:
+        return [
+            PlannedDelivery(
+                reader,
+                "digest",
+                later,
+                (PlannedPaper(first, 1.0, "Matched your topic: Memory"),),
+            )
+            for reader, first in zip(readers, firsts, strict=True)
+        ]
+
+    # The second planner read no deliveries for the first two readers, and chose others.
+    with db.transaction(ctx.sessions) as session:
+        assert plans.insert_deliveries(session, edition.id, plan(papers[:3])[:2], later) == 2
+    with db.transaction(ctx.sessions) as session:
+        assert plans.insert_deliveries(session, edition.id, plan(papers[3:6]), later) == 1
+    assert list(sent(ctx, "2026-W49").values()) == [[papers[0]], [papers[1]], [papers[5]]]

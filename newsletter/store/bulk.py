@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any, cast
 
 from psycopg.errors import UniqueViolation
-from sqlalchemy import Float, Integer, String, Table
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Table, Text, TypeDecorator
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -84,7 +84,7 @@ def _copy(
     session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[object, ...]]
 ) -> None:
     """COPY the rows in binary: no text to build, escape or parse on either side."""
-    types = [_COPY_TYPES[type(table.c[c].type)] for c in columns]
+    types = [_copy_type(c, table) for c in columns]
     driver = session.connection().connection.driver_connection
     assert driver is not None  # a live connection: the session is in a transaction
     cursor = driver.cursor()
@@ -97,9 +97,24 @@ def _copy(
             copy.write_row(row)
 
 
-# Binary COPY sends each value in its column's own format: the column types it is
-# used with, and the PostgreSQL type of that format (varchar's is text's).
-_COPY_TYPES: dict[type[Any], str] = {Integer: "int4", Float: "float8", String: "text"}
+def _copy_type(column: str, table: Table) -> str:
+    """The PostgreSQL type whose binary format COPY sends this column's values in
+    (varchar's and text's are one), or "" for a type not listed here."""
+    kind = table.c[column].type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else ""
+    return _COPY_TYPES.get(type(kind), "")
+
+
+_COPY_TYPES: dict[type[Any], str] = {
+    Boolean: "bool",
+    Integer: "int4",
+    Float: "float8",
+    String: "text",
+    Text: "text",
+}
 
 
 def insert_new_rows(
@@ -118,6 +133,9 @@ def insert_new_rows(
     dialect = session.get_bind().dialect
     created: list[tuple[Any, ...]] = []
     if dialect.name == "postgresql":
+        copied = _copy_new_rows(session, table, columns, rows, returning)
+        if copied is not None:
+            return copied
         tail = f"ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(returning)}"
         statement = sql_text(_unnest(dialect, table, columns, tail))
         for start in range(0, len(rows), _CHUNK):
@@ -136,6 +154,44 @@ def insert_new_rows(
         ]
         created.extend(tuple(row) for row in session.execute(insert, chunk))
     return created
+
+
+def _copy_new_rows(
+    session: Session,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[object, ...]],
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]] | None:
+    """insert_new_rows when none of the rows is taken, as is usual: ids drawn from the
+    table's sequence in one query, the rows sent by COPY with them (in a savepoint),
+    and what RETURNING would give built from the rows. None when a row is taken (the
+    COPY is undone: the caller inserts skipping conflicts) or COPY cannot be used."""
+    every = ("id", *columns)
+    if (
+        table.autoincrement_column is None
+        or table.autoincrement_column.name != "id"
+        or any(c not in every for c in returning)
+        or not all(_copy_type(c, table) for c in every)
+    ):
+        return None
+    ids = sorted(
+        session.scalars(
+            sql_text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id'))"
+                " FROM generate_series(1, :count)"
+            ),
+            {"table": table.name, "count": len(rows)},
+        )
+    )
+    with_ids = [(i, *row) for i, row in zip(ids, rows, strict=True)]
+    try:
+        with session.begin_nested():
+            _copy(session, table, every, with_ids)
+    except UniqueViolation:
+        return None
+    where = [every.index(c) for c in returning]
+    return [tuple(row[i] for i in where) for row in with_ids]
 
 
 @cache
