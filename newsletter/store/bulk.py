@@ -5,8 +5,13 @@ through its driver's own executemany. On PostgreSQL the driver would send an
 executemany as one statement per row, and turns a Python list into an array element
 by element; so the rows go as one array literal per column, built here with
 str.join, and unnested by the server: one statement per chunk. Rows are inserted in
-the order given (ids follow it). Rows that need no ids back and rarely conflict go
-by COPY (insert_rows_once).
+the order given (ids follow it).
+
+Where rows rarely conflict (a plan's deliveries and papers, an import's readers),
+PostgreSQL gets them by binary COPY inside a savepoint instead: no text to build or
+parse, and no per-row conflict check, which costs the server as much as the row.
+COPY cannot skip a conflict, so a taken row undoes it and the rows are inserted again
+skipping conflicts: the unique keys decide in both cases, and the result is the same.
 """
 
 from __future__ import annotations
@@ -169,7 +174,8 @@ def _copy_new_rows(
     COPY is undone: the caller inserts skipping conflicts) or COPY cannot be used."""
     every = ("id", *columns)
     if (
-        table.autoincrement_column is None
+        "id" in columns
+        or table.autoincrement_column is None
         or table.autoincrement_column.name != "id"
         or any(c not in every for c in returning)
         or not all(_copy_type(c, table) for c in every)
