@@ -179,7 +179,8 @@ def peak_rss_kib() -> int:
 def time_planning(config: Path) -> dict[str, object]:
     phases: dict[str, float] = defaultdict(float)
     planner.embed_window = timed(phases, "embed_check", planner.embed_window)  # type: ignore[method-assign]
-    selection.choose_for = timed(phases, "choose", selection.choose_for)  # type: ignore[method-assign]
+    # The planner calls choose_for by the name it imported.
+    planner.choose_for = timed(phases, "choose", planner.choose_for)  # type: ignore[attr-defined]
     selection.rank_papers = timed(phases, "rank", selection.rank_papers)  # type: ignore[method-assign]
     plans_mod.subscribers_to_plan = timed(phases, "load_readers", plans_mod.subscribers_to_plan)  # type: ignore[method-assign]
     plans_mod.delivered_papers = timed(phases, "history", plans_mod.delivered_papers)  # type: ignore[method-assign]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidInput

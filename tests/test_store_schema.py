@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -25,7 +26,7 @@ from tests.conftest import make_settings
 def test_the_revision_every_command_checks_is_alembics_head() -> None:
     # A new migration must bump db.HEAD_REVISION, or commands would call the
     # upgraded schema out of date (or an old one current).
-    assert db.HEAD_REVISION == db.head_revision()
+    assert db.head_revision() == db.HEAD_REVISION
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> None:
@@ -118,12 +119,12 @@ def _an_edition(context: Runtime, status: str = "sending") -> None:
     _insert(context, "editions", id=1, key="2026-W48", status=status, **window)
 
 
-def _a_subscriber(context: Runtime, status: str = "active") -> None:
+def _a_subscriber(context: Runtime, status: str = "active", id: int = 1) -> None:
     _insert(
         context,
         "subscribers",
-        id=1,
-        email="ada@example.org",
+        id=id,
+        email=f"reader{id}@example.org",
         status=status,
         paused=False,
         hard_bounces=0,
@@ -212,3 +213,75 @@ def _every_row(context: Runtime) -> dict[str, list[tuple[object, ...]]]:
             for table in Base.metadata.sorted_tables
             if table.name in present
         }
+
+
+def _a_paper(context: Runtime, id: int = 1) -> None:
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    _insert(context, "papers", id=id, external_id=f"p{id}", title="T", source="hf", listed_at=at)
+
+
+def _a_paper_in_the_delivery(context: Runtime, subscriber_id: int = 1, paper_id: int = 1) -> None:
+    _insert(
+        context,
+        "delivery_papers",
+        delivery_id=1,
+        paper_id=paper_id,
+        subscriber_id=subscriber_id,
+        position=1,
+        score=1.0,
+        reason="Matched your topic: Memory",
+    )
+
+
+def test_the_database_refuses_a_delivery_paper_for_another_reader_than_the_deliverys(
+    any_context: Runtime,
+) -> None:
+    _an_edition(any_context)
+    _a_subscriber(any_context)
+    _a_subscriber(any_context, id=2)
+    _a_delivery(any_context)  # for reader 1
+    _a_paper(any_context)
+    with pytest.raises(sa.exc.IntegrityError):
+        _a_paper_in_the_delivery(any_context, subscriber_id=2)
+    _a_paper_in_the_delivery(any_context, subscriber_id=1)
+    assert len(_every_row(any_context)["delivery_papers"]) == 1
+
+
+def test_deleting_a_reader_deletes_their_deliveries_and_the_papers_in_them(
+    any_context: Runtime,
+) -> None:
+    _an_edition(any_context)
+    _a_subscriber(any_context)
+    _a_delivery(any_context)
+    _a_paper(any_context)
+    _a_paper_in_the_delivery(any_context)
+    with db.transaction(any_context.sessions) as session:
+        session.execute(sa.delete(Subscriber).where(Subscriber.id == 1))
+    rows = _every_row(any_context)
+    assert rows["deliveries"] == rows["delivery_papers"] == []
+    assert len(rows["papers"]) == 1
+
+
+def test_one_key_from_delivery_papers_to_their_delivery_and_reader_keeps_every_row(
+    database_url: str,
+) -> None:
+    context = Runtime(make_settings(database_url))
+    try:
+        assert db.upgrade(context.engine, "0006") == (None, "0006")
+        _an_edition(context)
+        _a_subscriber(context)
+        _a_subscriber(context, id=2)
+        _a_delivery(context)
+        _a_paper(context)
+        _a_paper(context, id=2)
+        _a_paper_in_the_delivery(context)
+        before = _every_row(context)
+        assert db.upgrade(context.engine, "0007") == ("0006", "0007")
+        assert _every_row(context) == before
+        with pytest.raises(sa.exc.IntegrityError):  # another reader's paper in it
+            _a_paper_in_the_delivery(context, subscriber_id=2, paper_id=2)
+        command.downgrade(db._alembic_config(context.engine), "0006")
+        assert db.current_revision(context.engine) == "0006"
+        assert _every_row(context) == before
+    finally:
+        context.close()

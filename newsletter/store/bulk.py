@@ -6,16 +6,23 @@ executemany as one statement per row, and turns a Python list into an array elem
 by element; so the rows go as one array literal per column, built here with
 str.join, and unnested by the server: one statement per chunk. Rows are inserted in
 the order given (ids follow it).
+
+Where rows rarely conflict (a plan's deliveries and papers, an import's readers),
+PostgreSQL gets them by binary COPY inside a savepoint instead: no text to build or
+parse, and no per-row conflict check, which costs the server as much as the row.
+COPY cannot skip a conflict, so a taken row undoes it and the rows are inserted again
+skipping conflicts: the unique keys decide in both cases, and the result is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Table, Text, TypeDecorator
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
@@ -52,6 +59,73 @@ def insert_rows(
             session.connection().exec_driver_sql(_values(table, columns, tail), list(chunk))
 
 
+def insert_rows_once(
+    session: Session,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Callable[[], Iterable[tuple[object, ...]]],
+) -> None:
+    """Insert the rows `rows()` yields, leaving out any that would break a unique key,
+    as insert_rows(skip_conflicts=True) does, in one statement on PostgreSQL.
+
+    Rows are generated, not listed, so that a plan's never sit in memory at once.
+    There they go by binary COPY, which has no ON CONFLICT: when a row does conflict
+    (the caller read what exists before, so only a concurrent writer can have added
+    it since), the COPY is rolled back to a savepoint and every row is inserted again,
+    skipping conflicts. The conflict check per row that ON CONFLICT costs the server
+    is thereby only paid in that rare case; the unique keys still decide.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from psycopg.errors import UniqueViolation  # the driver this engine has loaded
+
+        try:
+            with session.begin_nested():
+                _copy(session, table, columns, rows())
+            return
+        except UniqueViolation:
+            pass
+    generated = iter(rows())
+    while chunk := list(islice(generated, _CHUNK)):
+        insert_rows(session, table, columns, chunk, skip_conflicts=True)
+
+
+def _copy(
+    session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[object, ...]]
+) -> None:
+    """COPY the rows in binary: no text to build, escape or parse on either side."""
+    types = [_copy_type(c, table) for c in columns]
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # a live connection: the session is in a transaction
+    cursor = driver.cursor()
+    with (
+        cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_type(column: str, table: Table) -> str:
+    """The PostgreSQL type whose binary format COPY sends this column's values in
+    (varchar's and text's are one), or "" for a type not listed here."""
+    kind = table.c[column].type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else ""
+    return _COPY_TYPES.get(type(kind), "")
+
+
+_COPY_TYPES: dict[type[Any], str] = {
+    Boolean: "bool",
+    Integer: "int4",
+    Float: "float8",
+    String: "text",
+    Text: "text",
+}
+
+
 def insert_new_rows(
     session: Session,
     table: Table,
@@ -68,6 +142,9 @@ def insert_new_rows(
     dialect = session.get_bind().dialect
     created: list[tuple[Any, ...]] = []
     if dialect.name == "postgresql":
+        copied = _copy_new_rows(session, table, columns, rows, returning)
+        if copied is not None:
+            return copied
         tail = f"ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(returning)}"
         statement = sql_text(_unnest(dialect, table, columns, tail))
         for start in range(0, len(rows), _CHUNK):
@@ -86,6 +163,47 @@ def insert_new_rows(
         ]
         created.extend(tuple(row) for row in session.execute(insert, chunk))
     return created
+
+
+def _copy_new_rows(
+    session: Session,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[object, ...]],
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]] | None:
+    """insert_new_rows when none of the rows is taken, as is usual: ids drawn from the
+    table's sequence in one query, the rows sent by COPY with them (in a savepoint),
+    and what RETURNING would give built from the rows. None when a row is taken (the
+    COPY is undone: the caller inserts skipping conflicts) or COPY cannot be used."""
+    every = ("id", *columns)
+    if (
+        "id" in columns
+        or table.autoincrement_column is None
+        or table.autoincrement_column.name != "id"
+        or any(c not in every for c in returning)
+        or not all(_copy_type(c, table) for c in every)
+    ):
+        return None
+    ids = sorted(
+        session.scalars(
+            sql_text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id'))"
+                " FROM generate_series(1, :count)"
+            ),
+            {"table": table.name, "count": len(rows)},
+        )
+    )
+    with_ids = [(i, *row) for i, row in zip(ids, rows, strict=True)]
+    from psycopg.errors import UniqueViolation  # PostgreSQL only, like this path
+
+    try:
+        with session.begin_nested():
+            _copy(session, table, every, with_ids)
+    except UniqueViolation:
+        return None
+    where = [every.index(c) for c in returning]
+    return [tuple(row[i] for i in where) for row in with_ids]
 
 
 @cache

@@ -31,7 +31,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration. Every command checks the schema against it before it runs,
 # with one query: importing Alembic and reading its scripts would add a quarter of a
 # second to each start. tests/test_store_schema.py checks it is Alembic's head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

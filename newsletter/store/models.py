@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -204,6 +205,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
+        # What a delivery's papers refer to: a delivery and the reader it is for.
+        Index("uq_deliveries_id_subscriber", "id", "subscriber_id", unique=True),
         CheckConstraint(one_of("status", DeliveryStatus), name="status"),
         CheckConstraint(one_of("kind", DeliveryKind), name="kind"),
     )
@@ -226,18 +229,28 @@ class Delivery(Base):
 
 
 class DeliveryPaper(Base):
-    """A paper a delivery carries. Unique per subscriber: no paper is ever sent twice."""
+    """A paper a delivery carries. Unique per subscriber: no paper is ever sent twice.
+
+    One foreign key names the delivery and its reader together: the database checks
+    that `subscriber_id` is the delivery's own reader (so the unique key really is per
+    reader), and that reader exists through the delivery's key to subscribers; deleting
+    either removes these rows. A plan inserts hundreds of thousands of rows and each
+    key is checked row by row, so one key for both, not one each.
+    """
 
     __tablename__ = "delivery_papers"
     __table_args__ = (
+        ForeignKeyConstraint(
+            ["delivery_id", "subscriber_id"],
+            ["deliveries.id", "deliveries.subscriber_id"],
+            ondelete="CASCADE",
+        ),
         UniqueConstraint("subscriber_id", "paper_id", name="uq_delivery_papers_subscriber_paper"),
     )
 
-    delivery_id: Mapped[int] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
-    )
+    delivery_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id"), primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(String(200), default="")  # the interest it matched

@@ -9,7 +9,7 @@ each row once and never gives a reader a paper twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.store.bulk import ID_CHUNK, insert_new_rows, insert_rows, table_of
+from newsletter.store.bulk import ID_CHUNK, insert_new_rows, insert_rows_once, table_of
 from newsletter.store.examples import feelings_of
 from newsletter.store.models import (
     Delivery,
@@ -148,7 +148,7 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "created_at",
 )
-_PLAN_CHUNK = 5_000  # deliveries per round: their papers are ~10 rows each
+_PLAN_CHUNK = 5_000  # deliveries per statement
 
 
 def insert_deliveries(
@@ -156,7 +156,7 @@ def insert_deliveries(
 ) -> int:
     """Create the deliveries (and their papers) that do not exist yet; returns how many."""
     by_subscriber = {p.subscriber_id: p for p in planned}
-    created = 0
+    created: list[tuple[int, PlannedDelivery]] = []
     for start in range(0, len(planned), _PLAN_CHUNK):
         rows = [
             (edition_id, p.subscriber_id, p.kind, DeliveryStatus.QUEUED, 0, p.next_attempt_at, now)
@@ -172,30 +172,34 @@ def insert_deliveries(
             unique=("edition_id", "subscriber_id"),
             returning=("id", "subscriber_id"),
         )
-        created += len(new)
-        _insert_delivery_papers(session, [(d_id, by_subscriber[s_id]) for d_id, s_id in new])
-    return created
+        created.extend((d_id, by_subscriber[s_id]) for d_id, s_id in new)
+    _insert_delivery_papers(session, created)
+    return len(created)
 
 
 _PAPER_COLUMNS = ("delivery_id", "paper_id", "subscriber_id", "position", "score", "reason")
 
 
 def _insert_delivery_papers(
-    session: Session, deliveries: Iterable[tuple[int, PlannedDelivery]]
+    session: Session, deliveries: Sequence[tuple[int, PlannedDelivery]]
 ) -> None:
-    rows = [
-        (
-            delivery_id,
-            paper.paper_id,
-            plan.subscriber_id,
-            position,
-            float(paper.score),
-            paper.reason[:200],
-        )
-        for delivery_id, plan in deliveries
-        for position, paper in enumerate(plan.papers, start=1)
-    ]
-    insert_rows(session, table_of(DeliveryPaper), _PAPER_COLUMNS, rows, skip_conflicts=True)
+    """The papers of deliveries just created. The papers were chosen leaving out those
+    each reader had been sent, so only a concurrent plan of another edition can have
+    taken one since: the unique key leaves it out, and the reader still gets it once."""
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        for delivery_id, plan in deliveries:
+            for position, paper in enumerate(plan.papers, start=1):
+                yield (
+                    delivery_id,
+                    paper.paper_id,
+                    plan.subscriber_id,
+                    position,
+                    float(paper.score),
+                    paper.reason[:200],
+                )
+
+    insert_rows_once(session, table_of(DeliveryPaper), _PAPER_COLUMNS, rows)
 
 
 def delivery_for(session: Session, edition_id: int, subscriber_id: int) -> Delivery | None:
