@@ -12,9 +12,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ADDRESS = re.compile(r"^[^@\s+]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -92,6 +89,11 @@ class WebhooksConfig(Section):
     def _verification_key(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        # Loaded only for a site that set the key: every command reads this config.
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
         try:
             key = load_der_public_key(base64.b64decode("".join(value.split()), validate=True))
         except (ValueError, UnsupportedAlgorithm):
