@@ -13,13 +13,15 @@ import pytest
 
 from newsletter.config import parse_settings
 from newsletter.errors import ConfigError
+from newsletter.mail.verp import ReturnAddresses
 from newsletter.returns.webhooks import Unavailable
 from newsletter.returns.webhooks.receive import Relays
 from newsletter.returns.webhooks.ses import MAX_FETCH_BYTES, https_get
 from newsletter.runtime import Runtime
+from newsletter.tokens import make_address_token
 from tests.http_server import Answer, scripted_server
 from tests.webhook_rig import PROVIDERS, READER, Hooks, open_hooks, webhook_settings
-from tests.webhook_support import Prepared, SendGridRelay, SesRelay, sns_sign
+from tests.webhook_support import Prepared, SendGridRelay, SesRelay, mailgun_sign, sns_sign
 
 
 @pytest.fixture
@@ -107,6 +109,38 @@ def test_reports_about_strangers_are_answered_200_and_ignored(hooks: Hooks, prov
     assert response.status_code == 200, response.text
     assert response.json()["unknown"] == 1 and response.json()["recorded"] == 0
     assert hooks.events() == []
+
+
+@pytest.mark.parametrize("provider", ["ses", "mailgun"])
+def test_a_report_carrying_our_verp_sender_names_its_delivery_whatever_the_address(
+    hooks: Hooks, provider: str
+) -> None:
+    """SES and Mailgun echo the envelope sender: the delivery signed into it decides,
+    even when the address reported is an alias or forward of the reader's."""
+    token = make_address_token(hooks.context.secret_key, "bounce", hooks.delivery_id)
+    verp = ReturnAddresses.of("bounces@papers.example.org").bounce_for(token)
+    prepared = hooks.relays[provider].request("hard")
+    body = prepared.body.replace(READER.encode(), b"alias@forward.example.net")
+    body = body.replace(b"2026-W48.1.0123456789ab", b"2026-W48.9.fedcba987654")
+    assert b'"bounces@papers.example.org"' in body.replace(b'\\"', b'"')
+    body = body.replace(b"bounces@papers.example.org", verp.encode())
+    if provider == "ses":
+        prepared = _resigned(hooks, provider, body)
+    else:
+        prepared = Prepared(provider, body, prepared.headers)
+    response = prepared.post(hooks.client)
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] == 1
+    assert hooks.events() == [("hard_bounce", provider, hooks.delivery_id)]
+    assert hooks.reader() == ("active", 1)
+    # A forged token names nobody: the report is about a stranger again.
+    forged = body.replace(verp.encode(), verp.replace(token[-4:], "aaaa").encode())
+    if provider == "ses":
+        again = _resigned(hooks, provider, forged)
+    else:  # a new signature: Mailgun's tokens are used once
+        payload = mailgun_sign(json.loads(forged))
+        again = Prepared(provider, json.dumps(payload).encode(), prepared.headers)
+    assert again.post(hooks.client).json()["unknown"] == 1
 
 
 def _resigned(hooks: Hooks, provider: str, body: bytes) -> Prepared:

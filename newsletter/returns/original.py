@@ -67,11 +67,8 @@ def original_headers(report: Message) -> Message | None:
 def clues_of(headers: Message, returns: ReturnAddresses, secret_key: str) -> Clues:
     """What the quoted headers say about the delivery; tokens that do not verify are
     ignored (a forger gains nothing, the other clues still count)."""
-    delivery_id = None
     return_path = first_address(header_text(headers, "Return-Path"))
-    tagged = split_address(return_path) if return_path else None
-    if tagged and tagged.tag and tagged.local == returns.bounce_local:
-        delivery_id = _verified(secret_key, "bounce", tagged.tag)
+    delivery_id = verp_delivery(return_path, returns, secret_key) if return_path else None
     subscriber_id = None
     for address in _MAILTO.findall(header_text(headers, "List-Unsubscribe")):
         tagged = split_address(address)
@@ -79,6 +76,15 @@ def clues_of(headers: Message, returns: ReturnAddresses, secret_key: str) -> Clu
             subscriber_id = _verified(secret_key, "unsubscribe-mail", tagged.tag)
     message_id = header_text(headers, "Message-ID") or None
     return Clues(delivery_id, subscriber_id, message_id, first_address(header_text(headers, "To")))
+
+
+def verp_delivery(address: str, returns: ReturnAddresses, secret_key: str) -> int | None:
+    """The delivery signed into one of our VERP envelope senders; None for any other
+    address or a token that does not verify."""
+    tagged = split_address(address)
+    if tagged and tagged.tag and tagged.local == returns.bounce_local:
+        return _verified(secret_key, "bounce", tagged.tag)
+    return None
 
 
 def _verified(secret_key: str, purpose: str, token: str) -> int | None:

@@ -9,14 +9,16 @@ once, and act on it the same whatever the way in (SMTP session, inbound mail, we
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInput
 from newsletter.mail.addresses import normalize_email
+from newsletter.mail.verp import ReturnAddresses
 from newsletter.returns.events import ReturnEvent
+from newsletter.returns.original import verp_delivery
 from newsletter.runtime import Runtime
 from newsletter.store import db, deliveries
 from newsletter.store import returns as store
@@ -44,8 +46,18 @@ def apply(
     at all."""
     now = now or utcnow()
     bounce_after = context.settings.delivery.bounce_after
+    returns = ReturnAddresses.of(context.settings.bounce_address)
+    signed = [_signed_delivery(event, returns, context.secret_key) for event in events]
     with db.transaction(context.sessions, immediate=True) as session:
-        return [_apply_one(session, event, bounce_after, now) for event in events]
+        return [_apply_one(session, event, bounce_after, now) for event in signed]
+
+
+def _signed_delivery(event: ReturnEvent, returns: ReturnAddresses, secret_key: str) -> ReturnEvent:
+    """The event with the delivery its verified VERP return path names, if any."""
+    if event.delivery_id is not None or not event.return_path:
+        return event
+    delivery_id = verp_delivery(event.return_path, returns, secret_key)
+    return event if delivery_id is None else replace(event, delivery_id=delivery_id)
 
 
 def _apply_one(session: Session, event: ReturnEvent, bounce_after: int, now: datetime) -> Applied:

@@ -113,6 +113,7 @@ def events(payload: Any) -> list[ReturnEvent]:
             kind=kind,
             source=MailEventSource.MAILGUN,
             message_id=f"<{message_id.strip('<>')}>" if message_id else None,
+            return_path=_sender(data),
             email=recipient or None,
             detail=detail(
                 f"{name} ({severity or 'complaint'}):",
@@ -130,3 +131,9 @@ def _key(payload: Any, data: dict[str, Any], recipient: str) -> str:
     if text(data.get("id")):
         return event_key("mailgun", data.get("id"), data.get("timestamp"), recipient)
     return event_key("mailgun", "token", signature_token(payload))
+
+
+def _sender(data: dict[str, Any]) -> str | None:
+    """The envelope sender Mailgun used: our VERP address, naming the delivery."""
+    envelope = data.get("envelope")
+    return (text(envelope.get("sender")) or None) if isinstance(envelope, dict) else None

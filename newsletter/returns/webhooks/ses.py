@@ -222,6 +222,7 @@ def events(message: dict[str, Any]) -> list[ReturnEvent]:
                 kind=kind,
                 source=MailEventSource.SES,
                 message_id=ours,
+                return_path=text(mail.get("source")) or None,
                 email=email,
                 detail=detail(heading, recipient.get("status"), recipient.get("diagnosticCode")),
                 key=event_key("ses", ses_id, report_id, email.lower()),
