@@ -3,9 +3,9 @@
 RFC 3464 reports (multipart/report; report-type=delivery-status) are read field by
 field: per recipient, `Action: failed` with a 5.x.x Status is a hard bounce; a 4.x.x
 one, a full mailbox (5.2.2) or `Action: delayed` is a soft bounce; the Diagnostic-Code
-is kept for the admin. Everything else (the bounce formats of old MTAs and of big providers that
-predate or ignore the RFC) goes through Mailman's flufl.bounce detectors, which name
-the addresses that failed for good and those that failed for now.
+is kept for the admin. Everything else (the bounce formats of old MTAs and of big
+providers that predate or ignore the RFC) goes through Mailman's flufl.bounce
+detectors, which name the addresses that failed for good and those that failed for now.
 """
 
 from __future__ import annotations

@@ -18,20 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 
-from newsletter.errors import InvalidToken
 from newsletter.mail.verp import UNSUBSCRIBE_LOCAL, ReturnAddresses, split_address
 from newsletter.returns import record
 from newsletter.returns.arf import complaint_events, is_arf
 from newsletter.returns.dsn import bounce_events
 from newsletter.returns.events import ReturnEvent
-from newsletter.returns.original import header_text, report_key
+from newsletter.returns.original import header_text, report_key, signed_id
 from newsletter.runtime import Runtime
 from newsletter.store import db
 from newsletter.store import returns as store
 from newsletter.store import subscribers as subscriber_store
 from newsletter.store.models import utcnow
 from newsletter.store.statuses import MailEventKind, MailEventSource
-from newsletter.tokens import read_address_token
 
 _LABELS = {
     MailEventKind.HARD_BOUNCE: "hard bounce",
@@ -115,7 +113,7 @@ class Inbound:
         if route.kind == "other":
             return [], "not addressed to the bounce or unsubscribe address"
         if route.kind == "unsubscribe":
-            subscriber_id = self._verify("unsubscribe-mail", route.token)
+            subscriber_id = signed_id(self.secret_key, "unsubscribe-mail", route.token or "")
             if subscriber_id is None:
                 return [], "unsubscribe address with a bad signature: nobody was unsubscribed"
             event = ReturnEvent(
@@ -128,14 +126,14 @@ class Inbound:
             return [event], ""
         delivery_id = None
         if route.kind == "bounce":
-            delivery_id = self._verify("bounce", route.token)
+            delivery_id = signed_id(self.secret_key, "bounce", route.token or "")
             if delivery_id is None:
                 return [], "bounce address with a bad signature"
         events, reason = self._report_events(report, delivery_id, fallback, defects)
         if route.kind == "plain" and events:
             # Anyone can mail the plain address, and Message-IDs and addresses can be
             # guessed: only a token we signed, quoted in the original, names a reader.
-            signed = [e for e in events if e.delivery_id or e.subscriber_id is not None]
+            signed = [e for e in events if (e.delivery_id or e.subscriber_id) is not None]
             if not signed:
                 return [], "names its reader without a signed token: not applied"
             events = signed
@@ -155,14 +153,6 @@ class Inbound:
         )
         missing = "abuse report naming no complaint" if arf else "names no failed delivery"
         return events, "" if events else f"{missing}{defects}"
-
-    def _verify(self, purpose: str, token: str | None) -> int | None:
-        try:
-            if purpose == "bounce":
-                return read_address_token(self.secret_key, "bounce", token or "")
-            return read_address_token(self.secret_key, "unsubscribe-mail", token or "")
-        except InvalidToken:
-            return None
 
     def _store(
         self,

@@ -18,7 +18,7 @@ from email.parser import BytesHeaderParser, HeaderParser
 
 from newsletter.errors import InvalidToken
 from newsletter.mail.verp import UNSUBSCRIBE_LOCAL, ReturnAddresses, split_address
-from newsletter.tokens import read_address_token
+from newsletter.tokens import AddressPurpose, read_address_token
 
 _MAILTO = re.compile(r"<mailto:([^>?]+)[^>]*>", re.IGNORECASE)
 _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
@@ -73,7 +73,7 @@ def clues_of(headers: Message, returns: ReturnAddresses, secret_key: str) -> Clu
     for address in _MAILTO.findall(header_text(headers, "List-Unsubscribe")):
         tagged = split_address(address)
         if tagged and tagged.tag and tagged.local == UNSUBSCRIBE_LOCAL:
-            subscriber_id = _verified(secret_key, "unsubscribe-mail", tagged.tag)
+            subscriber_id = signed_id(secret_key, "unsubscribe-mail", tagged.tag)
     message_id = header_text(headers, "Message-ID") or None
     return Clues(delivery_id, subscriber_id, message_id, first_address(header_text(headers, "To")))
 
@@ -83,15 +83,14 @@ def verp_delivery(address: str, returns: ReturnAddresses, secret_key: str) -> in
     address or a token that does not verify."""
     tagged = split_address(address)
     if tagged and tagged.tag and tagged.local == returns.bounce_local:
-        return _verified(secret_key, "bounce", tagged.tag)
+        return signed_id(secret_key, "bounce", tagged.tag)
     return None
 
 
-def _verified(secret_key: str, purpose: str, token: str) -> int | None:
+def signed_id(secret_key: str, purpose: AddressPurpose, token: str) -> int | None:
+    """The id signed into an address token, or None when it does not verify."""
     try:
-        if purpose == "bounce":
-            return read_address_token(secret_key, "bounce", token)
-        return read_address_token(secret_key, "unsubscribe-mail", token)
+        return read_address_token(secret_key, purpose, token)
     except InvalidToken:
         return None
 
