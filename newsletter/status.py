@@ -32,7 +32,7 @@ from newsletter.store.editions import EditionInfo
 from newsletter.store.leases import LeaseInfo
 from newsletter.store.models import utcnow
 from newsletter.store.progress import DeliveryTally, SendSpan
-from newsletter.store.returns import EventCounts
+from newsletter.store.returns import EventCounts, InboundInfo
 from newsletter.store.statuses import EditionStatus
 
 LEASE_NAME = "scheduler"
@@ -265,6 +265,7 @@ def _unplanned_weeks(
 
 GROWTH_WEEKS = 12
 RETURNS_WINDOW_DAYS = 30
+INBOUND_SHOWN = 10  # the latest mail `newsletter inbound` kept for the admin
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,9 @@ class Overview:
     report: StatusReport
     readers: Readers
     returns: Returns
+    # Mail to the bounce domain that was no bounce, complaint or unsubscribe (or could
+    # not be read, or had a bad signature): kept, newest first.
+    inbound: tuple[InboundInfo, ...] = ()
 
     @property
     def editions(self) -> tuple[EditionProgress, ...]:
@@ -319,6 +323,7 @@ def overview(context: Runtime, now: datetime | None = None, recent: int = 5) -> 
         growth = audience.readers_on_list_at(session, moments)
         counts = returns.event_counts(session, since)
         sent = returns.sent_since(session, since)
+        kept = returns.recent_inbound(session, INBOUND_SHOWN)
     names = {t.slug: t.name for t in context.settings.topics}
     # Slugs readers still hold after a topic left the config are shown too, by slug.
     slugs = [*names, *sorted(set(per_topic) - set(names))]
@@ -328,4 +333,5 @@ def overview(context: Runtime, now: datetime | None = None, recent: int = 5) -> 
         tuple((slug, names.get(slug, slug), per_topic.get(slug, 0)) for slug in slugs),
         tuple(zip(moments, growth, strict=True)),
     )
-    return Overview(found, readers, Returns(RETURNS_WINDOW_DAYS, sent, counts))
+    returned = Returns(RETURNS_WINDOW_DAYS, sent, counts)
+    return Overview(found, readers, returned, tuple(kept))

@@ -3,6 +3,7 @@ an abuse report by mail to `newsletter inbound`, and the admin sees both on /adm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,7 @@ from newsletter.store import db
 from newsletter.store.models import Edition
 from newsletter.web import create_app
 from tests.admin_support import ADMIN, log_in, password_hash, stats_of
-from tests.bounce_samples import arf_for, dsn_for
+from tests.bounce_samples import arf_for, dsn_for, sample
 from tests.inbound_support import Running, deliver, inbound_server
 from tests.test_inbound import Site, site  # noqa: F401  (the fixture: a digest sent to five)
 
@@ -43,6 +44,9 @@ def test_a_bounce_and_a_complaint_by_mail_show_on_the_admin_dashboard(
     assert deliver(inbound.port, [first.mail_from], dsn).code == 250
     arf = arf_for(second.data, msg_id="loop-arf@fbl.example.net")
     assert deliver(inbound.port, ["bounces@papers.example.org"], arf).code == 250
+    # An auto-reply is none of these: kept, and listed for the admin.
+    reply = sample("vacation.eml")
+    assert deliver(inbound.port, ["bounces@papers.example.org"], reply).code == 250
 
     statuses = site.statuses()
     assert statuses[complained] == "unsubscribed" and statuses[bounced] == "active"
@@ -61,3 +65,5 @@ def test_a_bounce_and_a_complaint_by_mail_show_on_the_admin_dashboard(
     assert stats[f"edition.{key}.hard_bounces"] == "2"
     assert stats[f"edition.{key}.complaints"] == "1"
     assert stats["readers.unsubscribed"] == "1"
+    [kept] = re.findall(r'<tr data-inbound="\d+">(.*?)</tr>', page.text, re.S)
+    assert "names no failed delivery" in kept and "bounces@papers.example.org" in kept
