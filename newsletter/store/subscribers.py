@@ -67,8 +67,9 @@ def delete_subscriber(session: Session, subscriber_id: int) -> dict[str, int] | 
     events, and inbound mail sent from their address. Returns the rows deleted per
     table; None when there is no such reader.
 
-    Explicit deletes rather than trusting ON DELETE CASCADE: SQLite enforces foreign
-    keys only when the connection asks for it, and an erasure must not depend on that.
+    Explicit deletes, although the schema cascades from the reader (every connection
+    turns SQLite's foreign keys on): they count what was erased table by table, and
+    they reach what no key ties to the reader (inbound mail from their address).
     """
     email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
     if email is None:
