@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal, get_args
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from newsletter.errors import ExpiredToken, InvalidToken
 
@@ -36,9 +36,27 @@ def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 
+@lru_cache(maxsize=32)
+def _signer(secret_key: str, purpose: str) -> TimestampSigner:
+    # Making a signer derives its key (two HMACs), which dumps() does on every call:
+    # a third of what a digest's four tokens cost.
+    signer = _serializer(secret_key, purpose).make_signer()
+    assert isinstance(signer, TimestampSigner)  # a timed serializer's signer
+    return signer
+
+
 def make_token(secret_key: str, purpose: str, subscriber_id: int) -> str:
-    token: str = _serializer(secret_key, purpose).dumps(int(subscriber_id))
-    return token
+    """What `URLSafeTimedSerializer.dumps(subscriber_id)` makes, at a third of the cost.
+
+    dumps() sends the JSON zlib-compressed when that is 2 bytes shorter; zlib's output
+    is never under 8 bytes, so a number of up to 9 characters goes as its plain
+    unpadded URL-safe base64, without trying (tests compare the two)."""
+    number = b"%d" % int(subscriber_id)
+    if len(number) <= 9:
+        payload = base64.urlsafe_b64encode(number).rstrip(b"=")
+    else:
+        payload = _serializer(secret_key, purpose).dump_payload(int(subscriber_id))
+    return _signer(secret_key, purpose).sign(payload).decode("ascii")
 
 
 def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = None) -> int:
@@ -58,8 +76,8 @@ def make_cards_token(secret_key: str, subscriber_id: int, paper_ids: Sequence[in
     """The "More / Fewer like this" links of one digest: one token for the reader and the
     papers it carried (a link names one of them), so a digest signs once, not per card."""
     payload = [int(subscriber_id), [int(p) for p in paper_ids]]
-    token: str = _serializer(secret_key, "feedback").dumps(payload)
-    return token
+    dumped = _serializer(secret_key, "feedback").dump_payload(payload)
+    return _signer(secret_key, "feedback").sign(dumped).decode("ascii")
 
 
 def read_cards_token(secret_key: str, token: str) -> tuple[int, frozenset[int]]:

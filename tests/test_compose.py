@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -10,6 +12,8 @@ import time_machine
 from newsletter.delivery.compose import Composer
 from newsletter.errors import HeaderInjection, InvalidToken
 from newsletter.render import Renderer
+from newsletter.render.content import DigestItem
+from newsletter.render.renderer import default_templates_dir
 from newsletter.render.samples import sample_items
 from newsletter.tokens import read_address_token, read_token
 from tests.email_support import (
@@ -207,3 +211,50 @@ def test_messages_are_byte_for_byte_the_same_with_cached_cards_and_without() -> 
                     for c in (cached, fresh)
                 ]
                 assert made[0] == made[1]
+
+
+def _alike_readers() -> list[tuple[int, str, tuple[DigestItem, ...]]]:
+    linkless = replace(sample_items(1)[0], paper=replace(sample_items(1)[0].paper, url=None))
+    linkless = replace(linkless, paper=replace(linkless.paper, pdf_url=None))
+    shared = sample_items(10)
+    return [
+        (1, "a@example.org", shared),
+        (2, "o'brien&co@example.org", shared),  # escaped in HTML, as it is in text
+        (123_456_789, "b@example.org", shared),
+        (4, "c@example.org", hostile_items(3)),
+        (5, "d@example.org", ()),  # the quiet week
+        (6, "e@example.org", (linkless,)),  # its card links the reader's own digest
+        (7, "f@example.org", (linkless,)),
+    ]
+
+
+def test_readers_who_chose_alike_get_exactly_what_a_full_render_makes() -> None:
+    when = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+    stencilled, full = composer(), Composer(settings(), SECRET, stencils=0)
+    with time_machine.travel(when, tick=False):
+        for _ in range(2):
+            for subscriber_id, email, items in _alike_readers():
+                made = [
+                    c.digest(subscriber_id=subscriber_id, email=email, items=items, **WEEK)
+                    for c in (stencilled, full)
+                ]
+                assert made[0] == made[1]
+    assert len(stencilled._stencils) == 4  # the shared, hostile, quiet and linkless digests
+
+
+def test_a_template_that_transforms_the_address_is_rendered_in_full(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), templates)
+    footer = templates / "email" / "_footer.txt.j2"
+    footer.write_text(
+        footer.read_text().replace("{{ recipient.email }}", "{{ recipient.email|upper }}")
+    )
+    with time_machine.travel(datetime(2026, 3, 16, 8, 0, tzinfo=UTC), tick=False):
+        made = [
+            Composer(settings(), SECRET, renderer=Renderer(templates), stencils=n).digest(
+                subscriber_id=3, email="reader@example.org", items=sample_items(3), **WEEK
+            )
+            for n in (1024, 0)
+        ]
+    assert made[0] == made[1]
+    assert "READER@EXAMPLE.ORG" in parts(parse(made[0].data))[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -89,6 +91,23 @@ def test_bare_line_feeds_go_out_as_crlf_and_a_lone_dot_line_is_stuffed() -> None
     assert wire_body(b".x\r\n") == b"..x\r\n.\r\n"
     assert wire_body(b"a\rb\r\n") == b"a\r\nb\r\n.\r\n"
     assert wire_body(b"a\rb\n.c\r\n") == b"a\r\nb\r\n..c\r\n.\r\n"  # balanced, yet bare
+
+
+def _wire_body_by_the_rfc(data: bytes) -> bytes:
+    """RFC 5321 4.5.2 spelt out: every line end CRLF, a leading dot doubled, CRLF.CRLF."""
+    lines = re.split(rb"\r\n|\n|\r", data)
+    if len(lines) > 1 and lines[-1] == b"":  # the end of the last line, not a line
+        lines.pop()
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    return b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
+
+
+def test_any_mix_of_line_ends_and_dots_goes_out_as_the_rfc_spells_it() -> None:
+    rng = random.Random(20261202)
+    pieces = [b"\r\n", b"\n", b"\r", b".", b"..", b"a", b"=", b"\r\n.", b"x" * 90]
+    for _ in range(5000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert wire_body(data) == _wire_body_by_the_rfc(data), data
 
 
 def test_marks_written_together_each_record_their_delivery_once(

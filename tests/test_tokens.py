@@ -5,7 +5,7 @@ import time_machine
 from itsdangerous import URLSafeTimedSerializer
 
 from newsletter.errors import ExpiredToken, InvalidToken, NewsletterError
-from newsletter.tokens import make_token, read_token
+from newsletter.tokens import make_cards_token, make_token, read_cards_token, read_token
 
 SECRET = "test-secret-key-0123456789"
 
@@ -79,7 +79,20 @@ def test_tokens_in_emails_sent_before_still_work(purpose: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "subscriber_id", [0, 1, 7, 4242, 999_999_999, 1_000_000_000, 1_111_111_111_111, 2**63 - 1, -5]
+    "subscriber_id",
+    [
+        0,
+        1,
+        7,
+        4242,
+        99_999_999,
+        999_999_999,
+        1_000_000_000,
+        1_111_111_111_111,
+        2**63 - 1,
+        -5,
+        -99_999_999,
+    ],
 )
 def test_tokens_are_exactly_what_the_itsdangerous_serializer_makes(subscriber_id: int) -> None:
     # Long ids compress (itsdangerous marks them with a leading dot); short ones do not.
@@ -89,3 +102,14 @@ def test_tokens_are_exactly_what_the_itsdangerous_serializer_makes(subscriber_id
             token = make_token(SECRET, purpose, subscriber_id)
             assert token == reference.dumps(subscriber_id)
         assert read_token(SECRET, purpose, token) == subscriber_id
+
+
+@pytest.mark.parametrize("papers", [[], [1], [5, 6, 7], list(range(1000, 1030)), [111_111] * 12])
+def test_feedback_tokens_are_exactly_what_the_itsdangerous_serializer_makes(
+    papers: list[int],
+) -> None:
+    reference = URLSafeTimedSerializer(SECRET, salt="newsletter.feedback")
+    with time_machine.travel("2026-03-01 12:00:00+00:00", tick=False):
+        token = make_cards_token(SECRET, 4242, papers)
+        assert token == reference.dumps([4242, papers])
+    assert read_cards_token(SECRET, token) == (4242, frozenset(papers))

@@ -24,19 +24,33 @@ from newsletter.mail.message import (
 from newsletter.mail.verp import ReturnAddresses
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
+from newsletter.render.stencil import Markers, Stencil
 from newsletter.tokens import make_address_token, make_cards_token, make_token
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
 
 NoticeKind = Literal["confirm", "welcome", "goodbye"]
+# What a digest shows alike to every reader who chose alike: edition, week, papers
+# with their reasons, topics.
+Shape = tuple[str, date, date, tuple[DigestItem, ...], tuple[str, ...]]
+# What differs: the address and four signed tokens (see Composer._reader_values).
+Values = tuple[str, ...]
+# Stencils kept per composer, each a digest's text and HTML (about 40 KB, so 40 MB at
+# most). Deliveries are claimed in id order, which cycles through the readers' choices:
+# fewer stencils than distinct choices would be evicted before their next use.
+STENCILS = 1024
 # A reader who has gone should not be offered a one-click unsubscribe header again.
 _NO_LIST_UNSUBSCRIBE = frozenset({"goodbye"})
 
 
 class Composer:
     def __init__(
-        self, settings: Settings, secret_key: str, renderer: Renderer | None = None
+        self,
+        settings: Settings,
+        secret_key: str,
+        renderer: Renderer | None = None,
+        stencils: int = STENCILS,
     ) -> None:
         self.settings = settings
         self.secret_key = secret_key
@@ -62,6 +76,11 @@ class Composer:
             bounce_address=self.returns.bounce,
         )
         self.domain = domain_of(sender.from_address)
+        self._markers = Markers(5)
+        self._stencils: dict[Shape, Stencil] = {}  # in order of use, the latest last
+        self._stencil_checked = False
+        self._stencils_agree = stencils > 0  # 0: render every digest in full
+        self._stencil_limit = stencils
         dkim = settings.dkim
         self.signer: DkimSigner | None = None
         if dkim:  # dkimpy is loaded only by a site that signs
@@ -80,28 +99,51 @@ class Composer:
         token = make_token(self.secret_key, purpose, subscriber_id)
         return f"{self.site.base_url}/{purpose}/{token}"
 
-    def _with_feedback_links(
-        self, subscriber_id: int, items: Sequence[DigestItem]
-    ) -> list[DigestItem]:
-        """Each card's "More / Fewer like this" links: one token signs the reader and
-        the digest's papers, each link names its paper."""
-        if not items:
-            return []
-        token = make_cards_token(self.secret_key, subscriber_id, [i.paper.id for i in items])
-        base = f"{self.site.base_url}/feedback/{token}"
-        return [
-            replace(
-                item,
-                more_url=f"{base}/{item.paper.id}/more",
-                fewer_url=f"{base}/{item.paper.id}/fewer",
-            )
-            for item in items
-        ]
+    def _reader_values(self, subscriber_id: int, email: str, shape: Shape) -> Values:
+        """What differs from one reader's digest to another's: the address, the
+        unsubscribe, preferences and "view in browser" tokens, and the one token of the
+        "More / Fewer like this" links (it signs the reader and the digest's papers)."""
+        items = shape[3]
+        cards = (
+            make_cards_token(self.secret_key, subscriber_id, [i.paper.id for i in items])
+            if items
+            else ""
+        )
+        return (
+            email,
+            make_token(self.secret_key, "unsubscribe", subscriber_id),
+            make_token(self.secret_key, "preferences", subscriber_id),
+            make_token(self.secret_key, "digest", subscriber_id),
+            cards,
+        )
 
-    def _digest_link(self, edition_key: str, subscriber_id: int) -> str:
-        """'View in browser': this reader's own digest, behind a read-only signed token."""
-        token = make_token(self.secret_key, "digest", subscriber_id)
-        return f"{self.site.base_url}/digest/{edition_key}/{token}"
+    def _view(self, shape: Shape, values: Values) -> DigestView:
+        edition_key, week_start, week_end, items, topics = shape
+        email, unsubscribe, preferences, digest, cards = values
+        base = self.site.base_url
+        feedback = f"{base}/feedback/{cards}"
+        return DigestView(
+            site=self.site,
+            recipient=Recipient(
+                email=email,
+                unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
+                preferences_url=f"{base}/preferences/{preferences}",
+            ),
+            edition_key=edition_key,
+            week_start=week_start,
+            week_end=week_end,
+            items=tuple(
+                replace(
+                    item,
+                    more_url=f"{feedback}/{item.paper.id}/more",
+                    fewer_url=f"{feedback}/{item.paper.id}/fewer",
+                )
+                for item in items
+            ),
+            # 'View in browser': this reader's own digest, behind a read-only token.
+            archive_url=f"{base}/digest/{edition_key}/{digest}",
+            topics=topics,
+        )
 
     def digest_view(
         self,
@@ -114,16 +156,8 @@ class Composer:
         items: Sequence[DigestItem],
         topics: Sequence[str] = (),
     ) -> DigestView:
-        return DigestView(
-            site=self.site,
-            recipient=self.recipient(subscriber_id, email),
-            edition_key=edition_key,
-            week_start=week_start,
-            week_end=week_end,
-            items=tuple(self._with_feedback_links(subscriber_id, items)),
-            archive_url=self._digest_link(edition_key, subscriber_id),
-            topics=tuple(topics),
-        )
+        shape = (edition_key, week_start, week_end, tuple(items), tuple(topics))
+        return self._view(shape, self._reader_values(subscriber_id, email, shape))
 
     def digest(
         self,
@@ -140,14 +174,12 @@ class Composer:
     ) -> OutgoingMessage:
         """The digest; with `delivery_id` its envelope sender is the VERP address that
         names that delivery (a preview has none: the plain bounce address)."""
-        view = self.digest_view(
-            subscriber_id=subscriber_id,
+        shape = (edition_key, week_start, week_end, tuple(items), tuple(topics))
+        values = self._reader_values(subscriber_id, email, shape)
+        recipient = Recipient(
             email=email,
-            edition_key=edition_key,
-            week_start=week_start,
-            week_end=week_end,
-            items=items,
-            topics=topics,
+            unsubscribe_url=f"{self.site.base_url}/unsubscribe/{values[1]}",
+            preferences_url=f"{self.site.base_url}/preferences/{values[2]}",
         )
         message_id = make_message_id(edition_key, subscriber_id, self.domain)
         sender = None
@@ -155,9 +187,35 @@ class Composer:
             sender = self.returns.bounce_for(
                 make_address_token(self.secret_key, "bounce", delivery_id)
             )
-        return self._finish(
-            self.renderer.digest(view), subscriber_id, view.recipient, message_id, True, now, sender
-        )
+        rendered = self._render_digest(shape, values)
+        return self._finish(rendered, subscriber_id, recipient, message_id, True, now, sender)
+
+    def _render_digest(self, shape: Shape, values: Values) -> RenderedEmail:
+        """From the stencil of readers who chose alike (see render.stencil), made on
+        first use; a view that cannot be a key (a list inside) is rendered in full."""
+        if not self._stencils_agree:
+            return self.renderer.digest(self._view(shape, values))
+        try:
+            stencil = self._stencils.pop(shape, None)
+        except TypeError:
+            return self.renderer.digest(self._view(shape, values))
+        if stencil is None:
+            marked = self.renderer.digest(self._view(shape, self._markers.slots))
+            stencil = Stencil.cut(self._markers, marked)
+            if len(self._stencils) >= self._stencil_limit:
+                del self._stencils[next(iter(self._stencils))]  # the least recently used
+        self._stencils[shape] = stencil
+        rendered = stencil.fill(values)
+        if not self._stencil_checked:
+            # Once per composer: a template that transforms the address or a link
+            # (a filter, a test on its value) would not print what a render prints.
+            self._stencil_checked = True
+            direct = self.renderer.digest(self._view(shape, values))
+            if rendered != direct:
+                self._stencils_agree = False
+                self._stencils.clear()
+                return direct
+        return rendered
 
     def notice_view(
         self,
