@@ -1,6 +1,7 @@
 """How fast complete digest messages are produced, and how big their HTML is.
 
-    .venv/bin/python benchmarks/render.py [--count N] [--mixed] [--card-cache N] [--dkim]
+    .venv/bin/python benchmarks/render.py [--count N] [--mixed] [--card-cache N]
+        [--stencils N] [--dkim]
 
 Renders N digests of 10 realistic papers through Composer (tokens, Jinja over the
 once-compiled MJML, text part, MIME bytes) in one process and prints messages per
@@ -9,8 +10,9 @@ of signing each message with a freshly generated 2048-bit RSA key.
 
 By default every reader gets the same ten papers. --mixed gives each reader ten of
 200 papers, each matched for one of three topics and with a score of their own, as
-a real send does; --card-cache 0 renders every paper card afresh (the cost without
-the card cache).
+a real send does, so no two readers' digests are alike; --card-cache 0 renders every
+paper card afresh (the cost without the card cache); --stencils 0 renders every digest
+in full (the cost without stencils for readers who chose alike).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from newsletter.config import Settings
-from newsletter.delivery.compose import Composer
+from newsletter.delivery.compose import STENCILS, Composer
 from newsletter.render import Renderer
 from newsletter.render.content import DigestItem
 from newsletter.render.samples import TOPICS, sample_items
@@ -41,9 +43,11 @@ SAME = tuple(replace(item, paper=replace(item.paper)) for item in sample_items(1
 Reader = Callable[[int], Sequence[DigestItem]]  # the papers reader n gets
 
 
-def _composer(settings: Settings, card_cache: int | None = None) -> Composer:
+def _composer(
+    settings: Settings, card_cache: int | None = None, stencils: int = STENCILS
+) -> Composer:
     renderer = None if card_cache is None else Renderer(card_cache=card_cache)
-    return Composer(settings, SECRET, renderer=renderer)
+    return Composer(settings, SECRET, renderer=renderer, stencils=stencils)
 
 
 def same_papers(_: int) -> Sequence[DigestItem]:
@@ -120,9 +124,10 @@ def main() -> None:
     parser.add_argument("--dkim", action="store_true", help="also measure DKIM signing")
     parser.add_argument("--mixed", action="store_true", help="10 of 200 papers per reader")
     parser.add_argument("--card-cache", type=int, help="paper cards kept (0: none)")
+    parser.add_argument("--stencils", type=int, default=STENCILS, help="0: every digest in full")
     args = parser.parse_args()
 
-    composer = _composer(Settings(), args.card_cache)
+    composer = _composer(Settings(), args.card_cache, args.stencils)
     papers = mixed_papers(1) if args.mixed else same_papers
     run(composer, 200, papers)  # warm caches the way a long send run would
     elapsed, sizes = run(composer, args.count, papers)

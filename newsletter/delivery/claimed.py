@@ -38,6 +38,8 @@ from newsletter.store.claims import ClaimedDelivery
 from newsletter.store.editions import EditionInfo
 from newsletter.store.papers import papers_by_id
 
+ITEM_TUPLES = 4096  # distinct digests' items kept per loader
+
 
 @dataclass(frozen=True)
 class Job:
@@ -73,6 +75,7 @@ class JobLoader:
         self._editions: dict[int, EditionInfo] = {}
         self._weeks: dict[int, tuple[date, date]] = {}
         self._interests: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        self._item_tuples: dict[tuple[plans.PlannedPaper, ...], tuple[DigestItem, ...]] = {}
 
     def edition(self, session: Session, edition_id: int) -> EditionInfo:
         if edition_id not in self._editions:
@@ -93,15 +96,26 @@ class JobLoader:
         for delivery in deliveries:
             edition = self.edition(session, delivery.edition_id)
             topics, texts = chosen.get(delivery.subscriber_id, ([], []))
-            items = tuple(
-                DigestItem(self._papers[p.paper_id], p.reason, p.score)
-                for p in planned[delivery.id]
-                if p.paper_id in self._papers
-            )
+            items = self._items(planned[delivery.id])
             jobs.append(
                 Job(delivery, edition.key, self._week(edition), items, self._labels(topics, texts))
             )
         return jobs
+
+    def _items(self, planned: Sequence[plans.PlannedPaper]) -> tuple[DigestItem, ...]:
+        """A digest's items; readers who chose alike share one tuple of the same items
+        (which also keeps a composer's stencil lookups cheap)."""
+        key = tuple(planned)
+        items = self._item_tuples.get(key)
+        if items is None:
+            if len(self._item_tuples) >= ITEM_TUPLES:  # a run of readers who all differ
+                self._item_tuples.clear()
+            items = self._item_tuples[key] = tuple(
+                DigestItem(self._papers[p.paper_id], p.reason, p.score)
+                for p in planned
+                if p.paper_id in self._papers
+            )
+        return items
 
     def _week(self, edition: EditionInfo) -> tuple[date, date]:
         if edition.id not in self._weeks:

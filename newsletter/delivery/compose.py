@@ -17,6 +17,7 @@ from newsletter.mail.message import (
     Envelope,
     OutgoingMessage,
     build_message,
+    crlf_utf8,
     domain_of,
     make_message_id,
     random_message_id,
@@ -24,7 +25,7 @@ from newsletter.mail.message import (
 from newsletter.mail.verp import ReturnAddresses
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
-from newsletter.render.stencil import Markers, Stencil
+from newsletter.render.stencil import EncodedStencil, Markers, Stencil
 from newsletter.tokens import make_address_token, make_cards_token, make_token
 
 if TYPE_CHECKING:
@@ -36,10 +37,12 @@ NoticeKind = Literal["confirm", "welcome", "goodbye"]
 Shape = tuple[str, date, date, tuple[DigestItem, ...], tuple[str, ...]]
 # What differs: the address and four signed tokens (see Composer._reader_values).
 Values = tuple[str, ...]
+Encoded = tuple[str, bytes, bytes]  # subject, text and HTML octets (see mail.message)
 # Stencils kept per composer, each a digest's text and HTML (about 40 KB, so 40 MB at
 # most). Deliveries are claimed in id order, which cycles through the readers' choices:
 # fewer stencils than distinct choices would be evicted before their next use.
 STENCILS = 1024
+SEEN = 65_536  # digests remembered as seen once (their hashes only)
 # A reader who has gone should not be offered a one-click unsubscribe header again.
 _NO_LIST_UNSUBSCRIBE = frozenset({"goodbye"})
 
@@ -77,7 +80,8 @@ class Composer:
         )
         self.domain = domain_of(sender.from_address)
         self._markers = Markers(5)
-        self._stencils: dict[Shape, Stencil] = {}  # in order of use, the latest last
+        self._stencils: dict[Shape, EncodedStencil] = {}  # in order of use, the latest last
+        self._seen: set[int] = set()  # hashes of digests rendered once, in full
         self._stencil_checked = False
         self._stencils_agree = stencils > 0  # 0: render every digest in full
         self._stencil_limit = stencils
@@ -187,35 +191,46 @@ class Composer:
             sender = self.returns.bounce_for(
                 make_address_token(self.secret_key, "bounce", delivery_id)
             )
-        rendered = self._render_digest(shape, values)
-        return self._finish(rendered, subscriber_id, recipient, message_id, True, now, sender)
+        made = self._render_digest(shape, values)
+        parts = (made.subject, made.text, made.html) if isinstance(made, RenderedEmail) else made
+        return self._finish(parts, subscriber_id, recipient, message_id, True, now, sender)
 
-    def _render_digest(self, shape: Shape, values: Values) -> RenderedEmail:
+    def _render_digest(self, shape: Shape, values: Values) -> RenderedEmail | Encoded:
         """From the stencil of readers who chose alike (see render.stencil), made on
         first use; a view that cannot be a key (a list inside) is rendered in full."""
         if not self._stencils_agree:
             return self.renderer.digest(self._view(shape, values))
         try:
             stencil = self._stencils.pop(shape, None)
+            key = hash(shape)
         except TypeError:
             return self.renderer.digest(self._view(shape, values))
+        if stencil is None and key not in self._seen:
+            # A digest nobody else has had so far: a stencil would cost more than it
+            # saves until a second reader gets the same, so render this one in full.
+            if len(self._seen) >= SEEN:
+                self._seen.clear()
+            self._seen.add(key)
+            return self.renderer.digest(self._view(shape, values))
         if stencil is None:
+            if not self._stencil_checked:
+                # Once per composer: a template that transforms the address or a link
+                # (a filter, a test on its value) would not print what a render prints.
+                self._stencil_checked = True
+                if not self._stencil_agrees(shape, values):
+                    self._stencils_agree = False
+                    return self.renderer.digest(self._view(shape, values))
             marked = self.renderer.digest(self._view(shape, self._markers.slots))
-            stencil = Stencil.cut(self._markers, marked)
+            stencil = Stencil.cut(self._markers, marked).encoded(crlf_utf8)
             if len(self._stencils) >= self._stencil_limit:
                 del self._stencils[next(iter(self._stencils))]  # the least recently used
         self._stencils[shape] = stencil
-        rendered = stencil.fill(values)
-        if not self._stencil_checked:
-            # Once per composer: a template that transforms the address or a link
-            # (a filter, a test on its value) would not print what a render prints.
-            self._stencil_checked = True
-            direct = self.renderer.digest(self._view(shape, values))
-            if rendered != direct:
-                self._stencils_agree = False
-                self._stencils.clear()
-                return direct
-        return rendered
+        return stencil.fill(values)
+
+    def _stencil_agrees(self, shape: Shape, values: Values) -> bool:
+        marked = self.renderer.digest(self._view(shape, self._markers.slots))
+        filled = Stencil.cut(self._markers, marked).fill(values)
+        return filled == self.renderer.digest(self._view(shape, values))
 
     def notice_view(
         self,
@@ -261,7 +276,7 @@ class Composer:
         rendered = self.renderer.notice(kind, view)
         message_id = random_message_id(kind, self.domain)
         return self._finish(
-            rendered,
+            (rendered.subject, rendered.text, rendered.html),
             subscriber_id,
             view.recipient,
             message_id,
@@ -271,7 +286,7 @@ class Composer:
 
     def _finish(
         self,
-        rendered: RenderedEmail,
+        rendered: tuple[str, str | bytes, str | bytes],  # subject, text, HTML
         subscriber_id: int,
         recipient: Recipient,
         message_id: str,
@@ -288,9 +303,9 @@ class Composer:
         message = build_message(
             self.envelope,
             to=recipient.email,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
+            subject=rendered[0],
+            text=rendered[1],
+            html=rendered[2],
             message_id=message_id,
             unsubscribe_url=recipient.unsubscribe_url if list_unsubscribe else None,
             unsubscribe_mailto=mailto,

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from markupsafe import escape
 
 from newsletter.render.renderer import RenderedEmail
 
 Parts = tuple[tuple[str, ...], tuple[int, ...]]  # the text between holes, each hole's slot
+ByteParts = tuple[tuple[bytes, ...], tuple[int, ...]]
+T = TypeVar("T", str, bytes)
 
 
 class Markers:
@@ -51,13 +55,40 @@ class Stencil:
     def fill(self, values: tuple[str, ...]) -> RenderedEmail:
         escaped = tuple(str(escape(v)) for v in values)
         return RenderedEmail(
-            subject=_fill(self.subject, values),
-            text=_fill(self.text, values),
-            html=_fill(self.html, escaped),
+            subject=_fill(self.subject, values, ""),
+            text=_fill(self.text, values, ""),
+            html=_fill(self.html, escaped, ""),
+        )
+
+    def encoded(self, encode: Callable[[str], bytes]) -> EncodedStencil:
+        """The text and HTML as `encode` makes their octets, piece by piece: the
+        conversion (UTF-8, line ends) is then done once, not once per reader."""
+
+        def each(parts: Parts) -> ByteParts:
+            return tuple(encode(text) for text in parts[0]), parts[1]
+
+        return EncodedStencil(self.subject, each(self.text), each(self.html))
+
+
+@dataclass(frozen=True)
+class EncodedStencil:
+    """A stencil whose text and HTML are octets: `fill` gives (subject, text, html)."""
+
+    subject: Parts
+    text: ByteParts
+    html: ByteParts
+
+    def fill(self, values: tuple[str, ...]) -> tuple[str, bytes, bytes]:
+        raw = tuple(v.encode("utf-8") for v in values)
+        escaped = tuple(str(escape(v)).encode("utf-8") for v in values)
+        return (
+            _fill(self.subject, values, ""),
+            _fill(self.text, raw, b""),
+            _fill(self.html, escaped, b""),
         )
 
 
-def _fill(parts: Parts, values: tuple[str, ...]) -> str:
+def _fill(parts: tuple[tuple[T, ...], tuple[int, ...]], values: tuple[T, ...], empty: T) -> T:
     texts, slots = parts
     if not slots:
         return texts[0]
@@ -65,4 +96,4 @@ def _fill(parts: Parts, values: tuple[str, ...]) -> str:
     for slot, text in zip(slots, texts[1:], strict=True):
         pieces.append(values[slot])
         pieces.append(text)
-    return "".join(pieces)
+    return empty.join(pieces)

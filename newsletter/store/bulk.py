@@ -16,13 +16,28 @@ skipping conflicts: the unique keys decide in both cases, and the result is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import cache
 from itertools import islice
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Table, Text, TypeDecorator
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
@@ -240,6 +255,25 @@ def _element(value: object) -> str:
         return "t" if value else "f"
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def where_in(
+    session: Session, column: ColumnElement[Any], values: Sequence[Any]
+) -> Iterator[ColumnElement[bool]]:
+    """`column IN values` as conditions to run one query each: on PostgreSQL a single
+    one over the values sent as one array literal (psycopg parses an IN list of
+    500 placeholders in Python, which cost an import of 10,000 readers more than the
+    server's work); elsewhere ID_CHUNK values at a time, under the parameter limit."""
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # IN (SELECT unnest(…)), not = ANY(…): the planner joins it (by the column's
+        # index, or hashed), where ANY would test every row against every value.
+        array = sql_cast(literal(_array(values), Text), ARRAY(column.type))
+        yield column.in_(select(func.unnest(array)).scalar_subquery())
+        return
+    for start in range(0, len(values), ID_CHUNK):
+        yield column.in_(values[start : start + ID_CHUNK])
 
 
 def table_of(model: Any) -> Table:

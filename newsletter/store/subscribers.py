@@ -11,7 +11,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
-from newsletter.store.bulk import insert_new_rows, insert_rows
+from newsletter.store.bulk import insert_new_rows, insert_rows, where_in
 from newsletter.store.models import (
     Delivery,
     DeliveryAttempt,
@@ -270,9 +270,8 @@ Choices = tuple[Sequence[str], Sequence[str] | None]  # topic slugs; typed texts
 def ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, int]:
     """The ids of the subscribers with these (normalized) addresses, by address."""
     found: dict[str, int] = {}
-    for start in range(0, len(emails), _CHUNK):
-        chunk = emails[start : start + _CHUNK]
-        query = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))
+    for condition in where_in(session, _table(Subscriber).c.email, emails):
+        query = select(Subscriber.email, Subscriber.id).where(condition)
         found.update((email, subscriber_id) for email, subscriber_id in session.execute(query))
     return found
 
@@ -344,14 +343,12 @@ def _choices_by_id(
     topics: dict[int, list[str]] = {}
     texts: dict[int, list[tuple[int, str]]] = {}
     topic, typed = _table(SubscriberTopic).c, _table(SubscriberInterest).c
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        query = select(topic.subscriber_id, topic.topic).where(topic.subscriber_id.in_(chunk))
+    for condition in where_in(session, topic.subscriber_id, ids):
+        query = select(topic.subscriber_id, topic.topic).where(condition)
         for subscriber_id, slug in session.execute(query):
             topics.setdefault(subscriber_id, []).append(slug)
-        query_texts = select(typed.subscriber_id, typed.id, typed.text).where(
-            typed.subscriber_id.in_(chunk)
-        )
+    for condition in where_in(session, typed.subscriber_id, ids):
+        query_texts = select(typed.subscriber_id, typed.id, typed.text).where(condition)
         for subscriber_id, row_id, text in session.execute(query_texts.order_by(typed.id)):
             texts.setdefault(subscriber_id, []).append((row_id, text))
     return topics, texts
