@@ -16,10 +16,12 @@ from newsletter.config import Settings
 from newsletter.mail.message import (
     Envelope,
     OutgoingMessage,
+    QuotedPrintable,
     build_message,
     crlf_utf8,
     domain_of,
     make_message_id,
+    qp_lines,
     random_message_id,
 )
 from newsletter.mail.verp import ReturnAddresses
@@ -37,7 +39,7 @@ NoticeKind = Literal["confirm", "welcome", "goodbye"]
 Shape = tuple[str, date, date, tuple[DigestItem, ...], tuple[str, ...]]
 # What differs: the address and four signed tokens (see Composer._reader_values).
 Values = tuple[str, ...]
-Encoded = tuple[str, bytes, bytes]  # subject, text and HTML octets (see mail.message)
+Encoded = tuple[str, bytes, bytes]  # subject, quoted-printable text, HTML octets
 # Stencils kept per composer, each a digest's text and HTML (about 40 KB, so 40 MB at
 # most). Deliveries are claimed in id order, which cycles through the readers' choices:
 # fewer stencils than distinct choices would be evicted before their next use.
@@ -192,7 +194,11 @@ class Composer:
                 make_address_token(self.secret_key, "bounce", delivery_id)
             )
         made = self._render_digest(shape, values)
-        parts = (made.subject, made.text, made.html) if isinstance(made, RenderedEmail) else made
+        parts: tuple[str, str | bytes, str | bytes]
+        if isinstance(made, RenderedEmail):
+            parts = (made.subject, made.text, made.html)
+        else:
+            parts = (made[0], QuotedPrintable(made[1]), made[2])
         return self._finish(parts, subscriber_id, recipient, message_id, True, now, sender)
 
     def _render_digest(self, shape: Shape, values: Values) -> RenderedEmail | Encoded:
@@ -221,10 +227,12 @@ class Composer:
                     self._stencils_agree = False
                     return self.renderer.digest(self._view(shape, values))
             marked = self.renderer.digest(self._view(shape, self._markers.slots))
-            stencil = Stencil.cut(self._markers, marked).encoded(crlf_utf8)
+            stencil = Stencil.cut(self._markers, marked).encoded(self._markers, crlf_utf8, qp_lines)
             if len(self._stencils) >= self._stencil_limit:
                 del self._stencils[next(iter(self._stencils))]  # the least recently used
         self._stencils[shape] = stencil
+        if "" in values:  # a quiet week's digest has no feedback token
+            return stencil.source.fill(values)
         return stencil.fill(values)
 
     def _stencil_agrees(self, shape: Shape, values: Values) -> bool:

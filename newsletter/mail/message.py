@@ -151,9 +151,21 @@ def _crlf(text: str | bytes) -> bytes:
     return body if body.endswith(b"\r\n") else body + b"\r\n"
 
 
+class QuotedPrintable(bytes):
+    """A text part already quoted-printable, as `qp` makes it: taken as it is."""
+
+
 def qp(text: str | bytes) -> bytes:
     """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998)."""
+    if isinstance(text, QuotedPrintable):
+        return text
     return quopri.encodestring(_crlf(text))
+
+
+def qp_lines(octets: bytes) -> bytes:
+    """Quoted-printable of whole lines (`crlf_utf8`'s, each ended): encoding is line by
+    line, so the encodings of such runs join into the encoding of the whole text."""
+    return quopri.encodestring(octets)
 
 
 def base64_body(text: str | bytes) -> bytes:

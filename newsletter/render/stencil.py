@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 from typing import TypeVar
 
 from markupsafe import escape
@@ -24,6 +25,7 @@ from newsletter.render.renderer import RenderedEmail
 Parts = tuple[tuple[str, ...], tuple[int, ...]]  # the text between holes, each hole's slot
 ByteParts = tuple[tuple[bytes, ...], tuple[int, ...]]
 T = TypeVar("T", str, bytes)
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")  # a line with its end (text ends with one)
 
 
 class Markers:
@@ -33,6 +35,9 @@ class Markers:
         nonce = secrets.token_hex(8)
         self.slots = tuple(f"tpslot{nonce}n{n}x" for n in range(count))
         self._pattern = re.compile(f"tpslot{nonce}n([0-9]+)x")
+
+    def found_in(self, text: str) -> bool:
+        return self._pattern.search(text) is not None
 
     def cut(self, rendered: str) -> Parts:
         pieces = self._pattern.split(rendered)
@@ -60,32 +65,53 @@ class Stencil:
             html=_fill(self.html, escaped, ""),
         )
 
-    def encoded(self, encode: Callable[[str], bytes]) -> EncodedStencil:
-        """The text and HTML as `encode` makes their octets, piece by piece: the
-        conversion (UTF-8, line ends) is then done once, not once per reader."""
+    def encoded(
+        self,
+        markers: Markers,
+        encode: Callable[[str], bytes],
+        encode_lines: Callable[[bytes], bytes],
+    ) -> EncodedStencil:
+        """The HTML as `encode` makes its octets (UTF-8, line ends), piece by piece, and
+        the text in its transfer encoding too: `encode_lines` (quoted-printable) encodes
+        each run of whole lines on its own, so runs without a hole are encoded once and
+        only the lines that hold an address or a link are encoded for each reader."""
 
         def each(parts: Parts) -> ByteParts:
             return tuple(encode(text) for text in parts[0]), parts[1]
 
-        return EncodedStencil(self.subject, each(self.text), each(self.html))
+        text = _fill(self.text, markers.slots, "")
+        if not text.endswith(("\n", "\r")):
+            text += "\n"  # a body part's last line ends like the others
+        runs: list[bytes | ByteParts] = []
+        for holes, lines in groupby(_LINE.findall(text), key=markers.found_in):
+            run = "".join(lines)
+            runs.append(each(markers.cut(run)) if holes else encode_lines(encode(run)))
+        return EncodedStencil(self.subject, tuple(runs), each(self.html), encode_lines, self)
 
 
 @dataclass(frozen=True)
 class EncodedStencil:
-    """A stencil whose text and HTML are octets: `fill` gives (subject, text, html)."""
+    """A stencil whose HTML is octets and whose text is encoded for the wire: `fill`
+    gives (subject, text in `encode_lines`'s encoding, HTML octets)."""
 
     subject: Parts
-    text: ByteParts
+    text: tuple[bytes | ByteParts, ...]  # runs of lines: encoded, or with holes
     html: ByteParts
+    encode_lines: Callable[[bytes], bytes]
+    source: Stencil  # for values that include an empty one (see fill)
 
     def fill(self, values: tuple[str, ...]) -> tuple[str, bytes, bytes]:
+        """Values must not be empty: a hole between a CR and an LF would then join
+        them into one line end, which the pieces, converted apart, cannot show."""
+        if "" in values:
+            raise ValueError("an encoded stencil cannot be filled with an empty value")
         raw = tuple(v.encode("utf-8") for v in values)
         escaped = tuple(str(escape(v)).encode("utf-8") for v in values)
-        return (
-            _fill(self.subject, values, ""),
-            _fill(self.text, raw, b""),
-            _fill(self.html, escaped, b""),
+        text = b"".join(
+            run if isinstance(run, bytes) else self.encode_lines(_fill(run, raw, b""))
+            for run in self.text
         )
+        return _fill(self.subject, values, ""), text, _fill(self.html, escaped, b"")
 
 
 def _fill(parts: tuple[tuple[T, ...], tuple[int, ...]], values: tuple[T, ...], empty: T) -> T:
