@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -47,8 +48,10 @@ class PlanReader:
     fewer: tuple[int, ...] = ()  # papers marked "fewer like this"
 
 
-@dataclass(frozen=True)
-class PlannedPaper:
+class PlannedPaper(NamedTuple):
+    """A planned paper. A named tuple, not a dataclass: a plan makes and a send reads
+    hundreds of thousands, and tuples are built and hashed in C."""
+
     paper_id: int
     score: float
     reason: str
