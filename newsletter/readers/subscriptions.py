@@ -66,8 +66,8 @@ class SubscribeResult:
 
 def check_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
     slugs = list(dict.fromkeys(t.strip().lower() for t in topics if t.strip()))
-    known = {t.slug for t in settings.topics}  # an import checks every row: no scans
-    unknown = [s for s in slugs if s not in known]
+    configured = {t.slug for t in settings.topics}  # an import checks every row: no scans
+    unknown = [s for s in slugs if s not in configured]
     if unknown:
         known = ", ".join(t.slug for t in settings.topics) or "none configured"
         raise InvalidInput(f"unknown topic {unknown[0]!r} (known topics: {known})")

@@ -86,7 +86,7 @@ class Stencil:
         for holes, lines in groupby(_LINE.findall(text), key=markers.found_in):
             run = "".join(lines)
             runs.append(each(markers.cut(run)) if holes else encode_lines(encode(run)))
-        return EncodedStencil(self.subject, tuple(runs), each(self.html), encode_lines, self)
+        return EncodedStencil(self.subject, tuple(runs), each(self.html), encode_lines)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,6 @@ class EncodedStencil:
     text: tuple[bytes | ByteParts, ...]  # runs of lines: encoded, or with holes
     html: ByteParts
     encode_lines: Callable[[bytes], bytes]
-    source: Stencil  # for values that include an empty one (see fill)
 
     def fill(self, values: tuple[str, ...]) -> tuple[str, bytes, bytes]:
         """Values must not be empty: a hole between a CR and an LF would then join
