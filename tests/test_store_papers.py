@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from newsletter.runtime import Runtime
 from newsletter.sources.records import PaperRecord
 from newsletter.store import db
-from newsletter.store.papers import UpsertCounts, all_papers, count_papers, upsert_papers
+from newsletter.store.papers import (
+    UpsertCounts,
+    all_papers,
+    count_papers,
+    set_embeddings,
+    unembedded_between,
+    upsert_papers,
+)
 
 LISTED = datetime(2026, 11, 23, tzinfo=UTC)
 PAPER = PaperRecord(
@@ -148,3 +155,23 @@ def test_the_same_source_corrects_its_own_data(any_context: Runtime) -> None:
     upsert(any_context, PAPER)
     assert upsert(any_context, replace(PAPER, title="Corrected")) == UpsertCounts(updated=1)
     assert stored(any_context).title == "Corrected"
+
+
+def test_only_the_windows_papers_without_this_models_vector_are_to_embed(
+    any_context: Runtime,
+) -> None:
+    records = [
+        replace(PAPER, external_id=f"arxiv:2411.0000{n}", title=f"Paper {n}", listed_at=at)
+        for n, at in enumerate([LISTED] * 4 + [LISTED - timedelta(days=30)])
+    ]
+    upsert(any_context, *records)
+    with db.transaction(any_context.sessions) as session:
+        ids = {p.title: p.id for p in all_papers(session)}
+        set_embeddings(session, "model-a", {ids["Paper 1"]: b"\0" * 8})
+        set_embeddings(session, "model-b", {ids["Paper 2"]: b"\0" * 8})
+        set_embeddings(session, "model-a", {ids["Paper 4"]: b"\0" * 8})
+    with db.transaction(any_context.sessions) as session:
+        found = unembedded_between(session, LISTED, LISTED + timedelta(days=1), "model-a")
+    # Paper 0 has none, paper 2 another model's; 1 has this one's, 4 is outside.
+    assert [title for _, title, _ in found] == ["Paper 0", "Paper 2", "Paper 3"]
+    assert {abstract for _, _, abstract in found} == {PAPER.abstract}

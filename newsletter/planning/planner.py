@@ -35,7 +35,12 @@ from newsletter.store import editions as editions_mod
 from newsletter.store import plans as plans_mod
 from newsletter.store.editions import EditionInfo
 from newsletter.store.models import utcnow
-from newsletter.store.papers import count_listed_between, latest_listing, papers_listed_between
+from newsletter.store.papers import (
+    count_listed_between,
+    latest_listing,
+    papers_listed_between,
+    unembedded_between,
+)
 from newsletter.store.statuses import DeliveryKind, SubscriberStatus
 from newsletter.store.subscribers import count_readers_to_mail, get_subscriber, readers_choices
 
@@ -138,9 +143,8 @@ def embed_window(
     with db.transaction(context.sessions) as session:
         start, end = _window(session, settings, _schedule(settings, now, key), now)
         stale = {
-            p.id: paper_text(p.title, p.abstract)
-            for p in papers_listed_between(session, start, end)
-            if p.embedding is None or p.embedding_model != model
+            paper_id: paper_text(title, abstract)
+            for paper_id, title, abstract in unembedded_between(session, start, end, model)
         }
         topics, texts = readers_choices(session)
     # Every spelling of a text is embedded: planning ranks whichever a reader typed. So is

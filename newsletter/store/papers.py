@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.sources.records import PaperRecord
@@ -121,6 +121,20 @@ def _column_value(name: str, value: object) -> object:
 def papers_listed_between(session: Session, start: datetime, end: datetime) -> Sequence[Paper]:
     query = select(Paper).where(Paper.listed_at >= start, Paper.listed_at < end)
     return session.scalars(query.order_by(Paper.id)).all()
+
+
+def unembedded_between(
+    session: Session, start: datetime, end: datetime, model: str
+) -> list[tuple[int, str, str]]:
+    """(id, title, abstract) of the papers listed in [start, end) with no embedding by
+    `model`: what a run must embed, read without loading every paper and its vector."""
+    query = (
+        select(Paper.id, Paper.title, Paper.abstract)
+        .where(Paper.listed_at >= start, Paper.listed_at < end)
+        .where(or_(Paper.embedding.is_(None), Paper.embedding_model.is_distinct_from(model)))
+        .order_by(Paper.id)
+    )
+    return [(row.id, row.title, row.abstract) for row in session.execute(query)]
 
 
 def all_papers(session: Session) -> Sequence[Paper]:
