@@ -239,7 +239,7 @@ def test_readers_who_chose_alike_get_exactly_what_a_full_render_makes() -> None:
                     for c in (stencilled, full)
                 ]
                 assert made[0] == made[1]
-    assert len(stencilled._stencils) == 4  # the shared, hostile, quiet and linkless digests
+    assert len(stencilled.stencils) == 4  # the shared, hostile, quiet and linkless digests
 
 
 def test_a_template_that_transforms_the_address_is_rendered_in_full(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from newsletter.mail.message import (
 from newsletter.mail.verp import ReturnAddresses
 from newsletter.render import NoticeView, RenderedEmail, Renderer
 from newsletter.render.content import DigestItem, DigestView, Recipient, SiteView
-from newsletter.render.stencil import EncodedStencil, Markers, Stencil
+from newsletter.render.stencil import Stencils
 from newsletter.tokens import make_address_token, make_cards_token, make_token
 
 if TYPE_CHECKING:
@@ -39,12 +39,11 @@ NoticeKind = Literal["confirm", "welcome", "goodbye"]
 Shape = tuple[str, date, date, tuple[DigestItem, ...], tuple[str, ...]]
 # What differs: the address and four signed tokens (see Composer._reader_values).
 Values = tuple[str, ...]
-Encoded = tuple[str, bytes, bytes]  # subject, quoted-printable text, HTML octets
+Body = tuple[str, str | bytes, str | bytes]  # subject, text, HTML (see build_message)
 # Stencils kept per composer, each a digest's text and HTML (about 40 KB, so 40 MB at
 # most). Deliveries are claimed in id order, which cycles through the readers' choices:
 # fewer stencils than distinct choices would be evicted before their next use.
 STENCILS = 1024
-SEEN = 65_536  # digests remembered as seen once (their hashes only)
 # A reader who has gone should not be offered a one-click unsubscribe header again.
 _NO_LIST_UNSUBSCRIBE = frozenset({"goodbye"})
 
@@ -81,12 +80,8 @@ class Composer:
             bounce_address=self.returns.bounce,
         )
         self.domain = domain_of(sender.from_address)
-        self._markers = Markers(5)
-        self._stencils: dict[Shape, EncodedStencil] = {}  # in order of use, the latest last
-        self._seen: set[int] = set()  # hashes of digests rendered once, in full
-        self._stencil_checked = False
-        self._stencils_agree = stencils > 0  # 0: render every digest in full
-        self._stencil_limit = stencils
+        # Readers who chose alike get one digest, filled in for each (render.stencil).
+        self.stencils = Stencils(5, stencils, crlf_utf8, qp_lines)
         dkim = settings.dkim
         self.signer: DkimSigner | None = None
         if dkim:  # dkimpy is loaded only by a site that signs
@@ -95,14 +90,14 @@ class Composer:
             self.signer = DkimSigner.load(dkim.domain, dkim.selector, dkim.private_key_path)
 
     def recipient(self, subscriber_id: int, email: str) -> Recipient:
-        return Recipient(
-            email=email,
-            unsubscribe_url=self._link("unsubscribe", subscriber_id),
-            preferences_url=self._link("preferences", subscriber_id),
-        )
+        unsubscribe = make_token(self.secret_key, "unsubscribe", subscriber_id)
+        preferences = make_token(self.secret_key, "preferences", subscriber_id)
+        return self._recipient((email, unsubscribe, preferences))
 
     def _link(self, purpose: str, subscriber_id: int) -> str:
-        token = make_token(self.secret_key, purpose, subscriber_id)
+        return self._url(purpose, make_token(self.secret_key, purpose, subscriber_id))
+
+    def _url(self, purpose: str, token: str) -> str:
         return f"{self.site.base_url}/{purpose}/{token}"
 
     def _reader_values(self, subscriber_id: int, email: str, shape: Shape) -> Values:
@@ -125,18 +120,23 @@ class Composer:
             cards,
         )
 
+    def _recipient(self, values: Values) -> Recipient:
+        """The address and its unsubscribe and preferences links, from the first three
+        of a reader's values."""
+        email, unsubscribe, preferences = values[:3]
+        return Recipient(
+            email=email,
+            unsubscribe_url=self._url("unsubscribe", unsubscribe),
+            preferences_url=self._url("preferences", preferences),
+        )
+
     def _view(self, shape: Shape, values: Values) -> DigestView:
         edition_key, week_start, week_end, items, topics = shape
-        email, unsubscribe, preferences, digest, cards = values
-        base = self.site.base_url
-        feedback = f"{base}/feedback/{cards}"
+        digest, cards = values[3], values[4]
+        feedback = self._url("feedback", cards)
         return DigestView(
             site=self.site,
-            recipient=Recipient(
-                email=email,
-                unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
-                preferences_url=f"{base}/preferences/{preferences}",
-            ),
+            recipient=self._recipient(values),
             edition_key=edition_key,
             week_start=week_start,
             week_end=week_end,
@@ -149,7 +149,7 @@ class Composer:
                 for item in items
             ),
             # 'View in browser': this reader's own digest, behind a read-only token.
-            archive_url=f"{base}/digest/{edition_key}/{digest}",
+            archive_url=self._url("digest", f"{edition_key}/{digest}"),
             topics=topics,
         )
 
@@ -184,61 +184,22 @@ class Composer:
         names that delivery (a preview has none: the plain bounce address)."""
         shape = (edition_key, week_start, week_end, tuple(items), tuple(topics))
         values = self._reader_values(subscriber_id, email, shape)
-        recipient = Recipient(
-            email=email,
-            unsubscribe_url=f"{self.site.base_url}/unsubscribe/{values[1]}",
-            preferences_url=f"{self.site.base_url}/preferences/{values[2]}",
-        )
         message_id = make_message_id(edition_key, subscriber_id, self.domain)
         sender = None
         if delivery_id is not None:
             sender = self.returns.bounce_for(
                 make_address_token(self.secret_key, "bounce", delivery_id)
             )
-        made = self._render_digest(shape, values)
-        parts: tuple[str, str | bytes, str | bytes]
+        made = self.stencils.render(
+            shape, values, lambda v: self.renderer.digest(self._view(shape, v))
+        )
+        body: Body
         if isinstance(made, RenderedEmail):
-            parts = (made.subject, made.text, made.html)
-        else:
-            parts = (made[0], QuotedPrintable(made[1]), made[2])
-        return self._finish(parts, subscriber_id, recipient, message_id, True, now, sender)
-
-    def _render_digest(self, shape: Shape, values: Values) -> RenderedEmail | Encoded:
-        """From the stencil of readers who chose alike (see render.stencil), made on
-        first use; a view that cannot be a key (a list inside) is rendered in full."""
-        if not self._stencils_agree:
-            return self.renderer.digest(self._view(shape, values))
-        try:
-            stencil = self._stencils.pop(shape, None)
-            key = hash(shape)
-        except TypeError:
-            return self.renderer.digest(self._view(shape, values))
-        if stencil is None and key not in self._seen:
-            # A digest nobody else has had so far: a stencil would cost more than it
-            # saves until a second reader gets the same, so render this one in full.
-            if len(self._seen) >= SEEN:
-                self._seen.clear()
-            self._seen.add(key)
-            return self.renderer.digest(self._view(shape, values))
-        if stencil is None:
-            if not self._stencil_checked:
-                # Once per composer: a template that transforms the address or a link
-                # (a filter, a test on its value) would not print what a render prints.
-                self._stencil_checked = True
-                if not self._stencil_agrees(shape, values):
-                    self._stencils_agree = False
-                    return self.renderer.digest(self._view(shape, values))
-            marked = self.renderer.digest(self._view(shape, self._markers.slots))
-            stencil = Stencil.cut(self._markers, marked).encoded(self._markers, crlf_utf8, qp_lines)
-            if len(self._stencils) >= self._stencil_limit:
-                del self._stencils[next(iter(self._stencils))]  # the least recently used
-        self._stencils[shape] = stencil
-        return stencil.fill(values)
-
-    def _stencil_agrees(self, shape: Shape, values: Values) -> bool:
-        marked = self.renderer.digest(self._view(shape, self._markers.slots))
-        filled = Stencil.cut(self._markers, marked).fill(values)
-        return filled == self.renderer.digest(self._view(shape, values))
+            body = (made.subject, made.text, made.html)
+        else:  # a stencil's: its text is quoted-printable already
+            body = (made[0], QuotedPrintable(made[1]), made[2])
+        recipient = self._recipient(values)
+        return self._finish(body, subscriber_id, recipient, message_id, True, now, sender)
 
     def notice_view(
         self,
@@ -294,7 +255,7 @@ class Composer:
 
     def _finish(
         self,
-        rendered: tuple[str, str | bytes, str | bytes],  # subject, text, HTML
+        rendered: Body,
         subscriber_id: int,
         recipient: Recipient,
         message_id: str,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from itertools import groupby
 from typing import TypeVar
@@ -122,3 +122,90 @@ def _fill(parts: tuple[tuple[T, ...], tuple[int, ...]], values: tuple[T, ...], e
         pieces.append(values[slot])
         pieces.append(text)
     return empty.join(pieces)
+
+
+Encoded = tuple[str, bytes, bytes]  # subject, text in its transfer encoding, HTML octets
+
+
+class _Key:
+    """A stencil's key with its hash kept: a digest's key is its papers and their
+    views, whose hash a tuple would work out again at every lookup."""
+
+    __slots__ = ("hash", "key")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self.hash == other.hash and self.key == other.key
+
+
+class Stencils:
+    """The stencils of one process's digests, least recently used first out.
+
+    A digest gets one at its second reader (for one reader alone, a stencil would cost
+    more than the render it saves). The first one made is checked against a full
+    render: a template that transforms an address or a link (a filter, a test on its
+    value) cannot be filled, and every digest is then rendered in full. `limit` 0:
+    always in full.
+    """
+
+    SEEN = 65_536  # digests remembered as rendered once (their hashes only)
+
+    def __init__(
+        self,
+        slots: int,
+        limit: int,
+        encode: Callable[[str], bytes],
+        encode_lines: Callable[[bytes], bytes],
+    ) -> None:
+        self.markers = Markers(slots)
+        self.limit = limit
+        self._encode, self._encode_lines = encode, encode_lines
+        self._kept: dict[_Key, EncodedStencil] = {}  # in order of use, the latest last
+        self._seen: set[int] = set()
+        self._checked = False
+        self._agree = limit > 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def render(
+        self,
+        key: Hashable,
+        values: tuple[str, ...],
+        render: Callable[[tuple[str, ...]], RenderedEmail],
+    ) -> RenderedEmail | Encoded:
+        """The email for `values`: from the stencil of `key` (what every reader of the
+        digest shares), or `render(values)` in full. `render(self.markers.slots)` must
+        render the same digest with the markers in place of the values."""
+        if not self._agree:
+            return render(values)
+        try:
+            found = _Key(key)
+        except TypeError:  # a view holding a list cannot be a key
+            return render(values)
+        stencil = self._kept.pop(found, None)
+        if stencil is None:
+            if found.hash not in self._seen:
+                if len(self._seen) >= self.SEEN:
+                    self._seen.clear()
+                self._seen.add(found.hash)
+                return render(values)
+            cut = Stencil.cut(self.markers, render(self.markers.slots))
+            if not self._checked:
+                self._checked = True
+                full = render(values)
+                if cut.fill(values) != full:
+                    self._agree = False
+                    self._kept.clear()
+                    return full
+            stencil = cut.encoded(self.markers, self._encode, self._encode_lines)
+            if len(self._kept) >= self.limit:
+                del self._kept[next(iter(self._kept))]
+        self._kept[found] = stencil
+        return stencil.fill(values)
