@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from newsletter.mail.message import base64_body, crlf_utf8, qp, qp_lines
+from newsletter.mail.message import base64_body, crlf_utf8, qp
 from newsletter.render.renderer import RenderedEmail
 from newsletter.render.stencil import Markers, Stencil
 
@@ -32,7 +32,7 @@ def test_filled_octets_are_the_encoding_of_the_filled_text_whatever_the_text() -
             for _ in range(3)
         )
         full = stencil.fill(values)
-        subject, text, html = stencil.encoded(markers, crlf_utf8, qp_lines).fill(values)
+        subject, text, html = stencil.encoded(markers, crlf_utf8, qp).fill(values)
         assert subject == full.subject
         assert text == qp(full.text), (marked.text, values)
         assert base64_body(html) == base64_body(full.html)
@@ -43,4 +43,4 @@ def test_an_empty_value_is_refused_by_the_octets_and_filled_as_text() -> None:
     stencil = Stencil.cut(markers, RenderedEmail("s", f"a\r{markers.slots[0]}\nb", "h"))
     assert stencil.fill(("",)).text == "a\r\nb"  # one line end, as a full render has it
     with pytest.raises(ValueError, match="empty"):
-        stencil.encoded(markers, crlf_utf8, qp_lines).fill(("",))
+        stencil.encoded(markers, crlf_utf8, qp).fill(("",))

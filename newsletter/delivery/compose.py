@@ -21,7 +21,7 @@ from newsletter.mail.message import (
     crlf_utf8,
     domain_of,
     make_message_id,
-    qp_lines,
+    qp,
     random_message_id,
 )
 from newsletter.mail.verp import ReturnAddresses
@@ -81,7 +81,7 @@ class Composer:
         )
         self.domain = domain_of(sender.from_address)
         # Readers who chose alike get one digest, filled in for each (render.stencil).
-        self.stencils = Stencils(5, stencils, crlf_utf8, qp_lines)
+        self.stencils = Stencils(5, stencils, crlf_utf8, qp)
         dkim = settings.dkim
         self.signer: DkimSigner | None = None
         if dkim:  # dkimpy is loaded only by a site that signs

@@ -156,16 +156,13 @@ class QuotedPrintable(bytes):
 
 
 def qp(text: str | bytes) -> bytes:
-    """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998)."""
+    """UTF-8, CRLF line ends, quoted-printable (76-octet lines, so never over 998).
+
+    Encoding is line by line: the encodings of runs of whole lines join into the
+    encoding of the whole text (render.stencil relies on it)."""
     if isinstance(text, QuotedPrintable):
         return text
     return quopri.encodestring(_crlf(text))
-
-
-def qp_lines(octets: bytes) -> bytes:
-    """Quoted-printable of whole lines (`crlf_utf8`'s, each ended): encoding is line by
-    line, so the encodings of such runs join into the encoding of the whole text."""
-    return quopri.encodestring(octets)
 
 
 def base64_body(text: str | bytes) -> bytes:
