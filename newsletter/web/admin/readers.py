@@ -12,9 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from newsletter.errors import NewsletterError, NotFound, NothingToSend
 from newsletter.readers import records
 from newsletter.readers.records import ReaderRecord
+from newsletter.web.admin.previews import RenderedPreview
 from newsletter.web.admin.state import (
     ADMIN_CSP,
     DELETE,
+    AdminState,
     AdminWeb,
     SignedIn,
     page,
@@ -88,6 +90,38 @@ async def delete(
 async def preview(
     request: Request, web: Web, admin: AdminWeb, who: SignedIn, reader_id: int
 ) -> HTMLResponse:
+    found = await _preview(web, admin, reader_id)
+    if isinstance(found, HTMLResponse):
+        return found
+    reader, rendered = found
+    nothing = rendered if isinstance(rendered, str) else ""
+    shown = None if isinstance(rendered, str) else rendered
+    return page(
+        request, web, "admin/preview.html", admin=who, reader=reader, preview=shown, nothing=nothing
+    )
+
+
+@router.get("/admin/readers/{reader_id}/preview/email")
+async def preview_email(web: Web, admin: AdminWeb, who: SignedIn, reader_id: int) -> Response:
+    """The email's HTML alone, for the preview page's sandboxed frame."""
+    found = await _preview(web, admin, reader_id)
+    if isinstance(found, HTMLResponse):
+        return found
+    rendered = found[1]
+    if isinstance(rendered, str):
+        return error_page(web, 409, "No preview", rendered)
+    return HTMLResponse(
+        rendered.html,
+        headers={"content-security-policy": EMAIL_CSP, "x-frame-options": "SAMEORIGIN"},
+    )
+
+
+async def _preview(
+    web: WebState, admin: AdminState, reader_id: int
+) -> tuple[ReaderRecord, RenderedPreview | str] | HTMLResponse:
+    """The reader and their next email (from the preview cache), or the sentence saying
+    why nothing would be sent; a page for a reader that is missing or cannot be
+    previewed."""
     found = await _reader(web, reader_id)
     if isinstance(found, HTMLResponse):
         return found
@@ -96,38 +130,10 @@ async def preview(
             admin.previews.get, web.context, reader_id, found.info.email
         )
     except NothingToSend as exc:
-        return page(
-            request,
-            web,
-            "admin/preview.html",
-            admin=who,
-            reader=found,
-            preview=None,
-            nothing=sentence(str(exc)),
-        )
+        return found, sentence(str(exc))
     except NewsletterError as exc:
         return error_page(web, 409, "No preview", sentence(str(exc)))
-    return page(
-        request, web, "admin/preview.html", admin=who, reader=found, preview=rendered, nothing=""
-    )
-
-
-@router.get("/admin/readers/{reader_id}/preview/email")
-async def preview_email(web: Web, admin: AdminWeb, who: SignedIn, reader_id: int) -> Response:
-    """The email's HTML alone, for the preview page's sandboxed frame."""
-    found = await _reader(web, reader_id)
-    if isinstance(found, HTMLResponse):
-        return found
-    try:
-        rendered = await run_in_threadpool(
-            admin.previews.get, web.context, reader_id, found.info.email
-        )
-    except NewsletterError as exc:
-        return error_page(web, 409, "No preview", sentence(str(exc)))
-    return HTMLResponse(
-        rendered.html,
-        headers={"content-security-policy": EMAIL_CSP, "x-frame-options": "SAMEORIGIN"},
-    )
+    return found, rendered
 
 
 async def _reader(web: WebState, reader_id: int) -> ReaderRecord | HTMLResponse:

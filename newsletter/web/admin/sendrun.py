@@ -102,8 +102,9 @@ class SendRun:
             return
         except Exception:  # a bug must end the run visibly, not leave it "running"
             log.exception("send-now from the dashboard failed")
-            self._update(state=FAILED, message="internal error (see the server log)")
-            self._update(finished_at=utcnow())
+            self._update(
+                state=FAILED, message="internal error (see the server log)", finished_at=utcnow()
+            )
             return
         counters, outlook = result.counters, result.outlook
         message = f"edition {result.edition_key}: {counters.sent} sent, {counters.failed} failed"
