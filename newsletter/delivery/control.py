@@ -6,6 +6,8 @@ hold within one batch; resuming lets the scheduler's workers (or send-now) go on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InvalidInput, NotFound
@@ -17,26 +19,36 @@ from newsletter.store.statuses import EditionStatus
 
 def pause(context: Runtime, key: str, reason: str) -> EditionInfo:
     """Pause a sending edition; an edition paused or done already is refused."""
-    with db.transaction(context.sessions, immediate=True) as session:
-        edition = _edition(session, key)
-        if edition.status != EditionStatus.SENDING:
-            raise InvalidInput(f"edition {key} is {edition.status}, not sending: nothing to pause")
-        editions.pause_edition(session, edition.id, reason)
-        paused = editions.get_edition_by_id(session, edition.id)
-    assert paused is not None
-    return paused
+
+    def act(session: Session, edition_id: int) -> None:
+        editions.pause_edition(session, edition_id, reason)
+
+    return _change(context, key, EditionStatus.SENDING, "pause", act)
 
 
 def resume(context: Runtime, key: str) -> EditionInfo:
     """Resume a paused edition (only a paused one: a done edition has nothing to send)."""
+    return _change(context, key, EditionStatus.PAUSED, "resume", editions.resume_edition)
+
+
+def _change(
+    context: Runtime,
+    key: str,
+    expected: EditionStatus,
+    verb: str,
+    act: Callable[[Session, int], object],
+) -> EditionInfo:
+    """`act` on the edition, which must be `expected`; the edition as it is after."""
     with db.transaction(context.sessions, immediate=True) as session:
         edition = _edition(session, key)
-        if edition.status != EditionStatus.PAUSED:
-            raise InvalidInput(f"edition {key} is {edition.status}, not paused: nothing to resume")
-        editions.resume_edition(session, edition.id)
-        resumed = editions.get_edition_by_id(session, edition.id)
-    assert resumed is not None
-    return resumed
+        if edition.status != expected:
+            raise InvalidInput(
+                f"edition {key} is {edition.status}, not {expected}: nothing to {verb}"
+            )
+        act(session, edition.id)
+        changed = editions.get_edition_by_id(session, edition.id)
+    assert changed is not None
+    return changed
 
 
 def _edition(session: Session, key: str) -> EditionInfo:
