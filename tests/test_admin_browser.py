@@ -4,23 +4,19 @@ preview their email."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from newsletter.mail.capture import CaptureServer, _free_port
 from newsletter.runtime import Runtime
 from newsletter.store import db
-from newsletter.web import create_app
 from tests.admin_support import ADMIN, PASSWORD, add_fresh_papers, admin_settings
 from tests.delivery_helpers import add_readers
 from tests.smtp_faults import fault_server
-from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.test_web_browser import ARGS, ARTIFACTS, CHROMIUM, served
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,24 +39,6 @@ OVERFLOW = """() => {
 }"""
 
 
-@contextmanager
-def served(context: Runtime) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def slow_smtp() -> Iterator[CaptureServer]:
     """A relay that takes a moment per message, so the progress can be watched."""
@@ -77,7 +55,7 @@ def dashboard(tmp_path: Path, slow_smtp: CaptureServer) -> Iterator[tuple[str, R
     add_readers(context, 20)
     add_fresh_papers(context)
     try:
-        with served(context) as base:
+        with served(context, _free_port()) as base:
             yield base, context
     finally:
         context.close()

@@ -58,6 +58,16 @@ def served_site(
     )
     context = Runtime(settings)
     db.upgrade(context.engine)
+    try:
+        with served(context, port):
+            yield base, context
+    finally:
+        context.close()
+
+
+@contextmanager
+def served(context: Runtime, port: int) -> Iterator[str]:
+    """`context`'s app served by uvicorn in a thread on loopback `port`; its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -67,11 +77,10 @@ def served_site(
         thread.join(0.02)
     assert server.started, "uvicorn did not start"
     try:
-        yield base, context
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
-        context.close()
 
 
 @pytest.fixture
