@@ -3,9 +3,11 @@ expired leases taken again, and concurrent claimers that never share a delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from newsletter.planning import planner
@@ -14,7 +16,7 @@ from newsletter.runtime import Runtime
 from newsletter.store import claims, db
 from newsletter.store import deliveries as deliveries_mod
 from newsletter.store.claims import ClaimedDelivery
-from newsletter.store.models import Delivery, Edition
+from newsletter.store.models import Delivery, DeliveryAttempt, Edition, Subscriber
 from tests.delivery_helpers import NOW, add_papers, add_readers, configured
 
 LEASE = 60.0
@@ -170,3 +172,58 @@ def test_two_claimers_at_once_never_get_the_same_delivery(any_context: Runtime) 
     owners = {r.id: r.lease_owner for r in rows(ctx)}
     for name, ids in got.items():
         assert all(owners[i] == name for i in ids)
+
+
+def test_recorded_sent_marks_read_back_as_the_store_keeps_them(any_context: Runtime) -> None:
+    """The recorder runs its statements through the driver: times, flags and the
+    ended run of hard bounces must read back as SQLAlchemy would have written them."""
+    ctx = planned(any_context, 3)
+    first, second, third = claim(ctx, "worker-a")
+    with db.transaction(ctx.sessions) as session:
+        session.execute(
+            update(Subscriber).where(Subscriber.id == second.subscriber_id).values(hard_bounces=2)
+        )
+    second = dataclasses.replace(second, hard_bounces=2)
+    at = NOW + timedelta(seconds=1.5)
+    recorder = deliveries_mod.SentRecorder(ctx.engine)
+    recorder.record([deliveries_mod.SentMark(first, "<one@example.org>", at)])
+    recorder.record([deliveries_mod.SentMark(second, "<two@example.org>", at)])
+    recorder.close()
+    with db.transaction(ctx.sessions) as session:
+        sent = {d.id: d for d in session.scalars(select(Delivery))}
+        attempts = list(session.scalars(select(DeliveryAttempt)))
+        bounces = session.scalar(
+            select(Subscriber.hard_bounces).where(Subscriber.id == second.subscriber_id)
+        )
+    assert [(sent[d.id].status, sent[d.id].message_id) for d in (first, second, third)] == [
+        ("sent", "<one@example.org>"),
+        ("sent", "<two@example.org>"),
+        ("sending", None),
+    ]
+    assert sent[first.id].sent_at == at and sent[first.id].attempts == first.attempts + 1
+    assert sent[first.id].lease_owner is None and sent[first.id].leased_until is None
+    assert sorted((a.delivery_id, a.at, a.ok, a.permanent) for a in attempts) == [
+        (first.id, at, True, False),
+        (second.id, at, True, False),
+    ]
+    assert bounces == 0
+
+
+def test_a_failed_record_keeps_none_of_its_marks(any_context: Runtime) -> None:
+    ctx = planned(any_context, 2)
+    first, second = claim(ctx, "worker-a")
+    gone = dataclasses.replace(second, id=second.id + 1_000_000, edition_id=-1)  # breaks a key
+    recorder = deliveries_mod.SentRecorder(ctx.engine)
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
+        recorder.record(
+            [
+                deliveries_mod.SentMark(first, "<one@example.org>", NOW),
+                deliveries_mod.SentMark(gone, "<two@example.org>", NOW),
+            ]
+        )
+    recorder.record([deliveries_mod.SentMark(second, "<two@example.org>", NOW)])  # reconnects
+    recorder.close()
+    assert [(d.status, d.message_id) for d in rows(ctx)] == [
+        ("sending", None),
+        ("sent", "<two@example.org>"),
+    ]

@@ -8,22 +8,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
 from sqlalchemy import (
-    Connection,
     Engine,
-    Insert,
-    Update,
     bindparam,
     func,
     insert,
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
 
-from newsletter.store.bulk import table_of
+from newsletter.store.bulk import DriverStatement, table_of
 from newsletter.store.claims import ClaimedDelivery, record_attempt
 from newsletter.store.models import (
     Delivery,
@@ -43,79 +41,96 @@ class SentMark:
     at: datetime
 
 
-@cache
-def _sent_statements() -> tuple[Update, Insert]:
-    """Built once: constructing a statement costs more than running it on SQLite."""
-    deliveries = table_of(Delivery)
-    mark = (
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .values(
-            status=DeliveryStatus.SENT,
-            message_id=bindparam("b_message_id"),
-            sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
-            attempts=deliveries.c.attempts + 1,
-            last_error=None,
-            lease_owner=None,
-            leased_until=None,
+class _SentStatements:
+    """The sent mark's statements, compiled once for one engine's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        deliveries = table_of(Delivery)
+        mark = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .values(
+                status=DeliveryStatus.SENT,
+                message_id=bindparam("b_message_id"),
+                sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
+                attempts=deliveries.c.attempts + 1,
+                last_error=None,
+                lease_owner=None,
+                leased_until=None,
+            )
         )
-    )
-    return mark, insert(table_of(DeliveryAttempt))
-
-
-def mark_sent_many(connection: Connection, marks: Sequence[SentMark]) -> None:
-    """Mark deliveries sent (message id, time, an ok attempt) in few statements; the
-    caller commits once.
-
-    Plain Core statements executed with many parameter sets: the per-message cost of
-    recording stays far below the cost of composing the message.
-    """
-    if not marks:
-        return
-    mark, attempt = _sent_statements()
-    connection.execute(
-        mark,
-        [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks],
-    )
-    connection.execute(
-        attempt,
-        [
-            {
-                "delivery_id": m.delivery.id,
-                "edition_id": m.delivery.edition_id,
-                "at": m.at,
-                "ok": True,
-                "permanent": False,
-                "error": None,
-            }
-            for m in marks
-        ],
-    )
-    recovered = [m.delivery.subscriber_id for m in marks if m.delivery.hard_bounces]
-    if recovered:  # a success ends a run of hard bounces
         subscribers = table_of(Subscriber)
-        connection.execute(
-            update(subscribers).where(subscribers.c.id.in_(recovered)).values(hard_bounces=0)
+        recover = (
+            update(subscribers)
+            .where(subscribers.c.id == bindparam("b_id"))
+            .values(hard_bounces=0)
         )
+        self.mark = DriverStatement(mark, dialect)
+        self.attempt = DriverStatement(insert(table_of(DeliveryAttempt)), dialect, _ATTEMPT)
+        self.recover = DriverStatement(recover, dialect)
+
+
+_ATTEMPT = ("delivery_id", "edition_id", "at", "ok", "permanent", "error")
 
 
 class SentRecorder:
-    """Records sent marks over one connection held across commits, for the sending
-    threads' group commit (delivery.marks): a session per commit would cost more than
-    the statements themselves. The one writer outside db.transaction; used by one
-    thread at a time."""
+    """Records sent marks (message id, time, an ok attempt) over one connection held
+    across commits, for the sending threads' group commit (delivery.marks). The one
+    writer outside db.transaction; used by one thread at a time.
+
+    It runs its three statements through the driver's executemany (bulk.DriverStatement):
+    a commit of one mark took 246 µs (226 µs of CPU) through SQLAlchemy's Connection
+    and 123 µs (100 µs) this way, on SQLite in one run, and a send-now makes one commit
+    per one or two messages.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._connection: Connection | None = None
+        self._statements: _SentStatements | None = None
+        self._connection: PoolProxiedConnection | None = None
 
     def record(self, marks: Sequence[SentMark]) -> None:
         """Mark these sent and commit; on any error nothing of them is kept."""
+        if not marks:
+            return
+        if self._statements is None:
+            self._statements = _SentStatements(self.engine.dialect)
         if self._connection is None:
-            self._connection = self.engine.connect()
+            self._connection = self.engine.raw_connection()
+        statements, connection = self._statements, self._connection
         try:
-            mark_sent_many(self._connection, marks)
-            self._connection.commit()
+            cursor = connection.cursor()
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN")  # the engine's connections leave BEGIN to us (db.py)
+            cursor.executemany(
+                statements.mark.sql,
+                statements.mark.parameters(
+                    {"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at}
+                    for m in marks
+                ),
+            )
+            cursor.executemany(
+                statements.attempt.sql,
+                statements.attempt.parameters(
+                    {
+                        "delivery_id": m.delivery.id,
+                        "edition_id": m.delivery.edition_id,
+                        "at": m.at,
+                        "ok": True,
+                        "permanent": False,
+                        "error": None,
+                    }
+                    for m in marks
+                ),
+            )
+            recovered = [m.delivery.subscriber_id for m in marks if m.delivery.hard_bounces]
+            if recovered:  # a success ends a run of hard bounces
+                cursor.executemany(
+                    statements.recover.sql,
+                    statements.recover.parameters({"b_id": s} for s in recovered),
+                )
+            cursor.close()
+            connection.commit()
         except BaseException:
             self.close()
             raise
@@ -123,7 +138,7 @@ class SentRecorder:
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            connection.close()  # rolls back anything uncommitted
+            connection.close()  # back to the pool, which rolls back anything uncommitted
 
 
 def mark_retry(
