@@ -61,9 +61,7 @@ class _SentStatements:
         )
         subscribers = table_of(Subscriber)
         recover = (
-            update(subscribers)
-            .where(subscribers.c.id == bindparam("b_id"))
-            .values(hard_bounces=0)
+            update(subscribers).where(subscribers.c.id == bindparam("b_id")).values(hard_bounces=0)
         )
         self.mark = DriverStatement(mark, dialect)
         self.attempt = DriverStatement(insert(table_of(DeliveryAttempt)), dialect, _ATTEMPT)
