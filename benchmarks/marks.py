@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, insert
 from support import database
 
 from newsletter.store import db
 from newsletter.store.bulk import table_of
 from newsletter.store.claims import ClaimedDelivery
-from newsletter.store.deliveries import SentMark, SentRecorder
-from newsletter.store.models import Delivery, DeliveryAttempt, Edition, Subscriber
+from newsletter.store.deliveries import SentMark, SentRecorder, sent_rows, sent_statements
+from newsletter.store.models import Delivery, Edition, Subscriber
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
@@ -57,36 +57,14 @@ def build(engine: Engine, count: int) -> list[ClaimedDelivery]:
 
 
 def through_sqlalchemy(engine: Engine) -> Callable[[Sequence[SentMark]], None]:
-    """The reference: Core statements executed with many parameter sets, one commit."""
-    deliveries = table_of(Delivery)
-    mark = (
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .values(
-            status="sent",
-            message_id=bindparam("b_message_id"),
-            sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
-            attempts=deliveries.c.attempts + 1,
-            last_error=None,
-            lease_owner=None,
-            leased_until=None,
-        )
-    )
+    """The reference: the recorder's own statements and rows executed by SQLAlchemy's
+    Connection with many parameter sets, one commit per group."""
     connection = engine.connect()
 
     def record(marks: Sequence[SentMark]) -> None:
-        connection.execute(
-            mark,
-            [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks],
-        )
-        connection.execute(
-            insert(table_of(DeliveryAttempt)),
-            [
-                {"delivery_id": m.delivery.id, "edition_id": m.delivery.edition_id, "at": m.at}
-                | {"ok": True, "permanent": False, "error": None}
-                for m in marks
-            ],
-        )
+        for statement, rows in zip(sent_statements(), sent_rows(marks), strict=True):
+            if rows:
+                connection.execute(statement, rows)
         connection.commit()
 
     return record

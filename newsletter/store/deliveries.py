@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
+    Insert,
+    Update,
     bindparam,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -41,34 +44,57 @@ class SentMark:
     at: datetime
 
 
-class _SentStatements:
-    """The sent mark's statements, compiled once for one engine's dialect."""
+class SentStatements(NamedTuple):
+    """The Core statements a group of sent marks runs, in order, each with many rows."""
 
-    def __init__(self, dialect: Dialect) -> None:
-        deliveries = table_of(Delivery)
-        mark = (
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"))
-            .values(
-                status=DeliveryStatus.SENT,
-                message_id=bindparam("b_message_id"),
-                sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
-                attempts=deliveries.c.attempts + 1,
-                last_error=None,
-                lease_owner=None,
-                leased_until=None,
-            )
-        )
-        subscribers = table_of(Subscriber)
-        recover = (
-            update(subscribers).where(subscribers.c.id == bindparam("b_id")).values(hard_bounces=0)
-        )
-        self.mark = DriverStatement(mark, dialect)
-        self.attempt = DriverStatement(insert(table_of(DeliveryAttempt)), dialect, _ATTEMPT)
-        self.recover = DriverStatement(recover, dialect)
+    mark: Update  # the delivery: sent, its message id and time, the lease cleared
+    attempt: Insert  # an ok attempt
+    recover: Update  # a success ends a run of hard bounces
 
 
 _ATTEMPT = ("delivery_id", "edition_id", "at", "ok", "permanent", "error")
+Rows = list[dict[str, Any]]
+
+
+@cache
+def sent_statements() -> SentStatements:
+    """Built once: constructing a statement costs more than running it on SQLite."""
+    deliveries = table_of(Delivery)
+    subscribers = table_of(Subscriber)
+    return SentStatements(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(
+            status=DeliveryStatus.SENT,
+            message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_at", type_=deliveries.c.sent_at.type),
+            attempts=deliveries.c.attempts + 1,
+            last_error=None,
+            lease_owner=None,
+            leased_until=None,
+        ),
+        insert(table_of(DeliveryAttempt)),
+        update(subscribers).where(subscribers.c.id == bindparam("b_id")).values(hard_bounces=0),
+    )
+
+
+def sent_rows(marks: Sequence[SentMark]) -> tuple[Rows, Rows, Rows]:
+    """The parameter rows for each of sent_statements(), in the same order (an empty
+    list: that statement has nothing to do)."""
+    marked = [{"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at} for m in marks]
+    attempts = [
+        {
+            "delivery_id": m.delivery.id,
+            "edition_id": m.delivery.edition_id,
+            "at": m.at,
+            "ok": True,
+            "permanent": False,
+            "error": None,
+        }
+        for m in marks
+    ]
+    recovered = [{"b_id": m.delivery.subscriber_id} for m in marks if m.delivery.hard_bounces]
+    return marked, attempts, recovered
 
 
 class SentRecorder:
@@ -76,7 +102,7 @@ class SentRecorder:
     across commits, for the sending threads' group commit (delivery.marks). The one
     writer outside db.transaction; used by one thread at a time.
 
-    It runs its three statements through the driver's executemany (bulk.DriverStatement):
+    It runs sent_statements() through the driver's executemany (bulk.DriverStatement):
     on SQLite a commit of one mark takes 123 µs this way against 208 µs through
     SQLAlchemy's Connection (benchmarks/marks.py, same run), and a send-now makes one
     commit per one or two messages. On PostgreSQL the server's round trips dominate: the
@@ -85,7 +111,7 @@ class SentRecorder:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._statements: _SentStatements | None = None
+        self._statements: list[DriverStatement] | None = None
         self._connection: PoolProxiedConnection | None = None
 
     def record(self, marks: Sequence[SentMark]) -> None:
@@ -93,43 +119,24 @@ class SentRecorder:
         if not marks:
             return
         if self._statements is None:
-            self._statements = _SentStatements(self.engine.dialect)
+            dialect = self.engine.dialect
+            mark, attempt, recover = sent_statements()
+            self._statements = [
+                DriverStatement(mark, dialect),
+                DriverStatement(attempt, dialect, _ATTEMPT),
+                DriverStatement(recover, dialect),
+            ]
         if self._connection is None:
             self._connection = self.engine.raw_connection()
-        statements, connection = self._statements, self._connection
         try:
-            cursor = connection.cursor()
+            cursor = self._connection.cursor()
             if self.engine.dialect.name == "sqlite":
                 cursor.execute("BEGIN")  # the engine's connections leave BEGIN to us (db.py)
-            cursor.executemany(
-                statements.mark.sql,
-                statements.mark.parameters(
-                    {"b_id": m.delivery.id, "b_message_id": m.message_id, "b_at": m.at}
-                    for m in marks
-                ),
-            )
-            cursor.executemany(
-                statements.attempt.sql,
-                statements.attempt.parameters(
-                    {
-                        "delivery_id": m.delivery.id,
-                        "edition_id": m.delivery.edition_id,
-                        "at": m.at,
-                        "ok": True,
-                        "permanent": False,
-                        "error": None,
-                    }
-                    for m in marks
-                ),
-            )
-            recovered = [m.delivery.subscriber_id for m in marks if m.delivery.hard_bounces]
-            if recovered:  # a success ends a run of hard bounces
-                cursor.executemany(
-                    statements.recover.sql,
-                    statements.recover.parameters({"b_id": s} for s in recovered),
-                )
+            for statement, rows in zip(self._statements, sent_rows(marks), strict=True):
+                if rows:
+                    cursor.executemany(statement.sql, statement.parameters(rows))
             cursor.close()
-            connection.commit()
+            self._connection.commit()
         except BaseException:
             self.close()
             raise
