@@ -90,6 +90,40 @@ def test_embeddings_find_a_paper_that_shares_no_words() -> None:
     assert rank([text("healthcare")], papers, params=params)["text:healthcare"] == []
 
 
+def at_cosine(cosines: Sequence[float]) -> tuple[list[Candidate], np.ndarray]:
+    """Papers whose embeddings have these cosines with the returned interest vector,
+    and titles that share no word with "oncology"."""
+    papers = [
+        paper(n, f"Study number {n}", embedding=to_bytes(np.array([c, np.sqrt(1 - c * c)])))
+        for n, c in enumerate(cosines, start=1)
+    ]
+    return papers, np.array([[1.0, 0.0]], np.float32)
+
+
+def test_a_paper_that_stands_out_for_a_broad_interest_matches_below_the_threshold() -> None:
+    # 0.6 x 0.55 = relevance 0.33: under the threshold (0.37), over the stand-out floor
+    # (0.30), and far above what the other fourteen papers score for this interest.
+    papers, vectors = at_cosine([0.55] + [0.05] * 14)
+    ranked = rank([text("oncology")], papers, interest_vectors=vectors)
+    assert [m.paper_id for m in ranked["text:oncology"]] == [1]
+    off = MatchParams(standout_threshold=MatchParams().threshold)
+    assert rank([text("oncology")], papers, interest_vectors=vectors, params=off) == {
+        "text:oncology": []
+    }
+
+
+def test_a_paper_among_many_that_score_alike_needs_the_full_threshold() -> None:
+    # The same 0.33, but a third of the window scores about as much: nothing stands out.
+    papers, vectors = at_cosine([0.55] + [0.5] * 4 + [0.05] * 10)
+    assert rank([text("oncology")], papers, interest_vectors=vectors)["text:oncology"] == []
+
+
+def test_a_small_window_lets_nothing_stand_out() -> None:
+    # Three standard deviations need eleven papers: with five, the threshold alone decides.
+    papers, vectors = at_cosine([0.55] + [0.05] * 4)
+    assert rank([text("oncology")], papers, interest_vectors=vectors)["text:oncology"] == []
+
+
 def test_embeddings_round_trip_as_float32_bytes() -> None:
     vector = np.array([0.25, -0.5, 1.0], np.float32)
     assert len(to_bytes(vector)) == 12

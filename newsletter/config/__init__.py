@@ -205,6 +205,8 @@ class MatchingConfig(Section):
     category_bonus: float = Field(default=0.15, ge=0, le=1)
     threshold: float = Field(default=0.37, gt=0, lt=1)
     lexical_threshold: float = Field(default=0.3, gt=0, lt=1)
+    standout_threshold: float = Field(default=0.30, gt=0, lt=1)
+    standout_sigma: float = Field(default=3.0, gt=0)
     relevance_weight: float = Field(default=0.4, ge=0, le=1)
     half_life_days: float = Field(default=3.5, gt=0)
     topic_similarity: float = Field(default=0.7, gt=0, le=1)

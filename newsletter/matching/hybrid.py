@@ -173,7 +173,6 @@ class _Papers:
 
         Relevance is computed CHUNK rows at a time: its temporaries stay in cache.
         """
-        threshold = self.params.threshold
         hits: list[np.ndarray] = []
         values: list[np.ndarray] = []
         for start in range(0, len(lexical), CHUNK):
@@ -182,12 +181,32 @@ class _Papers:
                 lexical[part],
                 None if semantic is None else semantic[part],
                 None if bonus is None else bonus[part],
-            ).ravel()
-            found = np.flatnonzero(relevance >= threshold)
+            )
+            found = np.flatnonzero(self._matching(relevance, semantic is not None))
+            relevance = relevance.ravel()
             hits.append(found + start * self.size)
             values.append(relevance[found])
         rows, columns = np.divmod(np.concatenate(hits), self.size)
         return rows, columns, np.concatenate(values)
+
+    def _matching(self, relevance: np.ndarray, semantic: bool) -> np.ndarray:
+        """Which pairs match: relevance at or above the threshold, or, for a paper that
+        stands out from the window for that interest (at least `standout_sigma` standard
+        deviations above the interest's mean over all candidates), at or above the lower
+        `standout_threshold`. A short, broad interest scores low against everything by
+        meaning; the papers on its subject still rise clearly above the rest. With few
+        candidates no paper can stand out that far (3 deviations need eleven). Words
+        alone are too sparse for it: most papers score 0, so any shared word stands out;
+        there the threshold alone decides."""
+        p = self.params
+        found = relevance >= p.threshold
+        if semantic and p.standout_threshold < p.threshold:
+            mean = relevance.mean(axis=1, keepdims=True)
+            spread = relevance.std(axis=1, keepdims=True)
+            found |= (relevance >= p.standout_threshold) & (
+                relevance >= mean + p.standout_sigma * spread
+            )
+        return found
 
     def _relevance(
         self, lexical: np.ndarray, semantic: np.ndarray | None, bonus: np.ndarray | None

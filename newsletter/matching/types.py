@@ -32,7 +32,7 @@ class Candidate:
 class Match:
     paper_id: int
     score: float  # the order of a digest: relevance combined with trending
-    relevance: float  # how well the paper fits the interest; ≥ the threshold
+    relevance: float  # how well the paper fits the interest (≥ the threshold it passed)
     reason: str = ""  # "why you got this": the interest and how it matched
 
 
@@ -41,7 +41,8 @@ class MatchParams:
     """Weights and calibrated thresholds (config `matching`; defaults fit the eval set).
 
     relevance = semantic_weight · cosine + lexical_weight · coverage (+ category_bonus)
-    A paper matches when relevance ≥ threshold. Without embeddings: relevance =
+    A paper matches when relevance ≥ threshold, or, by meaning, ≥ standout_threshold where it
+    stands out from the window's papers for that interest. Without embeddings: relevance =
     coverage (+ category_bonus) against lexical_threshold, rescaled onto the same scale.
     A typed interest that names a configured topic is matched as that topic (expand.py).
     """
@@ -51,6 +52,10 @@ class MatchParams:
     category_bonus: float = 0.15
     threshold: float = 0.37
     lexical_threshold: float = 0.3
+    # A paper that stands out from the window for an interest matches from this lower
+    # relevance (see hybrid._Papers._matching).
+    standout_threshold: float = 0.30
+    standout_sigma: float = 3.0
     relevance_weight: float = 0.4
     half_life_days: float = 3.5
     topic_similarity: float = 0.7  # a one-word interest this close to a topic's name is it

@@ -137,6 +137,8 @@ def params(config: MatchingConfig) -> MatchParams:
         category_bonus=config.category_bonus,
         threshold=config.threshold,
         lexical_threshold=config.lexical_threshold,
+        standout_threshold=config.standout_threshold,
+        standout_sigma=config.standout_sigma,
         relevance_weight=config.relevance_weight,
         half_life_days=config.half_life_days,
         topic_similarity=config.topic_similarity,
