@@ -32,8 +32,9 @@ def match(state: State, queries: tuple[str, ...], days: int | None, as_json: boo
     A QUERY is a topic slug from config.yaml or free text. Ranking is exactly the one
     the weekly digest uses (relevance threshold, then relevance mixed with trending),
     limited to digest.max_papers. Score and relevance are on a 0–1 scale: a paper is
-    picked at relevance ≥ matching.threshold, and the score (its digest order) mixes
-    relevance with how much the paper is trending.
+    picked at relevance ≥ matching.threshold (with the model, from
+    matching.standout_threshold where it stands out from the window's papers), and the
+    score (its digest order) mixes relevance with how much the paper is trending.
     """
     context = state.context()
     with embedding_bar() as embedding:

@@ -169,7 +169,7 @@ class _Papers:
     def _hits(
         self, lexical: np.ndarray, semantic: np.ndarray | None, bonus: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row, column and relevance of every pair at or above the threshold, row by row.
+        """Row, column and relevance of every matching pair (`_matching`), row by row.
 
         Relevance is computed CHUNK rows at a time: its temporaries stay in cache.
         """
