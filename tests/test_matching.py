@@ -118,9 +118,11 @@ def test_a_paper_among_many_that_score_alike_needs_the_full_threshold() -> None:
     assert rank([text("oncology")], papers, interest_vectors=vectors)["text:oncology"] == []
 
 
-def test_a_small_window_lets_nothing_stand_out() -> None:
-    # Three standard deviations need eleven papers: with five, the threshold alone decides.
-    papers, vectors = at_cosine([0.55] + [0.05] * 4)
+@pytest.mark.parametrize("cosines", [[0.55] + [0.05] * 4, [0.55], [0.55] * 12])
+def test_a_small_or_even_window_lets_nothing_stand_out(cosines: list[float]) -> None:
+    # Three standard deviations need eleven papers, and a spread: with five papers, one,
+    # or twelve that all score alike, the threshold alone decides.
+    papers, vectors = at_cosine(cosines)
     assert rank([text("oncology")], papers, interest_vectors=vectors)["text:oncology"] == []
 
 

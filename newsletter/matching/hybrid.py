@@ -203,8 +203,10 @@ class _Papers:
         if semantic and p.standout_threshold < p.threshold:
             mean = relevance.mean(axis=1, keepdims=True)
             spread = relevance.std(axis=1, keepdims=True)
+            # Strictly above: where every paper scores alike (one paper, say) the
+            # spread is 0 and nothing stands out.
             found |= (relevance >= p.standout_threshold) & (
-                relevance >= mean + p.standout_sigma * spread
+                relevance > mean + p.standout_sigma * spread
             )
         return found
 
