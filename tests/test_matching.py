@@ -118,6 +118,16 @@ def test_a_paper_among_many_that_score_alike_needs_the_full_threshold() -> None:
     assert rank([text("oncology")], papers, interest_vectors=vectors)["text:oncology"] == []
 
 
+def test_a_paper_scored_by_words_alone_never_stands_out() -> None:
+    # Among papers with embeddings, one without is scored by its words: far above the
+    # rest here, yet under the threshold, so it does not match.
+    papers, vectors = at_cosine([0.05] * 14)
+    papers.append(paper(99, "Oncology of tumours", "A study of tumours."))
+    params = MatchParams(threshold=0.95, lexical_threshold=0.95, standout_threshold=0.3)
+    ranked = rank([text("oncology")], papers, interest_vectors=vectors, params=params)
+    assert ranked["text:oncology"] == []
+
+
 @pytest.mark.parametrize("cosines", [[0.55] + [0.05] * 4, [0.55], [0.55] * 12])
 def test_a_small_or_even_window_lets_nothing_stand_out(cosines: list[float]) -> None:
     # Three standard deviations need eleven papers, and a spread: with five papers, one,

@@ -9,7 +9,7 @@ weekly run loads the model once.
 Where Optimum and ONNX Runtime are installed (they come with the `semantic` extra), the
 packaged model runs on sentence-transformers' ONNX backend, with the same matching
 results (benchmarks/embed.py: 2-2.8x faster than torch in two runs under heavy load,
-within 10 % of it, either way, in every later run). Its ONNX file is exported once
+in every later run even with torch or up to 10 % slower). Its ONNX file is exported once
 from the packaged weights (never downloaded) into a cache folder (`onnx_folder`).
 Vectors are stored under the model name with the backend appended ("…@onnx"), so
 vectors of two backends are never mixed: switching backends re-embeds once.

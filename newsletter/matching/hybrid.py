@@ -197,7 +197,8 @@ class _Papers:
         meaning; the papers on its subject still rise clearly above the rest. With few
         candidates no paper can stand out that far (3 deviations need eleven). Words
         alone are too sparse for it: most papers score 0, so any shared word stands out;
-        there the threshold alone decides."""
+        there the threshold alone decides, as it does for a paper still without an
+        embedding (scored by words) among papers that have one."""
         p = self.params
         found = relevance >= p.threshold
         if semantic and p.standout_threshold < p.threshold:
@@ -205,9 +206,11 @@ class _Papers:
             spread = relevance.std(axis=1, keepdims=True)
             # Strictly above: where every paper scores alike (one paper, say) the
             # spread is 0 and nothing stands out.
-            found |= (relevance >= p.standout_threshold) & (
+            standout = (relevance >= p.standout_threshold) & (
                 relevance > mean + p.standout_sigma * spread
             )
+            standout[:, self.without_vector] = False
+            found |= standout
         return found
 
     def _relevance(
